@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install everything FactoryHub needs on Debian 12, as root, idempotently:
+#   deploy/install.sh          the demo (munge, Slurm, Python environment, proxy)
+#   deploy/install.sh --test   the same, plus what the tests need (Chromium, test packages)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+prefix=/opt/factoryhub
+with_tests=${1:-}
+
+debs=(munge slurmctld slurmd slurm-client python3 python3-venv)
+[ "$with_tests" = "--test" ] && debs+=(chromium)
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# One shared session environment, readable by every learner (jobs run it as the learner).
+# It is built on Debian's Python: an interpreter under /root (pyenv) is unreadable to learners.
+mkdir -p "$prefix"
+case "$(readlink -f "$prefix/venv/bin/python" 2>/dev/null)" in
+  /usr/bin/python3*) ;;
+  *) rm -rf "$prefix/venv"; /usr/bin/python3 -m venv "$prefix/venv" ;;
+esac
+pip=("$prefix/venv/bin/pip" install --quiet --disable-pip-version-check)
+extra=""
+[ "$with_tests" = "--test" ] && extra="[test]"
+"${pip[@]}" "$repo$extra"
+# The package itself is re-installed on every run so the hub and jobs use this checkout.
+"${pip[@]}" --no-deps --force-reinstall "$repo"
+chmod -R a+rX "$prefix/venv"
+
+# configurable-http-proxy from npm, pinned (security floor: 4.5.1, see docs/security.md).
+chp_version=$(sed -n 's/.*"configurable-http-proxy": *"\([^"]*\)".*/\1/p' "$repo/deploy/package.json")
+if ! [ -x "$prefix/node/node_modules/.bin/configurable-http-proxy" ] || \
+   ! grep -q "\"version\": \"$chp_version\"" "$prefix/node/node_modules/configurable-http-proxy/package.json"; then
+  mkdir -p "$prefix/node"
+  cp "$repo/deploy/package.json" "$prefix/node/package.json"
+  npm install --silent --no-audit --no-fund --prefix "$prefix/node" >/dev/null
+fi

@@ -1,0 +1,79 @@
+"""`factoryhub` on the command line: bring the embedded demo site up, down, and report on it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .accounts import ensure_accounts
+from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
+from .hubprocess import HubInstance, hub_status, start_hub, stop_hub
+from .site import load_site
+
+
+def _hub(repo: Path) -> HubInstance:
+    site_path = repo / "hub_config" / "site.toml"
+    return HubInstance(load_site(site_path), site_path, repo / "hub_config" / "jupyterhub_config.py")
+
+
+def _nodes() -> list[str]:
+    conf = SLURM_ETC / "slurm.conf"
+    return node_names(conf.read_text()) if conf.exists() else []
+
+
+def demo_start(repo: Path) -> None:
+    hub = _hub(repo)
+    nodes = ensure_slurm(repo / "deploy")
+    print(f"Slurm is up: nodes {', '.join(nodes)}")
+    created = ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)
+    if created:
+        print(f"Created Unix accounts: {', '.join(created)}")
+    start_hub(hub)
+    print(f"\nFactoryHub is running at {hub.site.hub.url}\n\nDemo accounts (user / password):")
+    for account in hub.site.demo_accounts:
+        print(f"  {account.name:<10} {account.password:<18} {account.role}")
+    print("\nStop everything with `make stop`; see what runs with `make status`.")
+
+
+def demo_stop(repo: Path) -> None:
+    stop_hub(_hub(repo))
+    stop_slurm(_nodes())
+    print("Stopped the hub, the proxy and Slurm (munge keeps running).")
+
+
+def demo_status(repo: Path) -> int:
+    status = {**slurm_status(_nodes()), **hub_status(_hub(repo))}
+    for name, pid in status.items():
+        print(f"{name:<14} {'running, pid ' + str(pid) if pid else 'stopped'}")
+    return 0 if all(status.values()) else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="factoryhub", description=__doc__)
+    sub = parser.add_subparsers(dest="area", required=True)
+    demo = sub.add_parser("demo", help="the embedded demo site (Slurm, proxy, hub)")
+    demo.add_argument("action", choices=["start", "stop", "status"])
+    slurm = sub.add_parser("slurm", help="only the embedded Slurm (munge, slurmctld, slurmd)")
+    slurm.add_argument("action", choices=["start", "stop"])
+    for p in (demo, slurm):
+        p.add_argument("--repo", type=Path, default=Path.cwd(), help="FactoryHub checkout")
+    args = parser.parse_args(argv)
+    repo = args.repo.resolve()
+    if args.area == "slurm":
+        if args.action == "start":
+            print("Slurm nodes up:", ", ".join(ensure_slurm(repo / "deploy")))
+        else:
+            stop_slurm(_nodes())
+        return 0
+    if args.action == "start":
+        demo_start(repo)
+    elif args.action == "stop":
+        demo_stop(repo)
+    else:
+        return demo_status(repo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

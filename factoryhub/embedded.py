@@ -1,0 +1,131 @@
+"""The embedded single-host Slurm site: configuration, stand-in GPUs, munge and the daemons.
+
+A straight list of idempotent steps; running `ensure_slurm()` twice changes nothing the second
+time. Node names are read from the rendered slurm.conf, so the layout lives in one file
+(`deploy/slurm/slurm.conf.in`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+from .daemons import run_daemon, running_pid, stop_daemon, wait_for
+
+SLURM_ETC = Path("/etc/slurm")
+RUN_DIR = Path("/run/slurm")
+MUNGE_PID = Path("/run/munge/munged.pid")
+CTLD_PID = RUN_DIR / "slurmctld.pid"
+GPU_MAJOR = 195  # NVIDIA's character-device major number
+
+
+def render_slurm_conf(template: str, host: str) -> str:
+    """slurm.conf for this host from the template (pure)."""
+    return template.replace("@HOST@", host)
+
+
+def node_names(slurm_conf: str) -> list[str]:
+    """Node names declared one per NodeName line (pure)."""
+    return re.findall(r"^NodeName=(\S+)\s", slurm_conf, flags=re.MULTILINE)
+
+
+def gpu_device_files(gres_conf: str) -> list[Path]:
+    """The device files gres.conf names, with `[a-b]` ranges expanded (pure)."""
+    files: list[Path] = []
+    for stem, low, high in re.findall(r"File=(\S+?)\[(\d+)-(\d+)\]", gres_conf):
+        files += [Path(f"{stem}{i}") for i in range(int(low), int(high) + 1)]
+    return files
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def ensure_config(deploy_dir: Path) -> bool:
+    """Write slurm.conf and gres.conf; True when either changed."""
+    SLURM_ETC.mkdir(parents=True, exist_ok=True)
+    template = (deploy_dir / "slurm" / "slurm.conf.in").read_text()
+    changed = _write_if_changed(
+        SLURM_ETC / "slurm.conf", render_slurm_conf(template, socket.gethostname())
+    )
+    gres = (deploy_dir / "slurm" / "gres.conf").read_text()
+    return _write_if_changed(SLURM_ETC / "gres.conf", gres) or changed
+
+
+def ensure_gpu_devices() -> list[Path]:
+    """Stand-in GPU character devices, unless real NVIDIA devices exist."""
+    made = []
+    for index, path in enumerate(gpu_device_files((SLURM_ETC / "gres.conf").read_text())):
+        if path.exists() and stat.S_ISCHR(path.stat().st_mode):
+            continue
+        path.unlink(missing_ok=True)
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(GPU_MAJOR, index))
+        made.append(path)
+    return made
+
+
+def ensure_dirs(nodes: list[str]) -> None:
+    slurm = shutil.chown
+    for path in (Path("/var/spool/slurmctld"), Path("/var/log/slurm"), RUN_DIR):
+        path.mkdir(parents=True, exist_ok=True)
+        slurm(path, "slurm", "slurm")
+    for node in nodes:
+        Path("/var/spool/slurmd", node).mkdir(parents=True, exist_ok=True)
+    Path("/run/munge").mkdir(parents=True, exist_ok=True)
+    shutil.chown("/run/munge", "munge", "munge")
+
+
+def slurmd_pidfile(node: str) -> Path:
+    return RUN_DIR / f"slurmd-{node}.pid"
+
+
+def controller_answers() -> bool:
+    result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+    return "UP" in result.stdout
+
+
+def nodes_ready() -> bool:
+    """True when no node is in an unknown or not-responding state."""
+    result = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--format=%N %t"], capture_output=True, text=True,
+        timeout=15,
+    )
+    states = [line.split()[1] for line in result.stdout.splitlines() if line.strip()]
+    return bool(states) and not any(s.endswith("*") or s.startswith("unk") for s in states)
+
+
+def ensure_slurm(deploy_dir: Path) -> list[str]:
+    """Configure and start munge, slurmctld and one slurmd per node; return the node names."""
+    changed = ensure_config(deploy_dir)
+    nodes = node_names((SLURM_ETC / "slurm.conf").read_text())
+    ensure_dirs(nodes)
+    ensure_gpu_devices()
+    if changed:
+        stop_slurm(nodes)  # a changed layout needs fresh daemons
+    run_daemon(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], MUNGE_PID)
+    run_daemon(["/usr/sbin/slurmctld"], CTLD_PID)
+    wait_for(controller_answers, 30, "slurmctld", interval=0.3)
+    for node in nodes:
+        run_daemon(["/usr/sbin/slurmd", "-N", node], slurmd_pidfile(node))
+    wait_for(nodes_ready, 60, "Slurm nodes", interval=0.5)
+    return nodes
+
+
+def stop_slurm(nodes: list[str]) -> None:
+    for node in nodes:
+        stop_daemon(slurmd_pidfile(node))
+    stop_daemon(CTLD_PID)
+
+
+def slurm_status(nodes: list[str]) -> dict[str, int | None]:
+    status = {"munged": running_pid(MUNGE_PID), "slurmctld": running_pid(CTLD_PID)}
+    status.update({f"slurmd {node}": running_pid(slurmd_pidfile(node)) for node in nodes})
+    return status

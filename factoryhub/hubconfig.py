@@ -1,0 +1,64 @@
+"""JupyterHub settings derived from a `Site`: small setters on a traitlets `Config`.
+
+`hub_config/jupyterhub_config.py` only loads the site and calls `apply_site`; tests build a
+`Config()` and assert on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets.config import Config
+
+from .site import Site
+
+
+def _set_hub(c: Config, site: Site) -> None:
+    hub = site.hub
+    c.JupyterHub.bind_url = hub.url
+    c.JupyterHub.hub_ip = hub.hub_ip
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.db_url = f"sqlite:///{Path(hub.state_dir) / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(Path(hub.state_dir) / "jupyterhub_cookie_secret")
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 4
+    # A hub restart must never stop sessions: the jobs live on in Slurm and are re-adopted.
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+
+
+def _set_proxy(c: Config, site: Site) -> None:
+    # The proxy runs as its own daemon (started by `factoryhub demo`), so restarting the hub
+    # leaves every route in place. The token comes from CONFIGPROXY_AUTH_TOKEN.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.hub.proxy_api_port}"
+
+
+def _set_auth(c: Config, site: Site) -> None:
+    # Learners are real Unix accounts: PAM checks their passwords, the group limits who may
+    # log in, and their jobs run under the same uid.
+    c.JupyterHub.authenticator_class = "pam"
+    c.Authenticator.admin_users = set(site.hub.admin_users)
+    c.Authenticator.allowed_users = set()
+    c.PAMAuthenticator.allowed_groups = {site.hub.allowed_group}
+    c.PAMAuthenticator.open_sessions = False
+
+
+def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
+    c.JupyterHub.spawner_class = "factoryhub"
+    c.SlurmSpawner.site_path = str(site_path)
+    c.Spawner.default_url = "/lab"
+    c.Spawner.poll_interval = int(site.slurm.poll_interval)
+    c.Spawner.start_timeout = 600  # a queued session may wait; the learner sees why
+    c.Spawner.http_timeout = 120
+
+
+def apply_site(c: Config, site: Site, site_path: Path, template_dir: Path | None = None) -> None:
+    """Configure JupyterHub for `site` (read from `site_path`)."""
+    _set_hub(c, site)
+    _set_proxy(c, site)
+    _set_auth(c, site)
+    _set_spawner(c, site, site_path)
+    if template_dir is not None:
+        c.JupyterHub.template_paths = [str(template_dir)]
+        c.JupyterHub.template_vars = {"factoryhub_title": site.hub.title}

@@ -1,0 +1,165 @@
+"""The site model: what an AI factory's `site.toml` says, read once into frozen dataclasses.
+
+The live scheduler is the truth about partitions and nodes; `site.toml` overlays what the
+scheduler cannot say (labels, per-job GPU limits, session environments, energy factors) and the
+hub's own settings. Unknown keys are rejected with their dotted name so a typo never passes
+silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SiteError(ValueError):
+    """A `site.toml` that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """How the hub presents itself and where it keeps its state."""
+
+    id: str = "factoryhub"
+    title: str = "FactoryHub"
+    url: str = "http://127.0.0.1:8000"
+    hub_ip: str = "127.0.0.1"
+    hub_port: int = 8081
+    proxy_api_port: int = 8001
+    state_dir: str = "/var/lib/factoryhub"
+    admin_users: tuple[str, ...] = ()
+    trainers: tuple[str, ...] = ()
+    allowed_group: str = "factoryhub"  # Unix group whose members may log in
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Where the Slurm commands are and how long the hub waits for them."""
+
+    bin_dir: str = "/usr/bin"
+    command_timeout: float = 20.0
+    poll_interval: float = 10.0
+    start_poll_interval: float = 0.25
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A partition as the site wants learners to see it (limits overlay the scheduler's)."""
+
+    label: str = ""
+    description: str = ""
+    max_walltime: str = "12:00:00"
+    default_walltime: str = "01:00:00"
+    max_cpus: int = 16
+    max_memory_gb: int = 64
+    max_gpus: int = 0
+    gpu_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A software environment a session can run in: a Python prefix with JupyterLab."""
+
+    label: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class SessionDefaults:
+    """What a session gets when the learner asks for nothing in particular."""
+
+    partition: str = "cpu"
+    cpus: int = 1
+    memory_gb: int = 2
+    walltime: str = "01:00:00"
+    environment: str = "default"
+    log_dir: str = ".factoryhub/logs"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A Unix account the embedded demo creates (never used on a real site)."""
+
+    name: str
+    password: str
+    role: str = "learner"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything `site.toml` says."""
+
+    hub: HubSettings = field(default_factory=HubSettings)
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    session: SessionDefaults = field(default_factory=SessionDefaults)
+    partitions: dict[str, Partition] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    demo_accounts: tuple[DemoAccount, ...] = ()
+
+    def partition(self, name: str) -> Partition:
+        """The named partition; `KeyError` when the site does not offer it."""
+        return self.partitions[name]
+
+
+def _build(cls: type, raw: object, where: str) -> object:
+    """Build dataclass `cls` from TOML data, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise SiteError(f"{where or 'site'}: expected a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        allowed = ", ".join(sorted(names))
+        raise SiteError(f"unknown key {where}{unknown[0]!s} (allowed here: {allowed})")
+    values = {key: _convert(hints[key], value, f"{where}{key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise SiteError(f"{where or 'site'}: {exc}") from None
+
+
+def _convert(hint: object, value: object, where: str) -> object:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{where}.")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SiteError(f"{where}: expected a table")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SiteError(f"{where}: expected a list")
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    expected = {float: (int, float)}.get(hint, hint)
+    if isinstance(value, bool) and hint is not bool or not isinstance(value, expected):
+        raise SiteError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return float(value) if hint is float else value
+
+
+def _check(site: Site) -> Site:
+    if site.session.partition not in site.partitions:
+        raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
+    if site.session.environment not in site.environments:
+        raise SiteError(f"session.environment {site.session.environment!r} is not in [environments]")
+    return site
+
+
+def parse_site(text: str) -> Site:
+    """Parse the text of a `site.toml`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError(f"site.toml is not valid TOML: {exc}") from None
+    return _check(_build(Site, raw, ""))
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and parse a `site.toml` file."""
+    return parse_site(Path(path).read_text(encoding="utf-8"))

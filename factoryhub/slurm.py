@@ -1,0 +1,193 @@
+"""The one seam to the scheduler: Slurm commands as argv lists, and pure parsers of their output.
+
+Every command runs through `asyncio.create_subprocess_exec` with a deadline (an unreachable
+controller makes Slurm retry for ~9 s per call), never a shell. Failures are classified: a
+scheduler that cannot be reached is `SchedulerUnavailable` ("unknown, keep"), anything else a
+`SlurmError` carrying Slurm's own message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
+SQUEUE_FIELDS = ("job_id", "state", "reason", "nodes", "name", "user", "time_left", "start", "comment")
+SQUEUE_FORMAT = "%i|%T|%r|%N|%j|%u|%L|%S|%k"
+
+_UNAVAILABLE = (
+    "unable to contact slurm controller",
+    "socket timed out",
+    "zero bytes were transmitted",
+    "transport endpoint is not connected",
+    "connection refused",
+    "slurm_receive_msg",
+    "rate limit",
+    "communication connection failure",
+)
+
+
+class SlurmError(RuntimeError):
+    """Slurm refused or failed a command; the message is Slurm's own, trimmed."""
+
+
+class SchedulerUnavailable(SlurmError):
+    """The controller could not be reached or did not answer in time: state unknown, keep."""
+
+
+class UnknownJob(SlurmError):
+    """The controller answered and does not know the job (it left the queue long ago)."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One row of `squeue` for a job."""
+
+    job_id: str
+    state: str
+    reason: str
+    nodes: str
+    name: str
+    user: str
+    time_left: str
+    start: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished command."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def classify_failure(argv: list[str], result: Completed) -> SlurmError:
+    """The error a failed Slurm command means; pure, tested with real Slurm messages."""
+    text = (result.stderr or result.stdout).strip()
+    lowered = text.lower()
+    message = f"{Path(argv[0]).name} failed (exit {result.returncode}): {text[:500]}"
+    if "invalid job id specified" in lowered:
+        return UnknownJob(message)
+    if not text or any(marker in lowered for marker in _UNAVAILABLE):
+        return SchedulerUnavailable(message if text else f"{message}no output")
+    return SlurmError(message)
+
+
+def parse_squeue(text: str) -> dict[str, JobInfo]:
+    """Rows of `squeue --noheader --format=SQUEUE_FORMAT` by job id."""
+    jobs: dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|", len(SQUEUE_FIELDS) - 1)
+        if len(parts) != len(SQUEUE_FIELDS):
+            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
+        row = dict(zip(SQUEUE_FIELDS, parts, strict=True))
+        if row["comment"] == "(null)":
+            row["comment"] = ""
+        jobs[row["job_id"]] = JobInfo(**row)
+    return jobs
+
+
+_JOB_ID = re.compile(r"^(\d+)(;[\w.-]+)?$")
+
+
+def parse_job_id(text: str) -> str:
+    """The job id from `sbatch --parsable` output (``123`` or ``123;cluster``)."""
+    match = _JOB_ID.match(text.strip())
+    if not match:
+        raise SlurmError(f"sbatch printed no job id: {text.strip()[:200]!r}")
+    return match.group(1)
+
+
+def parse_node_addresses(text: str) -> dict[str, str]:
+    """NodeName → NodeAddr from `scontrol show node --oneliner`."""
+    addresses: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "NodeName" in fields:
+            addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
+    return addresses
+
+
+class SlurmClient:
+    """Runs Slurm's commands. One instance per hub process; tests inject a fake instead."""
+
+    def __init__(self, bin_dir: str = "/usr/bin", timeout: float = 20.0) -> None:
+        self.bin_dir = bin_dir
+        self.timeout = timeout
+
+    def _cmd(self, name: str) -> str:
+        return os.path.join(self.bin_dir, name)
+
+    async def run(
+        self,
+        argv: list[str],
+        *,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> Completed:
+        """Run one command; raise a classified `SlurmError` unless it exits 0."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+            )
+        except OSError as exc:
+            raise SchedulerUnavailable(f"cannot run {argv[0]}: {exc}") from None
+        data = stdin.encode() if stdin is not None else None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(data), self.timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SchedulerUnavailable(
+                f"{Path(argv[0]).name} did not answer within {self.timeout:g} s"
+            ) from None
+        result = Completed(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        if result.returncode != 0:
+            raise classify_failure(argv, result)
+        return result
+
+    async def submit(
+        self, script: str, *, user: str, env: Mapping[str, str], cwd: str
+    ) -> str:
+        """Submit `script` as `user` (their uid, gid, HOME) and return the job id."""
+        argv = ["/usr/sbin/runuser", "-u", user, "--", self._cmd("sbatch"), "--parsable"]
+        result = await self.run(argv, stdin=script, env=env, cwd=cwd)
+        return parse_job_id(result.stdout)
+
+    async def query(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        """One `squeue` for all `job_ids`; jobs Slurm no longer knows are absent."""
+        ids = sorted(set(job_ids), key=int)
+        if not ids:
+            return {}
+        argv = [self._cmd("squeue"), "--noheader", "--states=all", f"--format={SQUEUE_FORMAT}"]
+        try:
+            result = await self.run([*argv, f"--jobs={','.join(ids)}"])
+        except UnknownJob:
+            return {}  # squeue says so only when a single id was asked for
+        return parse_squeue(result.stdout)
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job; a job Slurm no longer knows is already cancelled."""
+        try:
+            await self.run([self._cmd("scancel"), job_id])
+        except UnknownJob:
+            pass
+
+    async def node_addresses(self) -> dict[str, str]:
+        """NodeName → address the hub should connect to (NodeAddr)."""
+        result = await self.run([self._cmd("scontrol"), "show", "node", "--oneliner"])
+        return parse_node_addresses(result.stdout)

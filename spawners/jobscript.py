@@ -1,0 +1,75 @@
+"""The batch script of a session, rendered from fixed slots and nothing else.
+
+Every `#SBATCH` line comes from a checked `ResourceRequest` or from site/admin settings that are
+matched against a strict pattern here; the server command is quoted word by word. No user text
+reaches the script unvalidated, and nothing secret is written into it (the API token travels in
+the environment of `sbatch`, which Slurm keeps out of `scontrol show job`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from factoryhub.durations import format_minutes
+
+from .request import ResourceRequest
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}", re.ASCII)
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./%@+-]{1,400}", re.ASCII)
+_SAFE_SIGNAL = re.compile(r"B:(USR1|USR2|TERM)@\d{1,5}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class SessionJob:
+    """Everything a session's batch script needs besides the request itself."""
+
+    request: ResourceRequest
+    job_name: str
+    command: tuple[str, ...]
+    log_dir: str  # relative to the learner's home, created by the job as the learner
+    signal: str = ""  # e.g. "B:USR1@300": warn the session before its walltime ends
+
+
+def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{what} {value[:60]!r} contains characters a job script cannot carry")
+    return value
+
+
+def sbatch_options(job: SessionJob) -> list[str]:
+    """The `#SBATCH` options, one per line, in a fixed order."""
+    req = job.request
+    options = [
+        f"--job-name={_checked(job.job_name, _SAFE_NAME, 'job name')}",
+        f"--partition={_checked(req.partition, _SAFE_NAME, 'partition')}",
+        "--nodes=1",
+        "--ntasks=1",
+        f"--cpus-per-task={int(req.cpus)}",
+        f"--mem={int(req.memory_gb)}G",
+        f"--time={format_minutes(int(req.walltime_minutes))}",
+        "--output=/dev/null",
+        "--export=ALL",
+    ]
+    if req.gpus:
+        options.append(f"--gres=gpu:{_checked(req.gpu_type, _SAFE_NAME, 'GPU type')}:{int(req.gpus)}")
+    if job.signal:
+        options.append(f"--signal={_checked(job.signal, _SAFE_SIGNAL, 'signal')}")
+    return options
+
+
+def render_job_script(job: SessionJob) -> str:
+    """The whole batch script. Pure: golden-tested without Slurm."""
+    log_dir = _checked(job.log_dir, _SAFE_PATH, "log directory").strip("/")
+    lines = ["#!/bin/bash"]
+    lines += [f"#SBATCH {option}" for option in sbatch_options(job)]
+    lines += [
+        "# The session's output goes to the learner's own log file, written as the learner.",
+        f'mkdir -p "$HOME/{log_dir}"',
+        f'exec >>"$HOME/{log_dir}/session-$SLURM_JOB_ID.log" 2>&1',
+        'echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',
+        f"exec {shlex.join(job.command)}",
+        "",
+    ]
+    return "\n".join(lines)

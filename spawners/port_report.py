@@ -1,0 +1,82 @@
+"""How a session tells the hub its port: the job's own Slurm comment, ``fhport:<port>``.
+
+The channel carries one integer and nothing else. The job writes it with `scontrol update` (a
+learner may only change their own job); the hub reads it in the same `squeue` it polls with and
+accepts only an exact match in the unprivileged port range. The host never comes from the job:
+the hub takes the node from Slurm and its address from the node's NodeAddr.
+
+This module is also a jupyter-server extension, loaded in the session with
+``--ServerApp.jpserver_extensions={"factoryhub.spawners.port_report": true}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+
+PREFIX = "fhport:"
+_REPORT = re.compile(r"fhport:(\d{4,5})", re.ASCII)
+LOWEST_PORT = 1024
+HIGHEST_PORT = 65535
+
+
+def format_port_report(port: int) -> str:
+    """The comment a session sets once it listens."""
+    if not LOWEST_PORT <= port <= HIGHEST_PORT:
+        raise ValueError(f"port {port} is outside {LOWEST_PORT}-{HIGHEST_PORT}")
+    return f"{PREFIX}{port}"
+
+
+def parse_port_report(comment: str) -> int | None:
+    """The port in a job comment, or None for anything that is not exactly a port report."""
+    match = _REPORT.fullmatch(comment)
+    if not match:
+        return None
+    port = int(match.group(1))
+    return port if LOWEST_PORT <= port <= HIGHEST_PORT else None
+
+
+def _bound_port(serverapp) -> int:  # noqa: ANN001 - jupyter_server.serverapp.ServerApp
+    """The port the server listens on, 0 until its socket is bound."""
+    server = getattr(serverapp, "_http_server", None)
+    sockets = getattr(server, "_sockets", {}) if server is not None else {}
+    ports = [sock.getsockname()[1] for sock in sockets.values()]
+    return ports[0] if ports else 0
+
+
+async def _report(serverapp) -> None:  # noqa: ANN001
+    for _ in range(1200):  # extensions load before the server binds: wait for the socket
+        if _bound_port(serverapp):
+            break
+        await asyncio.sleep(0.02)
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    scontrol = shutil.which("scontrol")
+    if not job_id.isdigit() or scontrol is None:
+        serverapp.log.warning("factoryhub: not in a Slurm job; port %s not reported", serverapp.port)
+        return
+    port = _bound_port(serverapp)
+    if not port:
+        serverapp.log.error("factoryhub: the server never bound a port; nothing reported")
+        return
+    comment = format_port_report(port)
+    proc = await asyncio.create_subprocess_exec(
+        scontrol, "update", f"jobid={job_id}", f"comment={comment}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        serverapp.log.error("factoryhub: reporting the port failed: %s", out.decode()[:300])
+    else:
+        serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "factoryhub.spawners.port_report"}]
+
+
+def _load_jupyter_server_extension(serverapp) -> None:  # noqa: ANN001
+    from tornado.ioloop import IOLoop
+
+    IOLoop.current().add_callback(_report, serverapp)

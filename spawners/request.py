@@ -1,0 +1,153 @@
+"""A learner's resource request: the only way one exists is `parse_request`.
+
+Raw options come from the spawn form (lists of strings) or the REST API (`user_options` JSON).
+Both are bounded in size, checked key by key against the site, and turned into a frozen
+`ResourceRequest`, or rejected with a message that names the field and the limit. Nothing here
+calls the scheduler; the live limits of the scheduler overlay the site's in a later step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from factoryhub.durations import DurationError, describe_minutes, parse_minutes
+from factoryhub.site import Site
+
+MAX_OPTIONS_BYTES = 4096
+FIELDS = ("partition", "cpus", "memory_gb", "gpus", "gpu_type", "walltime", "environment")
+_DIGITS = re.compile(r"\d{1,7}", re.ASCII)
+
+
+class RequestError(ValueError):
+    """A request that cannot be submitted; `str()` is the message shown to the learner."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    """What a session asks Slurm for; every value already checked against the site."""
+
+    partition: str
+    cpus: int
+    memory_gb: int
+    walltime_minutes: int
+    environment: str
+    gpus: int = 0
+    gpu_type: str = ""
+
+    def to_options(self) -> dict[str, object]:
+        """The request as `user_options` (plain JSON), so it can be stored and re-parsed."""
+        return asdict(self)
+
+
+def _single(value: object, field: str) -> object:
+    """Form fields arrive as one-element lists; JSON values as themselves."""
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise RequestError(f"{field}: give exactly one value", field)
+        return value[0]
+    return value
+
+
+def _integer(value: object, field: str, low: int, high: int, limit_text: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RequestError(f"{field}: expected a whole number", field)
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value.strip()):
+            raise RequestError(f"{field}: {value[:20]!r} is not a whole number", field)
+        value = int(value.strip())
+    if value < low:
+        raise RequestError(f"{field}: at least {low}", field)
+    if value > high:
+        raise RequestError(f"{field}: {limit_text}", field)
+    return value
+
+
+def _choice(value: object, field: str, allowed: Mapping[str, object] | tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        names = ", ".join(sorted(allowed)) or "none"
+        shown = value[:40] if isinstance(value, str) else type(value).__name__
+        raise RequestError(f"{field}: {shown!r} is not offered here (choose from: {names})", field)
+    return value
+
+
+def _walltime(value: object, max_text: str, partition: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise RequestError("walltime: expected a time such as 01:00:00", "walltime")
+    try:
+        minutes = parse_minutes(value)
+    except DurationError as exc:
+        raise RequestError(f"walltime: {exc}", "walltime") from None
+    longest = parse_minutes(max_text)
+    if minutes < 1:
+        raise RequestError("walltime: at least 1 minute", "walltime")
+    if minutes > longest:
+        raise RequestError(
+            f"walltime: the {partition} partition allows at most {describe_minutes(longest)}"
+            f" ({max_text})",
+            "walltime",
+        )
+    return minutes
+
+
+def bounded_options(raw: object) -> dict[str, object]:
+    """Reject options that are not a small JSON object of known keys, before reading them."""
+    if not isinstance(raw, Mapping):
+        raise RequestError("options must be a JSON object")
+    try:
+        size = len(json.dumps(raw, default=str))
+    except (TypeError, ValueError):
+        raise RequestError("options must be plain JSON values") from None
+    if size > MAX_OPTIONS_BYTES:
+        raise RequestError(f"options are too large ({size} bytes; at most {MAX_OPTIONS_BYTES})")
+    unknown = sorted(str(key)[:40] for key in raw if key not in FIELDS)
+    if unknown:
+        raise RequestError(f"unknown option {unknown[0]!r} (known: {', '.join(FIELDS)})")
+    return {key: _single(value, key) for key, value in raw.items()}
+
+
+def parse_request(raw: object, site: Site) -> ResourceRequest:
+    """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default."""
+    options = bounded_options(raw)
+    defaults = site.session
+    name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
+    part = site.partition(name)
+    cpus = _integer(
+        options.get("cpus", defaults.cpus), "cpus", 1, part.max_cpus,
+        f"the {name} partition allows at most {part.max_cpus} CPUs per session",
+    )
+    memory = _integer(
+        options.get("memory_gb", defaults.memory_gb), "memory_gb", 1, part.max_memory_gb,
+        f"the {name} partition allows at most {part.max_memory_gb} GB per session",
+    )
+    gpus = _integer(
+        options.get("gpus", 0), "gpus", 0, part.max_gpus,
+        f"the {name} partition allows at most {part.max_gpus} GPUs per job"
+        if part.max_gpus
+        else f"the {name} partition has no GPUs; choose a GPU partition",
+    )
+    gpu_type = ""
+    if gpus:
+        default_type = part.gpu_types[0] if part.gpu_types else ""
+        gpu_type = _choice(options.get("gpu_type", default_type), "gpu_type", part.gpu_types)
+    walltime = options.get("walltime", part.default_walltime or defaults.walltime)
+    environment = _choice(
+        options.get("environment", defaults.environment), "environment", site.environments
+    )
+    return ResourceRequest(
+        partition=name,
+        cpus=cpus,
+        memory_gb=memory,
+        walltime_minutes=_walltime(walltime, part.max_walltime, name),
+        environment=environment,
+        gpus=gpus,
+        gpu_type=gpu_type,
+    )

@@ -1,0 +1,309 @@
+"""`SlurmSpawner`: a learner's JupyterLab as a Slurm job of the learner, following JupyterHub's
+Spawner contract (start/poll/stop/progress/get_state/load_state) and nothing more.
+
+The spawn path is a straight line: options → `parse_request` → `render_job_script` →
+`SlurmClient.submit` as the learner (job id persisted at once) → wait for the job to run and
+report its port through its Slurm comment → host from the node's NodeAddr → ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import time
+from functools import lru_cache
+
+from jupyterhub.spawner import Spawner
+from sqlalchemy.orm import object_session
+from tornado import web
+from traitlets import Any, Float, Unicode, default
+
+from factoryhub.jobstate import Phase, classify_state
+from factoryhub.site import Site, load_site
+from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
+
+from .form import render_options_form
+from .jobscript import SessionJob, render_job_script
+from .port_report import parse_port_report
+from .progress import ProgressLog, describe_job
+from .request import RequestError, ResourceRequest, parse_request
+from .watcher import JobWatcher
+
+# Environment variables the job may inherit from the hub besides JupyterHub's own.
+_PASSED_ENV = ("LANG", "LC_ALL", "TZ")
+
+
+@lru_cache(maxsize=8)
+def _cached_site(path: str, mtime: float) -> Site:
+    return load_site(path)
+
+
+_WATCHERS: dict[tuple[str, float], JobWatcher] = {}
+
+
+def _shared_watcher(client: SlurmClient) -> JobWatcher:
+    """One watcher per hub process and Slurm installation, shared by every spawner."""
+    key = (client.bin_dir, client.timeout)
+    if key not in _WATCHERS:
+        _WATCHERS[key] = JobWatcher(client)
+    return _WATCHERS[key]
+
+
+def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
+    """JupyterHub's apply_user_options hook: parse, or refuse with HTTP 400; store only the
+    normalised request, never the raw options."""
+    try:
+        spawner.request = parse_request(options or {}, spawner.site)
+    except RequestError as exc:
+        spawner.user_options = spawner.orm_spawner.user_options = {}
+        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
+    spawner.user_options = spawner.orm_spawner.user_options = spawner.request.to_options()
+
+
+class SlurmSpawner(Spawner):
+    """Runs each single-user server as a Slurm batch job owned by the learner."""
+
+    site_path = Unicode(
+        "/etc/factoryhub/site.toml",
+        help="""Path of the site description (site.toml): partitions and their limits,
+        environments, session defaults, Slurm settings. Re-read when the file changes.""",
+    ).tag(config=True)
+
+    hub_id = Unicode(
+        "",
+        help="""Tag that marks this hub's jobs (their names start with fh:<hub_id>:), so a
+        restarted hub re-adopts exactly its own jobs. Defaults to [hub].id in site.toml.""",
+    ).tag(config=True)
+
+    server_ip = Unicode(
+        "0.0.0.0",  # noqa: S104 - the session must be reachable from the hub host
+        help="""Address the session's server binds to on the compute node. The hub connects to
+        the node's NodeAddr as reported by Slurm, never to an address the job reports.""",
+    ).tag(config=True)
+
+    stop_timeout = Float(
+        60.0,
+        help="Seconds stop() waits for a cancelled job to leave the queue before giving up.",
+    ).tag(config=True)
+
+    slurm_client = Any(
+        help="The SlurmClient to use; built from site.toml's [slurm] unless set (tests inject).",
+    )
+
+    @default("slurm_client")
+    def _default_client(self) -> SlurmClient:
+        settings = self.site.slurm
+        return SlurmClient(bin_dir=settings.bin_dir, timeout=settings.command_timeout)
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):  # noqa: ANN202 - traitlets default
+        return _apply_request
+
+    @default("options_form")
+    def _default_options_form(self):  # noqa: ANN202
+        return lambda spawner: render_options_form(spawner.site)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.job_id = ""
+        self.job_node = ""
+        self.request: ResourceRequest | None = None
+        self.progress_log = ProgressLog()
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @property
+    def site(self) -> Site:
+        return _cached_site(self.site_path, os.stat(self.site_path).st_mtime)
+
+    @property
+    def watcher(self) -> JobWatcher:
+        return _shared_watcher(self.slurm_client)
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
+        """Form fields → normalised options; a bad field re-renders the form with the message."""
+        return parse_request(formdata, self.site).to_options()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        if self.job_id:
+            state["job_id"] = self.job_id
+            state["job_node"] = self.job_node
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        job_id = str(state.get("job_id", ""))
+        if job_id.isdigit():
+            self.job_id = job_id
+            self.job_node = str(state.get("job_node", ""))
+            self.watcher.track(job_id)
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        if self.job_id:
+            self.watcher.untrack(self.job_id)
+        self.job_id = ""
+        self.job_node = ""
+
+    def _persist_state(self) -> None:
+        """Write the state to the hub database now, so a hub killed mid-spawn finds the job."""
+        if self.orm_spawner is not None:
+            self.orm_spawner.state = self.get_state()
+            object_session(self.orm_spawner).commit()
+
+    # -- start ------------------------------------------------------------------------------
+
+    def job_name(self) -> str:
+        hub_id = self.hub_id or self.site.hub.id
+        return f"fh:{hub_id}:{self.user.name}:{self.name or ''}"
+
+    def job_environment(self) -> dict[str, str]:
+        """The environment `sbatch` runs with, exported to the job: JupyterHub's, nothing of
+        root's besides locale settings."""
+        prefix = self.site.environments[self.request.environment].prefix
+        env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
+        env.update(self.get_env())
+        env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
+        return env
+
+    def session_command(self) -> tuple[str, ...]:
+        prefix = self.site.environments[self.request.environment].prefix
+        command = [f"{prefix}/bin/{self.cmd[0]}", *self.cmd[1:], *self.get_args()]
+        command += [
+            "--ServerApp.port=0",
+            "--ServerApp.jpserver_extensions=factoryhub.spawners.port_report=True",
+        ]
+        return tuple(command)
+
+    async def start(self) -> tuple[str, int]:
+        if self.request is None:
+            _apply_request(self, self.user_options)
+        try:
+            account = pwd.getpwnam(self.user.name)
+        except KeyError:
+            raise web.HTTPError(400, f"{self.user.name} has no Unix account on this site") from None
+        self.ip, self.port = self.server_ip, 0
+        self.progress_log = ProgressLog()
+        try:
+            return await self._submit_and_wait(account.pw_dir)
+        finally:
+            self.progress_log.close()
+
+    async def _submit_and_wait(self, home: str) -> tuple[str, int]:
+        job = SessionJob(
+            request=self.request,
+            job_name=self.job_name(),
+            command=self.session_command(),
+            log_dir=self.site.session.log_dir,
+        )
+        self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
+        try:
+            job_id = await self.slurm_client.submit(
+                render_job_script(job), user=self.user.name, env=self.job_environment(),
+                cwd=home,
+            )
+        except SchedulerUnavailable as exc:
+            self.log.warning("sbatch for %s: %s", self._log_name, exc)
+            raise web.HTTPError(
+                503, "The scheduler is not answering right now; try again in a minute."
+            ) from None
+        except SlurmError as exc:
+            raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
+        self.job_id = job_id
+        self._persist_state()
+        self.watcher.track(job_id)
+        self.log.info("%s submitted as Slurm job %s", self._log_name, job_id)
+        self.progress_log.add(10, f"Submitted as Slurm job {job_id}")
+        return await self._wait_until_listening()
+
+    async def _wait_until_listening(self) -> tuple[str, int]:
+        interval = self.site.slurm.start_poll_interval
+        while True:
+            snap = await self.watcher.snapshot(max_age=interval)
+            info = snap.jobs.get(self.job_id)
+            if snap.ok and self.job_id in snap.asked and info is None:
+                raise RuntimeError(f"Slurm job {self.job_id} vanished before the server started")
+            if info is not None:
+                address = await self._address_if_ready(info)
+                if address is not None:
+                    return address
+            elif not snap.ok:
+                self.progress_log.add(15, "The scheduler is not answering; still waiting")
+            await asyncio.sleep(interval)
+
+    async def _address_if_ready(self, info: JobInfo) -> tuple[str, int] | None:
+        phase = classify_state(info.state)
+        self.progress_log.add(*describe_job(info, phase))
+        if phase in (Phase.ENDING, Phase.ENDED):
+            raise RuntimeError(
+                f"Slurm job {info.job_id} ended ({info.state}, {info.reason}) before the server"
+                f" was ready; see ~/{self.site.session.log_dir}/session-{info.job_id}.log"
+            )
+        port = parse_port_report(info.comment)
+        if phase is not Phase.RUNNING or port is None:
+            return None
+        self.job_node = info.nodes
+        addresses = await self.slurm_client.node_addresses()
+        host = addresses.get(info.nodes, info.nodes)
+        self.progress_log.add(95, f"JupyterLab is listening on {info.nodes}")
+        return host, port
+
+    # -- poll, stop, progress ---------------------------------------------------------------
+
+    async def poll(self) -> int | None:
+        """None while the job may still carry the server; an exit status once it cannot."""
+        if not self.job_id:
+            return 0
+        snap = await self.watcher.snapshot(max_age=self.site.slurm.poll_interval)
+        if not snap.ok or self.job_id not in snap.asked:
+            return None  # unknown: keep the server, look again next poll
+        info = snap.jobs.get(self.job_id)
+        if info is None:
+            return 0
+        phase = classify_state(info.state)
+        if phase is Phase.QUEUED and self.job_node:
+            # Requeued after it had started: the server is gone, and a restart would run a
+            # server nobody routes to. Cancel it and report the server stopped.
+            self.log.warning("%s: job %s was requeued; cancelling", self._log_name, self.job_id)
+            await self._cancel_quietly()
+            return 1
+        if phase in (Phase.ENDING, Phase.ENDED):
+            return 0 if info.state.startswith("COMPLETED") else 1
+        return None
+
+    async def _cancel_quietly(self) -> None:
+        try:
+            await self.slurm_client.cancel(self.job_id)
+        except SlurmError as exc:
+            self.log.error("cancelling job %s failed: %s", self.job_id, exc)
+
+    async def stop(self, now: bool = False) -> None:
+        """Cancel the job and wait until it has left the queue."""
+        if not self.job_id:
+            return
+        deadline = time.monotonic() + self.stop_timeout
+        while True:
+            try:
+                await self.slurm_client.cancel(self.job_id)
+                break
+            except SchedulerUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+        while time.monotonic() < deadline:
+            snap = await self.watcher.snapshot(max_age=0.5)
+            info = snap.jobs.get(self.job_id)
+            if snap.ok and self.job_id in snap.asked:
+                if info is None or classify_state(info.state) is Phase.ENDED:
+                    self.log.info("%s: job %s left the queue", self._log_name, self.job_id)
+                    return
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"job {self.job_id} still in the queue {self.stop_timeout:g} s after scancel")
+
+    async def progress(self):  # noqa: ANN201 - async generator per the Spawner contract
+        async for event in self.progress_log.follow():
+            yield event

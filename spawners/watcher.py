@@ -1,0 +1,80 @@
+"""One `squeue` for every tracked job, shared by all spawners of a hub process.
+
+Spawners ask for a snapshot no older than they can bear; concurrent asks share one in-flight
+query, so fifty polls in the same second cost one scheduler call. A failed query yields a
+snapshot marked unavailable: callers treat the jobs as "unknown, keep", never as gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The scheduler's view of the tracked jobs at one moment."""
+
+    taken: float
+    asked: frozenset[str] = frozenset()  # ids the query covered (absent ones are unknown)
+    jobs: dict[str, JobInfo] = field(default_factory=dict)
+    error: str = ""  # non-empty: the scheduler did not answer; nothing here is known
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class JobWatcher:
+    """Tracks job ids and answers "what is their state" with coalesced `squeue` calls."""
+
+    def __init__(self, client: SlurmClient) -> None:
+        self.client = client
+        self._tracked: dict[str, int] = {}
+        self._latest = Snapshot(taken=0.0, error="not queried yet")
+        self._inflight: asyncio.Future[Snapshot] | None = None
+        self.queries = 0  # how many squeue calls were made: load tests assert on it
+
+    def track(self, job_id: str) -> None:
+        self._tracked[job_id] = self._tracked.get(job_id, 0) + 1
+
+    def untrack(self, job_id: str) -> None:
+        count = self._tracked.get(job_id, 0) - 1
+        if count > 0:
+            self._tracked[job_id] = count
+        else:
+            self._tracked.pop(job_id, None)
+
+    @property
+    def tracked(self) -> frozenset[str]:
+        return frozenset(self._tracked)
+
+    async def snapshot(self, max_age: float) -> Snapshot:
+        """A snapshot taken at most `max_age` seconds ago that covers every tracked job."""
+        latest = self._latest
+        fresh = time.monotonic() - latest.taken <= max_age
+        if fresh and latest.ok and self.tracked <= latest.asked:
+            return latest
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._query())
+        inflight = self._inflight
+        return await asyncio.shield(inflight)
+
+    async def _query(self) -> Snapshot:
+        asked = frozenset(self._tracked)
+        started = time.monotonic()
+        try:
+            self.queries += 1
+            jobs = await self.client.query(asked)
+            snap = Snapshot(taken=started, asked=asked, jobs=jobs)
+        except SchedulerUnavailable as exc:
+            snap = Snapshot(taken=started, asked=asked, error=str(exc))
+        except SlurmError as exc:
+            snap = Snapshot(taken=started, asked=asked, error=f"unexpected scheduler answer: {exc}")
+        finally:
+            self._inflight = None
+        self._latest = snap
+        return snap
