@@ -9,7 +9,7 @@ import subprocess
 from .site import DemoAccount
 
 
-def _exists(lookup, name: str) -> bool:  # noqa: ANN001
+def _exists(lookup, name: str) -> bool:
     try:
         lookup(name)
     except KeyError:

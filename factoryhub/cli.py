@@ -14,7 +14,9 @@ from .site import load_site
 
 def _hub(repo: Path) -> HubInstance:
     site_path = repo / "hub_config" / "site.toml"
-    return HubInstance(load_site(site_path), site_path, repo / "hub_config" / "jupyterhub_config.py")
+    return HubInstance(
+        load_site(site_path), site_path, repo / "hub_config" / "jupyterhub_config.py"
+    )
 
 
 def _nodes() -> list[str]:

@@ -23,7 +23,7 @@ def running_pid(pidfile: Path) -> int | None:
     return None if stat.rsplit(")", 1)[1].split()[0] == "Z" else pid
 
 
-def wait_for(check, timeout: float, what: str, interval: float = 0.1) -> None:  # noqa: ANN001
+def wait_for(check, timeout: float, what: str, interval: float = 0.1) -> None:
     """Call `check()` until it is truthy; raise `TimeoutError` naming `what` otherwise."""
     deadline = time.monotonic() + timeout
     while not check():
@@ -56,9 +56,14 @@ def spawn_daemon(
         return pid
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - argv list built by us
-            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid

@@ -33,7 +33,7 @@ def parse_minutes(text: str) -> int:
             f"{text[:40]!r} is not a time; use minutes (90), HH:MM:SS (01:30:00) or D-HH:MM:SS"
         )
     clock_minutes_bounded = bool(days) or (match.re is _CLOCK and len(parts) == 3)
-    if seconds > 59 or hours > 23 and bool(days) or minutes > 59 and clock_minutes_bounded:
+    if seconds > 59 or (hours > 23 and bool(days)) or (minutes > 59 and clock_minutes_bounded):
         raise DurationError(f"{text[:40]!r} has hours above 23 or minutes or seconds above 59")
     total_seconds = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     return -(-total_seconds // 60)

@@ -95,7 +95,9 @@ def controller_answers() -> bool:
 def nodes_ready() -> bool:
     """True when no node is in an unknown or not-responding state."""
     result = subprocess.run(
-        ["sinfo", "--noheader", "--Node", "--format=%N %t"], capture_output=True, text=True,
+        ["sinfo", "--noheader", "--Node", "--format=%N %t"],
+        capture_output=True,
+        text=True,
         timeout=15,
     )
     states = [line.split()[1] for line in result.stdout.splitlines() if line.strip()]

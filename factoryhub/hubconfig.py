@@ -20,6 +20,9 @@ def _set_hub(c: Config, site: Site) -> None:
     c.JupyterHub.hub_port = hub.hub_port
     c.JupyterHub.db_url = f"sqlite:///{Path(hub.state_dir) / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(Path(hub.state_dir) / "jupyterhub_cookie_secret")
+    # After half a second show the progress page (learners see the queue, not a spinning
+    # button); a refused request fails well within that and comes back as HTTP 400.
+    c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0.5}
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 4
     # A hub restart must never stop sessions: the jobs live on in Slurm and are re-adopted.

@@ -56,9 +56,21 @@ class HubInstance:
         public = urlparse(self.site.hub.url)
         hub = f"http://{self.site.hub.hub_ip}:{self.site.hub.hub_port}"
         return [
-            str(CHP), "--ip", public.hostname or "", "--port", str(public.port or 80),
-            "--api-ip", "127.0.0.1", "--api-port", str(self.site.hub.proxy_api_port),
-            "--default-target", hub, "--error-target", f"{hub}/hub/error", "--log-level", "warn",
+            str(CHP),
+            "--ip",
+            public.hostname or "",
+            "--port",
+            str(public.port or 80),
+            "--api-ip",
+            "127.0.0.1",
+            "--api-port",
+            str(self.site.hub.proxy_api_port),
+            "--default-target",
+            hub,
+            "--error-target",
+            f"{hub}/hub/error",
+            "--log-level",
+            "warn",
         ]
 
     def hub_argv(self) -> list[str]:
@@ -96,7 +108,10 @@ def start_hub(hub: HubInstance, timeout: float = 90) -> int:
     """Start JupyterHub (the proxy first) and wait until its API answers."""
     start_proxy(hub)
     pid = spawn_daemon(
-        hub.hub_argv(), hub.hub_pidfile, hub.state_dir / "hub.log", env=hub.environment(),
+        hub.hub_argv(),
+        hub.hub_pidfile,
+        hub.state_dir / "hub.log",
+        env=hub.environment(),
         cwd=hub.state_dir,
     )
     wait_for(lambda: _answers(f"{hub.hub_api}/"), timeout, "JupyterHub", interval=0.2)

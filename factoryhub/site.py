@@ -138,7 +138,7 @@ def _convert(hint: object, value: object, where: str) -> object:
     if origin in (typing.Union, types.UnionType):
         return value
     expected = {float: (int, float)}.get(hint, hint)
-    if isinstance(value, bool) and hint is not bool or not isinstance(value, expected):
+    if (isinstance(value, bool) and hint is not bool) or not isinstance(value, expected):
         raise SiteError(f"{where}: expected {hint.__name__}, got {value!r}")
     return float(value) if hint is float else value
 
@@ -147,7 +147,9 @@ def _check(site: Site) -> Site:
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
     if site.session.environment not in site.environments:
-        raise SiteError(f"session.environment {site.session.environment!r} is not in [environments]")
+        raise SiteError(
+            f"session.environment {site.session.environment!r} is not in [environments]"
+        )
     return site
 
 

@@ -9,6 +9,7 @@ scheduler that cannot be reached is `SchedulerUnavailable` ("unknown, keep"), an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
-SQUEUE_FIELDS = ("job_id", "state", "reason", "nodes", "name", "user", "time_left", "start", "comment")
+SQUEUE_FIELDS = (
+    "job_id",
+    "state",
+    "reason",
+    "nodes",
+    "name",
+    "user",
+    "time_left",
+    "start",
+    "comment",
+)
 SQUEUE_FORMAT = "%i|%T|%r|%N|%j|%u|%L|%S|%k"
 
 _UNAVAILABLE = (
@@ -155,14 +166,14 @@ class SlurmClient:
             raise SchedulerUnavailable(
                 f"{Path(argv[0]).name} did not answer within {self.timeout:g} s"
             ) from None
-        result = Completed(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        result = Completed(
+            proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
         if result.returncode != 0:
             raise classify_failure(argv, result)
         return result
 
-    async def submit(
-        self, script: str, *, user: str, env: Mapping[str, str], cwd: str
-    ) -> str:
+    async def submit(self, script: str, *, user: str, env: Mapping[str, str], cwd: str) -> str:
         """Submit `script` as `user` (their uid, gid, HOME) and return the job id."""
         argv = ["/usr/sbin/runuser", "-u", user, "--", self._cmd("sbatch"), "--parsable"]
         result = await self.run(argv, stdin=script, env=env, cwd=cwd)
@@ -182,10 +193,8 @@ class SlurmClient:
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a job; a job Slurm no longer knows is already cancelled."""
-        try:
+        with contextlib.suppress(UnknownJob):
             await self.run([self._cmd("scancel"), job_id])
-        except UnknownJob:
-            pass
 
     async def node_addresses(self) -> dict[str, str]:
         """NodeName → address the hub should connect to (NodeAddr)."""

@@ -54,8 +54,10 @@ def render_options_form(site: Site) -> str:
         f'<input class="form-control" id="fh-walltime" name="walltime" maxlength="12"'
         f' value="{escape(defaults.walltime)}"></div>',
         _select(
-            "environment", "Software environment",
-            {name: env.label for name, env in site.environments.items()}, defaults.environment,
+            "environment",
+            "Software environment",
+            {name: env.label for name, env in site.environments.items()},
+            defaults.environment,
         ),
     ]
     return "\n".join(fields)

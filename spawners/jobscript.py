@@ -53,7 +53,9 @@ def sbatch_options(job: SessionJob) -> list[str]:
         "--export=ALL",
     ]
     if req.gpus:
-        options.append(f"--gres=gpu:{_checked(req.gpu_type, _SAFE_NAME, 'GPU type')}:{int(req.gpus)}")
+        options.append(
+            f"--gres=gpu:{_checked(req.gpu_type, _SAFE_NAME, 'GPU type')}:{int(req.gpus)}"
+        )
     if job.signal:
         options.append(f"--signal={_checked(job.signal, _SAFE_SIGNAL, 'signal')}")
     return options

@@ -38,7 +38,7 @@ def parse_port_report(comment: str) -> int | None:
     return port if LOWEST_PORT <= port <= HIGHEST_PORT else None
 
 
-def _bound_port(serverapp) -> int:  # noqa: ANN001 - jupyter_server.serverapp.ServerApp
+def _bound_port(serverapp) -> int:
     """The port the server listens on, 0 until its socket is bound."""
     server = getattr(serverapp, "_http_server", None)
     sockets = getattr(server, "_sockets", {}) if server is not None else {}
@@ -46,7 +46,7 @@ def _bound_port(serverapp) -> int:  # noqa: ANN001 - jupyter_server.serverapp.Se
     return ports[0] if ports else 0
 
 
-async def _report(serverapp) -> None:  # noqa: ANN001
+async def _report(serverapp) -> None:
     for _ in range(1200):  # extensions load before the server binds: wait for the socket
         if _bound_port(serverapp):
             break
@@ -54,7 +54,9 @@ async def _report(serverapp) -> None:  # noqa: ANN001
     job_id = os.environ.get("SLURM_JOB_ID", "")
     scontrol = shutil.which("scontrol")
     if not job_id.isdigit() or scontrol is None:
-        serverapp.log.warning("factoryhub: not in a Slurm job; port %s not reported", serverapp.port)
+        serverapp.log.warning(
+            "factoryhub: not in a Slurm job; port %s not reported", serverapp.port
+        )
         return
     port = _bound_port(serverapp)
     if not port:
@@ -62,8 +64,12 @@ async def _report(serverapp) -> None:  # noqa: ANN001
         return
     comment = format_port_report(port)
     proc = await asyncio.create_subprocess_exec(
-        scontrol, "update", f"jobid={job_id}", f"comment={comment}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        scontrol,
+        "update",
+        f"jobid={job_id}",
+        f"comment={comment}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
     if proc.returncode:
@@ -76,7 +82,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "factoryhub.spawners.port_report"}]
 
 
-def _load_jupyter_server_extension(serverapp) -> None:  # noqa: ANN001
+def _load_jupyter_server_extension(serverapp) -> None:
     from tornado.ioloop import IOLoop
 
     IOLoop.current().add_callback(_report, serverapp)

@@ -121,15 +121,24 @@ def parse_request(raw: object, site: Site) -> ResourceRequest:
     name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
     part = site.partition(name)
     cpus = _integer(
-        options.get("cpus", defaults.cpus), "cpus", 1, part.max_cpus,
+        options.get("cpus", defaults.cpus),
+        "cpus",
+        1,
+        part.max_cpus,
         f"the {name} partition allows at most {part.max_cpus} CPUs per session",
     )
     memory = _integer(
-        options.get("memory_gb", defaults.memory_gb), "memory_gb", 1, part.max_memory_gb,
+        options.get("memory_gb", defaults.memory_gb),
+        "memory_gb",
+        1,
+        part.max_memory_gb,
         f"the {name} partition allows at most {part.max_memory_gb} GB per session",
     )
     gpus = _integer(
-        options.get("gpus", 0), "gpus", 0, part.max_gpus,
+        options.get("gpus", 0),
+        "gpus",
+        0,
+        part.max_gpus,
         f"the {name} partition allows at most {part.max_gpus} GPUs per job"
         if part.max_gpus
         else f"the {name} partition has no GPUs; choose a GPU partition",

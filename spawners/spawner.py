@@ -28,7 +28,7 @@ from .jobscript import SessionJob, render_job_script
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
 from .request import RequestError, ResourceRequest, parse_request
-from .watcher import JobWatcher
+from .watcher import JobWatcher, Snapshot
 
 # Environment variables the job may inherit from the hub besides JupyterHub's own.
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ")
@@ -97,11 +97,11 @@ class SlurmSpawner(Spawner):
         return SlurmClient(bin_dir=settings.bin_dir, timeout=settings.command_timeout)
 
     @default("apply_user_options")
-    def _default_apply_user_options(self):  # noqa: ANN202 - traitlets default
+    def _default_apply_user_options(self):
         return _apply_request
 
     @default("options_form")
-    def _default_options_form(self):  # noqa: ANN202
+    def _default_options_form(self):
         return lambda spawner: render_options_form(spawner.site)
 
     def __init__(self, **kwargs: object) -> None:
@@ -203,7 +203,9 @@ class SlurmSpawner(Spawner):
         self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
         try:
             job_id = await self.slurm_client.submit(
-                render_job_script(job), user=self.user.name, env=self.job_environment(),
+                render_job_script(job),
+                user=self.user.name,
+                env=self.job_environment(),
                 cwd=home,
             )
         except SchedulerUnavailable as exc:
@@ -296,14 +298,21 @@ class SlurmSpawner(Spawner):
                 await asyncio.sleep(1)
         while time.monotonic() < deadline:
             snap = await self.watcher.snapshot(max_age=0.5)
-            info = snap.jobs.get(self.job_id)
-            if snap.ok and self.job_id in snap.asked:
-                if info is None or classify_state(info.state) is Phase.ENDED:
-                    self.log.info("%s: job %s left the queue", self._log_name, self.job_id)
-                    return
+            if self._left_queue(snap):
+                self.log.info("%s: job %s left the queue", self._log_name, self.job_id)
+                return
             await asyncio.sleep(0.5)
-        raise TimeoutError(f"job {self.job_id} still in the queue {self.stop_timeout:g} s after scancel")
+        raise TimeoutError(
+            f"job {self.job_id} still in the queue {self.stop_timeout:g} s after scancel"
+        )
 
-    async def progress(self):  # noqa: ANN201 - async generator per the Spawner contract
+    def _left_queue(self, snap: Snapshot) -> bool:
+        """True when the scheduler answered and the job is over or no longer known."""
+        if not snap.ok or self.job_id not in snap.asked:
+            return False
+        info = snap.jobs.get(self.job_id)
+        return info is None or classify_state(info.state) is Phase.ENDED
+
+    async def progress(self):
         async for event in self.progress_log.follow():
             yield event

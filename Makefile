@@ -1,0 +1,27 @@
+# FactoryHub: the README's commands. Run as root on Debian 12.
+PY := /opt/factoryhub/venv/bin
+
+.PHONY: demo test stop status lint unit
+
+demo:            ## install everything, start Slurm + proxy + hub, print URL and accounts
+	deploy/install.sh
+	$(PY)/factoryhub demo start --repo $(CURDIR)
+
+test:            ## install what the tests need too, start Slurm, lint, run every test
+	deploy/install.sh --test
+	$(PY)/factoryhub slurm start --repo $(CURDIR)
+	$(MAKE) lint
+	$(PY)/pytest -p no:cacheprovider
+
+lint:
+	$(PY)/ruff check .
+	$(PY)/ruff format --check .
+
+unit:            ## the fast tests only (no Slurm, no browser)
+	$(PY)/pytest -p no:cacheprovider tests/unit
+
+stop:            ## stop the hub, the proxy and Slurm
+	$(PY)/factoryhub demo stop --repo $(CURDIR)
+
+status:          ## which daemons run
+	$(PY)/factoryhub demo status --repo $(CURDIR)

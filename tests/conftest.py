@@ -1,0 +1,106 @@
+"""Shared fixtures. Index:
+
+- `repo`         the checkout's root directory
+- `demo_site`    the demo `Site` parsed from hub_config/site.toml
+- `fake_slurm`   a `FakeSlurm` client (unit tests only): scripted job table, records every call
+
+- `real_hub`     (session) the embedded Slurm plus a test hub + proxy of its own; see realsite.py
+- `hub_client`   a `HubClient` for `real_hub`: log in through PAM, start/stop servers, routes
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factoryhub.site import Site, load_site
+from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeSlurm(SlurmClient):
+    """A Slurm client whose answers the test sets; it never runs a command."""
+
+    def __init__(self) -> None:
+        super().__init__(bin_dir="/fake", timeout=1)
+        self.jobs: dict[str, JobInfo] = {}
+        self.calls: list[tuple[str, object]] = []
+        self.down = False
+        self.next_id = 100
+        self.addresses = {"cn01": "10.0.0.1"}
+
+    def set_job(self, job_id: str, state: str, **fields: str) -> None:
+        values = dict(
+            reason="None",
+            nodes="",
+            name="fh:test:alice:",
+            user="alice",
+            time_left="59:00",
+            start="N/A",
+            comment="",
+        )
+        values.update(fields)
+        self.jobs[job_id] = JobInfo(job_id=job_id, state=state, **values)
+
+    def _check(self) -> None:
+        if self.down:
+            raise SchedulerUnavailable("squeue failed (exit 1): Unable to contact slurm controller")
+
+    async def submit(self, script: str, *, user: str, env: dict, cwd: str) -> str:
+        self.calls.append(("submit", (script, user, dict(env), cwd)))
+        self._check()
+        self.next_id += 1
+        return str(self.next_id)
+
+    async def query(self, job_ids) -> dict[str, JobInfo]:  # noqa: ANN001
+        ids = set(job_ids)
+        self.calls.append(("query", frozenset(ids)))
+        self._check()
+        return {i: job for i, job in self.jobs.items() if i in ids}
+
+    async def cancel(self, job_id: str) -> None:
+        self.calls.append(("cancel", job_id))
+        self._check()
+        if job_id in self.jobs:
+            self.set_job(job_id, "CANCELLED", reason="None")
+
+    async def node_addresses(self) -> dict[str, str]:
+        self._check()
+        return dict(self.addresses)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for name, _ in self.calls if name == kind)
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def demo_site() -> Site:
+    return load_site(REPO / "hub_config" / "site.toml")
+
+
+@pytest.fixture
+def fake_slurm() -> FakeSlurm:
+    return FakeSlurm()
+
+
+@pytest.fixture(scope="session")
+def real_hub(tmp_path_factory):  # noqa: ANN001, ANN201
+    from realsite import cancel_test_jobs, start_test_hub, stop_hub
+
+    hub = start_test_hub(tmp_path_factory.mktemp("hub"))
+    yield hub
+    stop_hub(hub)
+    cancel_test_jobs()
+
+
+@pytest.fixture(scope="session")
+def hub_client(real_hub):  # noqa: ANN001, ANN201
+    from realsite import HubClient
+
+    return HubClient(real_hub)

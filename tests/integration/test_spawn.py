@@ -1,0 +1,100 @@
+"""A learner's JupyterLab as a Slurm job of the learner, through the real hub and proxy."""
+
+import httpx
+import pytest
+from realsite import run_in_kernel, squeue_row, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_session_runs_as_the_learner_inside_slurm(hub_client):
+    token = hub_client.login_token("alice")
+    events = hub_client.start("alice", token, options={"partition": "cpu", "cpus": 1})
+    messages = " | ".join(e["message"] for e in events)
+    assert "Submitted as Slurm job" in messages and "Server ready" in messages
+    state = hub_client.hub.state_dir
+    assert state.exists()
+    job_id = messages.split("Submitted as Slurm job ")[1].split()[0]
+    row = squeue_row(job_id)
+    assert row["state"] == "RUNNING" and row["user"] == "alice"
+    assert row["name"] == "fh:test:alice:"
+
+    # The JupyterLab API answers through configurable-http-proxy.
+    base = hub_client.base
+    r = httpx.get(f"{base}/user/alice/api/status", headers={"Authorization": f"token {token}"})
+    assert r.status_code == 200, r.text
+    assert "/user/alice" in hub_client.routes()
+
+    out = await run_in_kernel(
+        base,
+        "/user/alice/",
+        token,
+        "import getpass, os; print(getpass.getuser(), os.environ['SLURM_JOB_ID'])",
+    )
+    user, kernel_job = out.split()
+    assert user == "alice" and kernel_job == job_id
+
+    hub_client.stop("alice", token)
+    assert squeue_row(job_id).get("state", "gone") in ("CANCELLED", "COMPLETED", "gone")
+    assert "/user/alice" not in hub_client.routes()
+
+
+async def test_gpu_named_server_gets_its_gpus(hub_client):
+    token = hub_client.login_token("bob")
+    events = hub_client.start(
+        "bob", token, name="gpu", options={"partition": "gpu", "gpus": 2, "cpus": 2}
+    )
+    job_id = next(e["message"] for e in events if "Submitted" in e["message"]).split()[-1]
+    assert squeue_row(job_id)["gres"] == "gres:gpu:h100:2"
+    out = await run_in_kernel(
+        hub_client.base,
+        "/user/bob/gpu/",
+        token,
+        "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])",
+    )
+    assert out.strip() == "0,1"
+    hub_client.stop("bob", token, name="gpu")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cpus": "2; reboot"}, "cpus"),
+        ({"partition": "gpu", "gpus": 9}, "the gpu partition allows at most 4 GPUs per job"),
+        ({"command": "/bin/sh"}, "unknown option 'command'"),
+        ({"walltime": "99:00:00", "partition": "debug"}, "at most 30 minutes"),
+    ],
+)
+def test_bad_request_is_a_400_and_submits_nothing(hub_client, options, message):
+    token = hub_client.login_token("carol")
+    before = squeue_ids("carol")
+    with hub_client.api(token) as api:
+        r = api.post("/users/carol/server", json={"user_options": options})
+        assert r.status_code == 400, r.text
+        assert message in r.json()["message"]
+        stored = api.get("/users/carol").json()["servers"].get("", {}).get("user_options")
+    assert squeue_ids("carol") == before
+    assert not stored  # the raw options were not kept
+
+
+def test_job_cancelled_outside_the_hub_is_noticed(hub_client):
+    token = hub_client.login_token("carol")
+    events = hub_client.start("carol", token)
+    job_id = next(e["message"] for e in events if "Submitted" in e["message"]).split()[-1]
+    import subprocess
+
+    subprocess.run(["scancel", job_id], check=True)
+    # poll_interval is 2 s in the test site; JupyterHub polls with jitter.
+    wait_until(lambda: hub_client.server("carol", token) is None, 20, "hub noticed the cancel")
+    assert "/user/carol" not in hub_client.routes()
+    hub_client.start("carol", token)  # the learner can start again, no admin needed
+    hub_client.stop("carol", token)
+
+
+def squeue_ids(user: str) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(
+        ["squeue", "-h", "-u", user, "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    return set(out.split())

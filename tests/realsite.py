@@ -1,0 +1,205 @@
+"""The real site for integration and browser tests: the embedded Slurm, and a hub + proxy of
+their own (ports 18000/18001/18081, a temporary state directory, hub id "test"), so a running
+demo is left alone. Nothing here is faked: logins go through PAM, sessions are Slurm jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import httpx
+import tomli_w
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from factoryhub.accounts import ensure_accounts
+from factoryhub.embedded import ensure_slurm
+from factoryhub.hubprocess import HubInstance, start_hub, stop_hub
+from factoryhub.site import load_site
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORDS = {a.name: a.password for a in load_site(REPO / "hub_config" / "site.toml").demo_accounts}
+
+
+def write_test_site(state_dir: Path) -> Path:
+    """The demo site with the test hub's ports, state directory and a fast poll."""
+    raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
+    raw["hub"].update(
+        id="test",
+        url="http://127.0.0.1:18000",
+        hub_port=18081,
+        proxy_api_port=18001,
+        state_dir=str(state_dir),
+    )
+    raw["slurm"]["poll_interval"] = 2.0
+    path = state_dir / "site.toml"
+    path.write_text(tomli_w.dumps(raw))
+    return path
+
+
+def start_test_hub(state_dir: Path) -> HubInstance:
+    ensure_slurm(REPO / "deploy")
+    site_path = write_test_site(state_dir)
+    hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
+    ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)
+    start_hub(hub)
+    return hub
+
+
+def cancel_test_jobs() -> None:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
+    ids = [line.split()[0] for line in out.splitlines() if " fh:test:" in line]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False)
+
+
+def squeue_row(job_id: str) -> dict[str, str]:
+    """State, user and name of a job as root sees it ({} once Slurm forgot it)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%u|%j|%b"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not out:
+        return {}
+    state, user, name, gres = out.split("|")
+    return {"state": state, "user": user, "name": name, "gres": gres}
+
+
+class HubClient:
+    """What a learner does with the hub, over HTTP, through the proxy."""
+
+    def __init__(self, hub: HubInstance) -> None:
+        self.hub = hub
+        self.base = hub.site.hub.url
+
+    def login_token(self, user: str) -> str:
+        """Log in through the real login form (PAM) and create an API token."""
+        with httpx.Client(base_url=self.base, follow_redirects=True, timeout=30) as web:
+            web.get("/hub/login")
+            xsrf = web.cookies.get("_xsrf")
+            r = web.post(
+                "/hub/login", data={"username": user, "password": PASSWORDS[user], "_xsrf": xsrf}
+            )
+            assert r.status_code == 200 and "/hub/login" not in str(r.url), r.text[:300]
+            r = web.post(
+                f"/hub/api/users/{user}/tokens",
+                json={"note": "test"},
+                headers={"X-XSRFToken": web.cookies.get("_xsrf")},
+            )
+            assert r.status_code == 201, r.text
+            return r.json()["token"]
+
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"{self.base}/hub/api", headers={"Authorization": f"token {token}"}, timeout=60
+        )
+
+    def start(
+        self,
+        user: str,
+        token: str,
+        name: str = "",
+        options: dict | None = None,
+        timeout: float = 120,
+    ) -> list[dict]:
+        """Request a server and follow the progress stream until ready; return the events."""
+        path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+        with self.api(token) as api:
+            r = api.post(path, json={"user_options": options or {}})
+            assert r.status_code in (201, 202), r.text
+            events = []
+            with api.stream("GET", f"{path}/progress", timeout=timeout) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+            assert events and events[-1].get("ready"), events
+            return events
+
+    def server(self, user: str, token: str, name: str = "") -> dict | None:
+        with self.api(token) as api:
+            return api.get(f"/users/{user}").json()["servers"].get(name)
+
+    def stop(self, user: str, token: str, name: str = "", timeout: float = 60) -> None:
+        path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+        with self.api(token) as api:
+            r = api.delete(path)
+            assert r.status_code in (202, 204), r.text
+        wait_until(lambda: self.server(user, token, name) is None, timeout, "server stopped")
+
+    def routes(self) -> dict:
+        api = f"http://127.0.0.1:{self.hub.site.hub.proxy_api_port}/api/routes"
+        token = self.hub.proxy_token()
+        return httpx.get(api, headers={"Authorization": f"token {token}"}).json()
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.2):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+async def run_in_kernel(base: str, prefix: str, token: str, code: str, timeout: float = 60) -> str:
+    """Start a kernel in the learner's server (through the proxy), run `code`, return stdout."""
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(base_url=f"{base}{prefix}api", headers=headers, timeout=60) as api:
+        r = await api.post("/kernels", json={"name": "python3"})
+        assert r.status_code == 201, r.text
+        kernel = r.json()["id"]
+        try:
+            url = f"{base.replace('http', 'ws', 1)}{prefix}api/kernels/{kernel}/channels"
+            ws = await websocket_connect(HTTPRequest(url, headers=headers))
+            msg_id = uuid.uuid4().hex
+            await ws.write_message(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "msg_type": "execute_request",
+                            "username": "test",
+                            "session": uuid.uuid4().hex,
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "content": {
+                            "code": code,
+                            "silent": False,
+                            "store_history": False,
+                            "user_expressions": {},
+                            "allow_stdin": False,
+                        },
+                    }
+                )
+            )
+            return await asyncio.wait_for(_collect_stdout(ws, msg_id), timeout)
+        finally:
+            await api.delete(f"/kernels/{kernel}")
+
+
+async def _collect_stdout(ws, msg_id: str) -> str:  # noqa: ANN001
+    out = []
+    while True:
+        raw = await ws.read_message()
+        assert raw is not None, "kernel websocket closed"
+        msg = json.loads(raw)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["header"]["msg_type"]
+        if kind == "stream":
+            out.append(msg["content"]["text"])
+        elif kind == "error":
+            raise AssertionError("\n".join(msg["content"]["traceback"]))
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(out)

@@ -1,0 +1,77 @@
+import pytest
+
+from factoryhub.spawners import RequestError, parse_request
+
+
+def test_defaults_come_from_the_site(demo_site):
+    req = parse_request({}, demo_site)
+    assert (req.partition, req.cpus, req.memory_gb, req.walltime_minutes, req.gpus) == (
+        "cpu",
+        1,
+        2,
+        60,
+        0,
+    )
+
+
+def test_form_lists_and_json_values_give_the_same_request(demo_site):
+    form = {
+        "partition": ["gpu"],
+        "cpus": ["4"],
+        "memory_gb": ["16"],
+        "gpus": ["2"],
+        "gpu_type": ["h100"],
+        "walltime": ["02:00:00"],
+        "environment": ["default"],
+    }
+    rest = {"partition": "gpu", "cpus": 4, "memory_gb": 16, "gpus": 2, "walltime": "120"}
+    assert parse_request(form, demo_site) == parse_request(rest, demo_site)
+    assert parse_request(rest, demo_site).gpu_type == "h100"
+
+
+def test_normalised_options_parse_back_to_the_same_request(demo_site):
+    req = parse_request({"partition": "debug", "walltime": "20"}, demo_site)
+    again = {k: v for k, v in req.to_options().items() if k != "walltime_minutes"}
+    assert parse_request({**again, "walltime": str(req.walltime_minutes)}, demo_site) == req
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"gpus": 5, "partition": "gpu"}, "the gpu partition allows at most 4 GPUs per job"),
+        ({"gpus": 1}, "the cpu partition has no GPUs"),
+        (
+            {"walltime": "01:00:00", "partition": "debug"},
+            "debug partition allows at most 30 minutes",
+        ),
+        ({"cpus": 64}, "at most 32 CPUs"),
+        ({"cpus": 0}, "cpus: at least 1"),
+        ({"cpus": -1}, "cpus: '-1' is not a whole number|cpus: at least 1"),
+        ({"cpus": "1.5"}, "not a whole number"),
+        ({"cpus": 1.5}, "expected a whole number"),
+        ({"cpus": True}, "expected a whole number"),
+        ({"cpus": "١٢"}, "not a whole number"),
+        ({"cpus": "99999999999"}, "not a whole number"),
+        ({"cpus": None}, "expected a whole number"),
+        ({"cpus": ["1", "2"]}, "exactly one value"),
+        ({"partition": "cpu\n#SBATCH --uid=0"}, "is not offered here"),
+        ({"partition": "cpu; rm -rf ~"}, "is not offered here"),
+        ({"partition": ""}, "is not offered here"),
+        ({"partition": {"a": 1}}, "is not offered here"),
+        ({"gpus": 1, "partition": "gpu", "gpu_type": "a100"}, "gpu_type: 'a100' is not offered"),
+        ({"walltime": "$(reboot)"}, "is not a time"),
+        ({"walltime": "0"}, "at least 1 minute"),
+        ({"environment": "../../etc"}, "environment"),
+        ({"command": "bash"}, "unknown option 'command'"),
+        ({"cpus": "1" * 5000}, "options are too large"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(demo_site, options, message):
+    with pytest.raises(RequestError, match=message):
+        parse_request(options, demo_site)
+
+
+@pytest.mark.parametrize("raw", [None, [], "cpus=1", 7])
+def test_options_must_be_an_object(demo_site, raw):
+    with pytest.raises(RequestError, match="JSON object"):
+        parse_request(raw, demo_site)

@@ -1,0 +1,49 @@
+import pytest
+
+from factoryhub.site import SiteError, parse_site
+
+GOOD = """
+[session]
+partition = "cpu"
+environment = "default"
+[partitions.cpu]
+max_cpus = 8
+[environments.default]
+label = "Py"
+prefix = "/opt/env"
+"""
+
+
+def test_demo_site_describes_a_small_factory(demo_site):
+    assert {"cpu", "gpu", "debug"} <= set(demo_site.partitions)
+    assert demo_site.partitions["gpu"].max_gpus == 4
+    assert demo_site.partitions["gpu"].gpu_types == ("h100",)
+    assert demo_site.partitions["debug"].max_walltime == "00:30:00"
+    roles = [a.role for a in demo_site.demo_accounts]
+    assert roles.count("admin") == 1 and roles.count("trainer") == 1 and roles.count("learner") >= 3
+
+
+def test_minimal_site_takes_defaults():
+    site = parse_site(GOOD)
+    assert site.partition("cpu").max_cpus == 8
+    assert site.hub.hub_port == 8081
+    assert site.slurm.command_timeout == 20.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "\n[hub]\nporrt = 1\n", "unknown key hub.porrt"),
+        (
+            GOOD.replace("max_cpus = 8", "max_cpus = 'eight'"),
+            "partitions.cpu.max_cpus: expected int",
+        ),
+        (GOOD.replace("max_cpus = 8", "max_cpus = true"), "partitions.cpu.max_cpus: expected int"),
+        (GOOD.replace('partition = "cpu"', 'partition = "gpu"'), "session.partition 'gpu'"),
+        (GOOD + "\n[[demo_accounts]]\nname = 'x'\n", "demo_accounts[0]"),
+        ("[hub\n", "not valid TOML"),
+    ],
+)
+def test_bad_sites_name_the_key(text, message):
+    with pytest.raises(SiteError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_site(text)

@@ -1,0 +1,73 @@
+"""Parsers and error classification, with output and messages as Slurm 22.05 prints them."""
+
+import pytest
+
+from factoryhub.slurm import (
+    Completed,
+    SchedulerUnavailable,
+    SlurmError,
+    UnknownJob,
+    classify_failure,
+    parse_job_id,
+    parse_node_addresses,
+    parse_squeue,
+)
+
+SQUEUE = (
+    "1|RUNNING|None|gn01|wrap|tlearner|59:57|2026-11-25T10:19:52|(null)\n"
+    "7|PENDING|ReqNodeNotAvail, UnavailableNodes:n2|||bob|1:00:00|N/A|\n"
+    "9|RUNNING|None|cn01|fh:demo:alice:|alice|58:00|2026-11-25T10:27:05|fhport:37201|x\n"
+)
+
+
+def test_parse_squeue_rows():
+    jobs = parse_squeue(SQUEUE)
+    assert jobs["1"].state == "RUNNING" and jobs["1"].nodes == "gn01" and jobs["1"].comment == ""
+    assert jobs["7"].reason == "ReqNodeNotAvail, UnavailableNodes:n2"
+    assert jobs["9"].comment == "fhport:37201|x"  # free text stays in the last field
+
+
+def test_parse_squeue_rejects_garbage():
+    with pytest.raises(SlurmError, match="unexpected squeue line"):
+        parse_squeue("1|RUNNING\n")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "rc", "kind"),
+    [
+        (
+            "squeue: error: Unable to contact slurm controller (connect failure)",
+            1,
+            SchedulerUnavailable,
+        ),
+        ("slurm_load_jobs error: Socket timed out on send/recv operation", 1, SchedulerUnavailable),
+        ("slurm_load_jobs error: Zero Bytes were transmitted or received", 1, SchedulerUnavailable),
+        ("", 1, SchedulerUnavailable),
+        ("slurm_load_jobs error: Invalid job id specified", 1, UnknownJob),
+        (
+            "sbatch: error: Batch job submission failed: Requested node configuration is not"
+            " available",
+            1,
+            SlurmError,
+        ),
+    ],
+)
+def test_classify_failure(stderr, rc, kind):
+    error = classify_failure(["/usr/bin/squeue"], Completed(rc, "", stderr))
+    assert type(error) is kind
+    assert "squeue failed" in str(error)
+
+
+def test_job_ids():
+    assert parse_job_id("123\n") == "123"
+    assert parse_job_id("123;factory\n") == "123"
+    with pytest.raises(SlurmError):
+        parse_job_id("sbatch: error: something\n")
+
+
+def test_node_addresses():
+    text = (
+        "NodeName=gn01 Arch=x86_64 CoresPerSocket=1 NodeAddr=127.0.0.1 NodeHostName=vm\n"
+        "NodeName=cn02 Arch=x86_64 NodeAddr=10.1.2.3 NodeHostName=cn02\n"
+    )
+    assert parse_node_addresses(text) == {"gn01": "127.0.0.1", "cn02": "10.1.2.3"}

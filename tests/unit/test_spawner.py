@@ -1,0 +1,138 @@
+"""SlurmSpawner's contract with a fake Slurm client: state, poll mapping, stop, refusals."""
+
+from types import SimpleNamespace
+
+import pytest
+from tornado import web
+
+from factoryhub.spawners import SlurmSpawner
+from factoryhub.spawners.spawner import _WATCHERS
+
+
+@pytest.fixture
+def spawner(fake_slurm, repo):
+    _WATCHERS.clear()
+    user = SimpleNamespace(name="alice", url="/user/alice/", id=1)
+    sp = SlurmSpawner(
+        user=user,
+        slurm_client=fake_slurm,
+        site_path=str(repo / "hub_config" / "site.toml"),
+        hub_id="test",
+    )
+    sp.orm_spawner = SimpleNamespace(user_options={}, state=None, server=None, name="")
+    yield sp
+    _WATCHERS.clear()
+
+
+def test_state_round_trip(spawner, fake_slurm):
+    spawner.job_id, spawner.job_node = "42", "cn01"
+    state = spawner.get_state()
+    assert state["job_id"] == "42" and state["job_node"] == "cn01"
+    other = SlurmSpawner(user=spawner.user, slurm_client=fake_slurm, site_path=spawner.site_path)
+    other.load_state(state)
+    assert (other.job_id, other.job_node) == ("42", "cn01")
+    assert "42" in other.watcher.tracked
+    other.clear_state()
+    assert other.job_id == "" and "42" not in other.watcher.tracked
+
+
+def test_load_state_ignores_a_non_numeric_job_id(spawner):
+    spawner.load_state({"job_id": "1; scancel -u bob"})
+    assert spawner.job_id == ""
+
+
+@pytest.mark.parametrize(
+    ("state", "started", "expected"),
+    [
+        ("RUNNING", True, None),
+        ("SUSPENDED", True, None),
+        ("CONFIGURING", False, None),
+        ("PENDING", False, None),
+        ("FROBNICATED", True, None),
+        ("COMPLETED", True, 0),
+        ("CANCELLED", True, 1),
+        ("TIMEOUT", True, 1),
+        ("NODE_FAIL", True, 1),
+        ("COMPLETING", True, 1),
+        ("OUT_OF_MEMORY", True, 1),
+    ],
+)
+async def test_poll_maps_states(spawner, fake_slurm, state, started, expected):
+    fake_slurm.set_job("7", state)
+    spawner.load_state({"job_id": "7", "job_node": "cn01" if started else ""})
+    assert await spawner.poll() == expected
+
+
+async def test_poll_keeps_the_server_when_the_scheduler_is_down(spawner, fake_slurm):
+    spawner.load_state({"job_id": "7", "job_node": "cn01"})
+    fake_slurm.down = True
+    assert await spawner.poll() is None
+    assert fake_slurm.count("cancel") == 0
+
+
+async def test_poll_reports_a_job_slurm_forgot_as_gone(spawner, fake_slurm):
+    spawner.load_state({"job_id": "7", "job_node": "cn01"})
+    assert await spawner.poll() == 0
+
+
+async def test_requeued_job_of_a_ready_server_is_cancelled(spawner, fake_slurm):
+    fake_slurm.set_job("7", "PENDING", reason="BeginTime")
+    spawner.load_state({"job_id": "7", "job_node": "cn01"})
+    assert await spawner.poll() == 1
+    assert ("cancel", "7") in fake_slurm.calls
+
+
+async def test_one_query_serves_many_polls(fake_slurm, repo):
+    _WATCHERS.clear()
+    spawners = []
+    for i in range(20):
+        fake_slurm.set_job(str(i), "RUNNING")
+        sp = SlurmSpawner(
+            user=SimpleNamespace(name=f"u{i}"),
+            slurm_client=fake_slurm,
+            site_path=str(repo / "hub_config" / "site.toml"),
+        )
+        sp.load_state({"job_id": str(i), "job_node": "cn01"})
+        spawners.append(sp)
+    results = [await sp.poll() for sp in spawners]
+    assert results == [None] * 20
+    assert fake_slurm.count("query") == 1
+
+
+async def test_stop_cancels_and_waits_for_the_queue(spawner, fake_slurm):
+    fake_slurm.set_job("7", "RUNNING")
+    spawner.load_state({"job_id": "7", "job_node": "cn01"})
+    await spawner.stop()
+    assert fake_slurm.calls[0] == ("cancel", "7")
+    assert fake_slurm.jobs["7"].state == "CANCELLED"
+
+
+def test_bad_options_are_a_400_and_nothing_raw_is_kept(spawner, fake_slurm):
+    spawner.orm_spawner.user_options = {"cpus": "1; reboot"}
+    with pytest.raises(web.HTTPError) as err:
+        spawner.apply_user_options(spawner, {"cpus": "1; reboot"})
+    assert err.value.status_code == 400 and "cpus" in err.value.log_message
+    assert spawner.orm_spawner.user_options == {}
+    assert fake_slurm.calls == []
+
+
+def test_good_options_are_stored_normalised(spawner):
+    spawner.apply_user_options(spawner, {"partition": "debug", "walltime": "10"})
+    assert spawner.user_options["walltime_minutes"] == 10
+    assert spawner.orm_spawner.user_options == spawner.user_options
+
+
+def test_form_round_trip(spawner):
+    options = spawner.options_from_form({"partition": ["gpu"], "gpus": ["1"], "cpus": ["2"]})
+    assert options["gpu_type"] == "h100"
+    html = spawner.options_form(spawner)
+    assert 'name="partition"' in html and 'value="gpu"' in html
+
+
+def test_session_command_reports_its_port_through_the_extension(spawner):
+    spawner.apply_user_options(spawner, {})
+    command = spawner.session_command()
+    assert command[0] == "/opt/factoryhub/venv/bin/jupyterhub-singleuser"
+    assert "--ServerApp.port=0" in command
+    assert "--ServerApp.jpserver_extensions=factoryhub.spawners.port_report=True" in command
+    assert spawner.job_name() == "fh:test:alice:"
