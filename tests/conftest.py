@@ -54,7 +54,7 @@ class FakeSlurm(SlurmClient):
         self.next_id += 1
         return str(self.next_id)
 
-    async def query(self, job_ids) -> dict[str, JobInfo]:  # noqa: ANN001
+    async def query(self, job_ids) -> dict[str, JobInfo]:
         ids = set(job_ids)
         self.calls.append(("query", frozenset(ids)))
         self._check()
@@ -90,7 +90,7 @@ def fake_slurm() -> FakeSlurm:
 
 
 @pytest.fixture(scope="session")
-def real_hub(tmp_path_factory):  # noqa: ANN001, ANN201
+def real_hub(tmp_path_factory):
     from realsite import cancel_test_jobs, start_test_hub, stop_hub
 
     hub = start_test_hub(tmp_path_factory.mktemp("hub"))
@@ -100,7 +100,7 @@ def real_hub(tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="session")
-def hub_client(real_hub):  # noqa: ANN001, ANN201
+def hub_client(real_hub):
     from realsite import HubClient
 
     return HubClient(real_hub)

@@ -19,7 +19,7 @@ from tornado.websocket import websocket_connect
 
 from factoryhub.accounts import ensure_accounts
 from factoryhub.embedded import ensure_slurm
-from factoryhub.hubprocess import HubInstance, start_hub, stop_hub
+from factoryhub.hubprocess import HubInstance, start_hub
 from factoryhub.site import load_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ class HubClient:
         return httpx.get(api, headers={"Authorization": f"token {token}"}).json()
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.2):  # noqa: ANN001, ANN201
+def wait_until(check, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -188,7 +188,7 @@ async def run_in_kernel(base: str, prefix: str, token: str, code: str, timeout: 
             await api.delete(f"/kernels/{kernel}")
 
 
-async def _collect_stdout(ws, msg_id: str) -> str:  # noqa: ANN001
+async def _collect_stdout(ws, msg_id: str) -> str:
     out = []
     while True:
         raw = await ws.read_message()

@@ -28,7 +28,7 @@ def test_slurm_time_forms(text, minutes):
         "1-25",
         "5:70",
         "٣٠",
-        "１０",
+        "\uff11\uff10",
         "-5",
         "1e3",
         "10 minutes",

@@ -1,5 +1,4 @@
 import pytest
-
 from factoryhub.spawners import parse_request
 from factoryhub.spawners.jobscript import SessionJob, render_job_script
 

@@ -1,5 +1,4 @@
 import pytest
-
 from factoryhub.spawners.port_report import format_port_report, parse_port_report
 
 

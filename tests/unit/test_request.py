@@ -1,5 +1,4 @@
 import pytest
-
 from factoryhub.spawners import RequestError, parse_request
 
 

@@ -3,10 +3,9 @@
 from types import SimpleNamespace
 
 import pytest
-from tornado import web
-
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.spawner import _WATCHERS
+from tornado import web
 
 
 @pytest.fixture
