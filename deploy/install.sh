@@ -29,6 +29,9 @@ extra=""
 "${pip[@]}" "$repo$extra"
 # The package itself is re-installed on every run so the hub and jobs use this checkout.
 "${pip[@]}" --no-deps --force-reinstall "$repo"
+# Compute nodes of an AI factory have no internet: JupyterLab must not ask for news.
+mkdir -p "$prefix/venv/share/jupyter/lab/settings"
+cp "$repo/deploy/jupyterlab-overrides.json" "$prefix/venv/share/jupyter/lab/settings/overrides.json"
 chmod -R a+rX "$prefix/venv"
 
 # configurable-http-proxy from npm, pinned (security floor: 4.5.1, see docs/security.md).

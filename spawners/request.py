@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from factoryhub.durations import DurationError, describe_minutes, parse_minutes
+from factoryhub.durations import DurationError, describe_minutes, format_minutes, parse_minutes
 from factoryhub.site import Site
 
 MAX_OPTIONS_BYTES = 4096
@@ -42,8 +42,10 @@ class ResourceRequest:
     gpu_type: str = ""
 
     def to_options(self) -> dict[str, object]:
-        """The request as `user_options` (plain JSON), so it can be stored and re-parsed."""
-        return asdict(self)
+        """The request as `user_options` (plain JSON) that `parse_request` reads back as is."""
+        options = asdict(self)
+        options["walltime"] = format_minutes(options.pop("walltime_minutes"))
+        return options
 
 
 def _single(value: object, field: str) -> object:

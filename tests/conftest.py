@@ -91,7 +91,9 @@ def fake_slurm() -> FakeSlurm:
 
 @pytest.fixture(scope="session")
 def real_hub(tmp_path_factory):
-    from realsite import cancel_test_jobs, start_test_hub, stop_hub
+    from realsite import cancel_test_jobs, start_test_hub
+
+    from factoryhub.hubprocess import stop_hub
 
     hub = start_test_hub(tmp_path_factory.mktemp("hub"))
     yield hub

@@ -82,7 +82,7 @@ class HubClient:
         """Log in through the real login form (PAM) and create an API token."""
         with httpx.Client(base_url=self.base, follow_redirects=True, timeout=30) as web:
             web.get("/hub/login")
-            xsrf = web.cookies.get("_xsrf")
+            xsrf = _xsrf(web)
             r = web.post(
                 "/hub/login", data={"username": user, "password": PASSWORDS[user], "_xsrf": xsrf}
             )
@@ -90,7 +90,7 @@ class HubClient:
             r = web.post(
                 f"/hub/api/users/{user}/tokens",
                 json={"note": "test"},
-                headers={"X-XSRFToken": web.cookies.get("_xsrf")},
+                headers={"X-XSRFToken": _xsrf(web)},
             )
             assert r.status_code == 201, r.text
             return r.json()["token"]
@@ -136,6 +136,14 @@ class HubClient:
         api = f"http://127.0.0.1:{self.hub.site.hub.proxy_api_port}/api/routes"
         token = self.hub.proxy_token()
         return httpx.get(api, headers={"Authorization": f"token {token}"}).json()
+
+
+def _xsrf(web: httpx.Client) -> str:
+    """The hub's XSRF cookie (JupyterHub may set it for both / and /hub/)."""
+    cookies = sorted(
+        (c for c in web.cookies.jar if c.name == "_xsrf"), key=lambda c: c.path != "/hub/"
+    )
+    return cookies[0].value
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.2):
@@ -203,3 +211,17 @@ async def _collect_stdout(ws, msg_id: str) -> str:
             raise AssertionError("\n".join(msg["content"]["traceback"]))
         elif kind == "status" and msg["content"]["execution_state"] == "idle":
             return "".join(out)
+
+
+def job_of(user: str, server: str = "") -> str:
+    """The id of the live test job carrying `user`'s server (by its job name)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-u", user, "-o", "%i|%j"], capture_output=True, text=True
+    ).stdout
+    ids = [
+        i
+        for i, name in (line.split("|", 1) for line in out.splitlines())
+        if name == f"fh:test:{user}:{server}"
+    ]
+    assert len(ids) == 1, f"expected one job for {user}:{server}, found {ids}"
+    return ids[0]

@@ -29,9 +29,9 @@ def test_form_lists_and_json_values_give_the_same_request(demo_site):
 
 
 def test_normalised_options_parse_back_to_the_same_request(demo_site):
-    req = parse_request({"partition": "debug", "walltime": "20"}, demo_site)
-    again = {k: v for k, v in req.to_options().items() if k != "walltime_minutes"}
-    assert parse_request({**again, "walltime": str(req.walltime_minutes)}, demo_site) == req
+    for raw in ({"partition": "debug", "walltime": "20"}, {"partition": "gpu", "gpus": 3}, {}):
+        req = parse_request(raw, demo_site)
+        assert parse_request(req.to_options(), demo_site) == req
 
 
 @pytest.mark.parametrize(

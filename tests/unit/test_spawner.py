@@ -117,7 +117,7 @@ def test_bad_options_are_a_400_and_nothing_raw_is_kept(spawner, fake_slurm):
 
 def test_good_options_are_stored_normalised(spawner):
     spawner.apply_user_options(spawner, {"partition": "debug", "walltime": "10"})
-    assert spawner.user_options["walltime_minutes"] == 10
+    assert spawner.user_options["walltime"] == "00:10:00"
     assert spawner.orm_spawner.user_options == spawner.user_options
 
 

@@ -1,0 +1,55 @@
+"""A learner in a real browser (Debian's chromium via Playwright): log in, start, land in
+JupyterLab running inside a Slurm job. Screenshots go to docs/images/."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+from realsite import PASSWORDS, job_of, squeue_row
+
+pytestmark = pytest.mark.browser
+
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        yield page
+        browser.close()
+
+
+def test_login_start_and_land_in_jupyterlab(page, hub_client):
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{hub_client.base}/hub/login")
+    page.fill("#username_input", "carol")
+    page.fill("#password_input", PASSWORDS["carol"])
+    page.screenshot(path=IMAGES / "login.png")
+    page.click("#login_submit")
+
+    page.wait_for_selector("#spawn_form")
+    assert page.locator("select[name=partition] option").count() == 3
+    page.screenshot(path=IMAGES / "spawn-form.png")
+    page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
+
+    page.wait_for_selector(".jp-LabShell", timeout=120_000)
+    page.wait_for_selector(".jp-Launcher", timeout=60_000)
+    assert "/user/carol/lab" in page.url
+    page.screenshot(path=IMAGES / "jupyterlab-in-slurm-job.png")
+
+    job_id = job_of("carol")
+    assert squeue_row(job_id)["user"] == "carol"
+    token = hub_client.login_token("carol")
+    hub_client.stop("carol", token)

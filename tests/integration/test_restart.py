@@ -1,0 +1,46 @@
+"""A hub restart (graceful, or killed with -9) keeps every server and its job: no cancel, no
+orphan, the route intact (F3, F4 of shared/reliability.md, foundation part)."""
+
+import os
+import signal
+
+import httpx
+import pytest
+from realsite import job_of, squeue_row, wait_until
+
+from factoryhub.daemons import running_pid
+from factoryhub.hubprocess import start_hub, stop_hub
+
+pytestmark = pytest.mark.integration
+
+
+def _kill_hub(hub) -> None:
+    pid = running_pid(hub.hub_pidfile)
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: running_pid(hub.hub_pidfile) != pid, 10, "hub killed")
+
+
+@pytest.mark.parametrize("how", ["graceful", "kill -9"])
+def test_hub_restart_keeps_the_server_and_its_job(hub_client, real_hub, how):
+    token = hub_client.login_token("bob")
+    hub_client.start("bob", token)
+    job_id = job_of("bob")
+    if how == "graceful":
+        stop_hub(real_hub, proxy=False)
+    else:
+        _kill_hub(real_hub)
+    assert squeue_row(job_id)["state"] == "RUNNING"
+    start_hub(real_hub)
+
+    server = wait_until(lambda: hub_client.server("bob", token), 30, "server re-adopted")
+    assert server["ready"]
+    assert job_of("bob") == job_id  # the same job, none cancelled, none added
+    assert squeue_row(job_id)["state"] == "RUNNING"
+    assert "/user/bob" in hub_client.routes()
+    r = httpx.get(
+        f"{hub_client.base}/user/bob/api/status", headers={"Authorization": f"token {token}"}
+    )
+    assert r.status_code == 200
+    hub_client.stop("bob", token)
+    assert squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone")
