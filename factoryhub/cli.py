@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .accounts import ensure_accounts
 from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
-from .hubprocess import HubInstance, hub_status, start_hub, stop_hub
+from .hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
+from .security import check_floors
 from .site import load_site
 
 
@@ -25,6 +26,9 @@ def _nodes() -> list[str]:
 
 
 def demo_start(repo: Path) -> None:
+    problems = check_floors(NODE_PREFIX)
+    if problems:
+        raise SystemExit("Refusing to start below security floors:\n  " + "\n  ".join(problems))
     hub = _hub(repo)
     nodes = ensure_slurm(repo / "deploy")
     print(f"Slurm is up: nodes {', '.join(nodes)}")

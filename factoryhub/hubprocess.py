@@ -18,7 +18,8 @@ from .daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from .site import Site
 
 VENV = Path("/opt/factoryhub/venv")
-CHP = Path("/opt/factoryhub/node/node_modules/.bin/configurable-http-proxy")
+NODE_PREFIX = Path("/opt/factoryhub/node")
+CHP = NODE_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
 @dataclass(frozen=True)
