@@ -117,6 +117,11 @@ def parse_job_id(text: str) -> str:
     return match.group(1)
 
 
+def parse_ping(text: str) -> bool:
+    """True when `scontrol ping` reports a controller UP."""
+    return bool(re.search(r"\bis UP\b", text))
+
+
 def parse_node_addresses(text: str) -> dict[str, str]:
     """NodeName → NodeAddr from `scontrol show node --oneliner`."""
     addresses: dict[str, str] = {}
@@ -195,6 +200,14 @@ class SlurmClient:
         """Cancel a job; a job Slurm no longer knows is already cancelled."""
         with contextlib.suppress(UnknownJob):
             await self.run([self._cmd("scancel"), job_id])
+
+    async def controller_up(self) -> bool:
+        """`scontrol ping` (milliseconds, where a failing sbatch retries for ~18 s)."""
+        try:
+            result = await self.run([self._cmd("scontrol"), "ping"])
+        except SlurmError:  # exits 1 and prints "is DOWN" when no controller answers
+            return False
+        return parse_ping(result.stdout)
 
     async def node_addresses(self) -> dict[str, str]:
         """NodeName → address the hub should connect to (NodeAddr)."""

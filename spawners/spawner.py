@@ -25,10 +25,16 @@ from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmEr
 
 from .form import render_options_form
 from .jobscript import SessionJob, render_job_script
+from .logtail import read_tail_as
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
 from .request import RequestError, ResourceRequest, parse_request
 from .watcher import JobWatcher, Snapshot
+
+_UNAVAILABLE = (
+    "The scheduler is not answering right now, so nothing was submitted."
+    " Running sessions are not affected; try again in a minute."
+)
 
 # Environment variables the job may inherit from the hub besides JupyterHub's own.
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ")
@@ -201,6 +207,8 @@ class SlurmSpawner(Spawner):
             log_dir=self.site.session.log_dir,
         )
         self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
+        if not await self.slurm_client.controller_up():
+            raise web.HTTPError(503, _UNAVAILABLE)
         try:
             job_id = await self.slurm_client.submit(
                 render_job_script(job),
@@ -210,9 +218,7 @@ class SlurmSpawner(Spawner):
             )
         except SchedulerUnavailable as exc:
             self.log.warning("sbatch for %s: %s", self._log_name, exc)
-            raise web.HTTPError(
-                503, "The scheduler is not answering right now; try again in a minute."
-            ) from None
+            raise web.HTTPError(503, _UNAVAILABLE) from None
         except SlurmError as exc:
             raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
         self.job_id = job_id
@@ -241,9 +247,11 @@ class SlurmSpawner(Spawner):
         phase = classify_state(info.state)
         self.progress_log.add(*describe_job(info, phase))
         if phase in (Phase.ENDING, Phase.ENDED):
+            log = f"{self.site.session.log_dir}/session-{info.job_id}.log"
+            tail = await read_tail_as(self.user.name, log)
             raise RuntimeError(
-                f"Slurm job {info.job_id} ended ({info.state}, {info.reason}) before the server"
-                f" was ready; see ~/{self.site.session.log_dir}/session-{info.job_id}.log"
+                f"Your session's Slurm job {info.job_id} ended ({info.state}, {info.reason})"
+                f" before JupyterLab was ready. The end of ~/{log}:\n{tail}"
             )
         port = parse_port_report(info.comment)
         if phase is not Phase.RUNNING or port is None:

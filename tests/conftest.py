@@ -66,6 +66,10 @@ class FakeSlurm(SlurmClient):
         if job_id in self.jobs:
             self.set_job(job_id, "CANCELLED", reason="None")
 
+    async def controller_up(self) -> bool:
+        self.calls.append(("ping", None))
+        return not self.down
+
     async def node_addresses(self) -> dict[str, str]:
         self._check()
         return dict(self.addresses)

@@ -37,6 +37,8 @@ def write_test_site(state_dir: Path) -> Path:
         state_dir=str(state_dir),
     )
     raw["slurm"]["poll_interval"] = 2.0
+    # An environment without a server in it: its jobs die before reporting a port (F14).
+    raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     path = state_dir / "site.toml"
     path.write_text(tomli_w.dumps(raw))
     return path
@@ -108,7 +110,20 @@ class HubClient:
         options: dict | None = None,
         timeout: float = 120,
     ) -> list[dict]:
-        """Request a server and follow the progress stream until ready; return the events."""
+        """Request a server, follow the progress stream until ready; return the events."""
+        events = self.start_events(user, token, name, options, timeout)
+        assert events and events[-1].get("ready"), events
+        return events
+
+    def start_events(
+        self,
+        user: str,
+        token: str,
+        name: str = "",
+        options: dict | None = None,
+        timeout: float = 120,
+    ) -> list[dict]:
+        """Request a server and return every progress event until the spawn ends."""
         path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
         with self.api(token) as api:
             r = api.post(path, json={"user_options": options or {}})
@@ -118,7 +133,6 @@ class HubClient:
                 for line in stream.iter_lines():
                     if line.startswith("data:"):
                         events.append(json.loads(line[5:]))
-            assert events and events[-1].get("ready"), events
             return events
 
     def server(self, user: str, token: str, name: str = "") -> dict | None:

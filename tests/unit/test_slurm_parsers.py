@@ -71,3 +71,10 @@ def test_node_addresses():
         "NodeName=cn02 Arch=x86_64 NodeAddr=10.1.2.3 NodeHostName=cn02\n"
     )
     assert parse_node_addresses(text) == {"gn01": "127.0.0.1", "cn02": "10.1.2.3"}
+
+
+def test_ping():
+    from factoryhub.slurm import parse_ping
+
+    assert parse_ping("Slurmctld(primary) at vm is UP\n")
+    assert not parse_ping("Slurmctld(primary) at vm is DOWN\n")

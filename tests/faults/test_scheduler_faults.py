@@ -1,0 +1,66 @@
+"""Faults of shared/reliability.md injected into the real Slurm: F6 (controller down) and
+F14 (a job that dies before it reports its port)."""
+
+import subprocess
+import time
+
+import httpx
+import pytest
+from realsite import REPO, job_of, squeue_row, wait_until
+
+from factoryhub.daemons import stop_daemon
+from factoryhub.embedded import CTLD_PID, controller_answers, ensure_slurm
+
+pytestmark = pytest.mark.integration
+
+
+def _ids(user: str) -> set[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-u", user, "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    return set(out.split())
+
+
+def test_f6_controller_down_keeps_sessions_and_refuses_new_ones(hub_client):
+    alice = hub_client.login_token("alice")
+    carol = hub_client.login_token("carol")
+    hub_client.start("alice", alice)
+    job_id = job_of("alice")
+    carol_jobs = _ids("carol")
+    stop_daemon(CTLD_PID)
+    try:
+        assert not controller_answers()
+        time.sleep(12)  # several poll intervals (2 s), each squeue failing after ~9 s of retries
+        assert hub_client.server("alice", alice)["ready"]
+        started = time.monotonic()
+        with hub_client.api(carol) as api:
+            r = api.post("/users/carol/server", json={"user_options": {}})
+        assert r.status_code == 503, r.text
+        assert "nothing was submitted" in r.json()["message"]
+        assert time.monotonic() - started < 3
+    finally:
+        ensure_slurm(REPO / "deploy")
+    assert squeue_row(job_id)["state"] == "RUNNING"
+    assert _ids("carol") == carol_jobs  # no job was submitted during the outage
+    r = httpx.get(
+        f"{hub_client.base}/user/alice/api/status", headers={"Authorization": f"token {alice}"}
+    )
+    assert r.status_code == 200
+    hub_client.stop("alice", alice)
+    wait_until(lambda: hub_client.server("carol", carol) is None, 10, "carol's failed record gone")
+    hub_client.start("carol", carol)  # recovered by itself: the learner can start again
+    hub_client.stop("carol", carol)
+
+
+def test_f14_job_dying_before_its_port_fails_the_spawn_fast_with_its_error(hub_client):
+    token = hub_client.login_token("bob")
+    started = time.monotonic()
+    events = hub_client.start_events("bob", token, options={"environment": "broken"})
+    elapsed = time.monotonic() - started
+    last = events[-1]
+    assert last.get("failed"), events
+    assert "ended (FAILED" in last["message"]
+    assert "/opt/no-such-env/bin/jupyterhub-singleuser" in last["message"]
+    assert "No such file or directory" in last["message"]
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert hub_client.server("bob", token) is None or not hub_client.server("bob", token)["ready"]
