@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .capacity import SINFO_FORMAT, Capacity, parse_partitions, parse_sinfo_nodes
+
 # squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
 SQUEUE_FIELDS = (
     "job_id",
@@ -208,6 +210,20 @@ class SlurmClient:
         except SlurmError:  # exits 1 and prints "is DOWN" when no controller answers
             return False
         return parse_ping(result.stdout)
+
+    async def capacity(self) -> Capacity:
+        """Partitions and per-node free capacity, in two commands."""
+        parts = await self.run([self._cmd("scontrol"), "show", "partition", "--oneliner"])
+        nodes = await self.run(
+            [self._cmd("sinfo"), "--noheader", "--Node", "--Format", SINFO_FORMAT]
+        )
+        return Capacity(parse_partitions(parts.stdout), parse_sinfo_nodes(nodes.stdout))
+
+    async def sbatch_test_only(self, argv: list[str], *, user: str, cwd: str) -> str:
+        """`sbatch --test-only` as `user`; Slurm's answer ("Job N to start at …")."""
+        command = ["/usr/sbin/runuser", "-u", user, "--", self._cmd("sbatch"), "--test-only"]
+        result = await self.run([*command, *argv, "--wrap", "true"], cwd=cwd)
+        return (result.stderr or result.stdout).strip()
 
     async def node_addresses(self) -> dict[str, str]:
         """NodeName → address the hub should connect to (NodeAddr)."""

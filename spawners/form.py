@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from html import escape
 
+from factoryhub.capacity import Capacity
 from factoryhub.site import Site
+
+from .estimate import Estimate
 
 
 def _select(name: str, label: str, options: dict[str, str], chosen: str) -> str:
@@ -31,7 +34,41 @@ def _number(name: str, label: str, value: int, low: int, high: int) -> str:
     )
 
 
-def render_options_form(site: Site) -> str:
+def _capacity_table(site: Site, capacity: Capacity | None) -> str:
+    if capacity is None:
+        return (
+            '<p class="text-warning">Free capacity is unknown: the scheduler is not answering.</p>'
+        )
+    rows = []
+    for name in site.partitions:
+        if name not in capacity.partitions:
+            continue
+        free = capacity.summary(name)
+        gpus = f"{free['gpus_free']} of {free['gpus_total']}" if free["gpus_total"] else "none"
+        state = "up" if capacity.partitions[name].up else "not accepting jobs"
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{free['cpus_idle']} of {free['cpus_total']}</td>"
+            f"<td>{escape(gpus)}</td><td>{escape(state)}</td></tr>"
+        )
+    return (
+        '<table class="table table-sm" id="fh-capacity"><caption>Free right now</caption>'
+        "<thead><tr><th>Partition</th><th>Idle CPUs</th><th>Free GPUs</th><th>State</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _estimate_line(estimate: Estimate | None) -> str:
+    text = estimate.message if estimate else "no estimate yet"
+    kind = estimate.kind if estimate else "unknown"
+    return (
+        f'<p id="fh-estimate" data-kind="{escape(kind)}">With the defaults below your session'
+        f" <strong>{escape(text)}</strong>.</p>"
+    )
+
+
+def render_options_form(
+    site: Site, capacity: Capacity | None = None, estimate: Estimate | None = None
+) -> str:
     """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form)."""
     defaults = site.session
     partitions = {
@@ -42,6 +79,8 @@ def render_options_form(site: Site) -> str:
     gpu_types = sorted({t for part in site.partitions.values() for t in part.gpu_types})
     largest = max(site.partitions.values(), key=lambda p: p.max_cpus)
     fields = [
+        _capacity_table(site, capacity),
+        _estimate_line(estimate),
         _select("partition", "Partition", partitions, defaults.partition),
         _number("cpus", "CPUs", defaults.cpus, 1, largest.max_cpus),
         _number("memory_gb", "Memory (GB)", defaults.memory_gb, 1, largest.max_memory_gb),

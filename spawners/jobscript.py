@@ -38,24 +38,30 @@ def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
-def sbatch_options(job: SessionJob) -> list[str]:
-    """The `#SBATCH` options, one per line, in a fixed order."""
-    req = job.request
+def resource_options(req: ResourceRequest) -> list[str]:
+    """What the request asks Slurm for; shared by the job script and start estimates."""
     options = [
-        f"--job-name={_checked(job.job_name, _SAFE_NAME, 'job name')}",
         f"--partition={_checked(req.partition, _SAFE_NAME, 'partition')}",
         "--nodes=1",
         "--ntasks=1",
         f"--cpus-per-task={int(req.cpus)}",
         f"--mem={int(req.memory_gb)}G",
         f"--time={format_minutes(int(req.walltime_minutes))}",
+    ]
+    if req.gpus:
+        gpu_type = _checked(req.gpu_type, _SAFE_NAME, "GPU type")
+        options.append(f"--gres=gpu:{gpu_type}:{int(req.gpus)}")
+    return options
+
+
+def sbatch_options(job: SessionJob) -> list[str]:
+    """The `#SBATCH` options, one per line, in a fixed order."""
+    options = [
+        f"--job-name={_checked(job.job_name, _SAFE_NAME, 'job name')}",
+        *resource_options(job.request),
         "--output=/dev/null",
         "--export=ALL",
     ]
-    if req.gpus:
-        options.append(
-            f"--gres=gpu:{_checked(req.gpu_type, _SAFE_NAME, 'GPU type')}:{int(req.gpus)}"
-        )
     if job.signal:
         options.append(f"--signal={_checked(job.signal, _SAFE_SIGNAL, 'signal')}")
     return options

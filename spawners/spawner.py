@@ -12,6 +12,7 @@ import asyncio
 import os
 import pwd
 import time
+from datetime import datetime
 from functools import lru_cache
 
 from jupyterhub.spawner import Spawner
@@ -19,12 +20,14 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Any, Float, Unicode, default
 
+from factoryhub.capacity import Capacity
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
+from .estimate import Estimate, estimate_from_capacity, estimate_from_slurm
 from .form import render_options_form
-from .jobscript import SessionJob, render_job_script
+from .jobscript import SessionJob, render_job_script, resource_options
 from .logtail import read_tail_as
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
@@ -46,6 +49,8 @@ def _cached_site(path: str, mtime: float) -> Site:
 
 
 _WATCHERS: dict[tuple[str, float], JobWatcher] = {}
+_CAPACITY: dict[str, tuple[float, Capacity]] = {}
+CAPACITY_MAX_AGE = 5.0  # seconds a capacity reading serves every form and estimate
 
 
 def _shared_watcher(client: SlurmClient) -> JobWatcher:
@@ -65,6 +70,15 @@ def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
         spawner.user_options = spawner.orm_spawner.user_options = {}
         raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
     spawner.user_options = spawner.orm_spawner.user_options = spawner.request.to_options()
+
+
+async def _live_options_form(spawner: SlurmSpawner) -> str:
+    """The spawn form with the partitions' free capacity and the default request's estimate."""
+    capacity = await spawner.live_capacity()
+    estimate = None
+    if capacity is not None:
+        estimate = await spawner.estimate(parse_request({}, spawner.site), capacity)
+    return render_options_form(spawner.site, capacity, estimate)
 
 
 class SlurmSpawner(Spawner):
@@ -108,7 +122,7 @@ class SlurmSpawner(Spawner):
 
     @default("options_form")
     def _default_options_form(self):
-        return lambda spawner: render_options_form(spawner.site)
+        return _live_options_form
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -126,6 +140,36 @@ class SlurmSpawner(Spawner):
     @property
     def watcher(self) -> JobWatcher:
         return _shared_watcher(self.slurm_client)
+
+    async def live_capacity(self) -> Capacity | None:
+        """The scheduler's partitions and free capacity (shared, at most a few seconds old)."""
+        cached = _CAPACITY.get(self.slurm_client.bin_dir)
+        if cached and time.monotonic() - cached[0] < CAPACITY_MAX_AGE:
+            return cached[1]
+        try:
+            capacity = await self.slurm_client.capacity()
+        except SlurmError as exc:
+            self.log.warning("live capacity unavailable: %s", exc)
+            return None
+        _CAPACITY[self.slurm_client.bin_dir] = (time.monotonic(), capacity)
+        return capacity
+
+    async def estimate(self, request: ResourceRequest, capacity: Capacity | None) -> Estimate:
+        """When `request` would start, asking Slurm only when the capacity cannot tell."""
+        if capacity is None:
+            return Estimate("unknown", "no estimate: the scheduler is not answering")
+        estimate = estimate_from_capacity(request, capacity)
+        if estimate is not None:
+            return estimate
+        try:
+            answer = await self.slurm_client.sbatch_test_only(
+                resource_options(request),
+                user=self.user.name,
+                cwd=pwd.getpwnam(self.user.name).pw_dir,
+            )
+        except (SlurmError, KeyError) as exc:
+            return Estimate("unknown", f"no estimate: {str(exc)[:200]}")
+        return estimate_from_slurm(answer, datetime.now())
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
         """Form fields → normalised options; a bad field re-renders the form with the message."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient
 
@@ -30,6 +31,19 @@ class FakeSlurm(SlurmClient):
         self.down = False
         self.next_id = 100
         self.addresses = {"cn01": "10.0.0.1"}
+        self.expected_start = "2030-01-01T00:00:00"
+        self.live = Capacity(
+            parse_partitions(
+                "PartitionName=cpu MaxTime=12:00:00 DefaultTime=01:00:00 State=UP\n"
+                "PartitionName=gpu MaxTime=1-00:00:00 DefaultTime=01:00:00 State=UP\n"
+                "PartitionName=debug MaxTime=00:30:00 DefaultTime=00:15:00 State=UP\n"
+            ),
+            parse_sinfo_nodes(
+                "cn01|cpu*|0/32/0/32|(null)|gpu:0|idle|64000|0|\n"
+                "gn01|gpu|16/0/0/16|gpu:h100:4|gpu:h100:4(IDX:0-3)|alloc|128000|64000|\n"
+                "cn01|debug|0/32/0/32|(null)|gpu:0|idle|64000|0|\n"
+            ),
+        )
 
     def set_job(self, job_id: str, state: str, **fields: str) -> None:
         values = dict(
@@ -65,6 +79,16 @@ class FakeSlurm(SlurmClient):
         self._check()
         if job_id in self.jobs:
             self.set_job(job_id, "CANCELLED", reason="None")
+
+    async def capacity(self) -> Capacity:
+        self.calls.append(("capacity", None))
+        self._check()
+        return self.live
+
+    async def sbatch_test_only(self, argv: list[str], *, user: str, cwd: str) -> str:
+        self.calls.append(("test_only", tuple(argv)))
+        self._check()
+        return f"sbatch: Job 9 to start at {self.expected_start} using 1 processors on nodes x"
 
     async def controller_up(self) -> bool:
         self.calls.append(("ping", None))

@@ -41,6 +41,8 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
 
     page.wait_for_selector("#spawn_form")
     assert page.locator("select[name=partition] option").count() == 3
+    assert page.locator("#fh-capacity tbody tr").count() == 3  # live capacity per partition
+    assert "starts now" in page.inner_text("#fh-estimate")
     page.screenshot(path=IMAGES / "spawn-form.png")
     page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
 

@@ -10,9 +10,9 @@ GOLDEN = """#!/bin/bash
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=16G
 #SBATCH --time=02:00:00
+#SBATCH --gres=gpu:h100:2
 #SBATCH --output=/dev/null
 #SBATCH --export=ALL
-#SBATCH --gres=gpu:h100:2
 # The session's output goes to the learner's own log file, written as the learner.
 mkdir -p "$HOME/.factoryhub/logs"
 exec >>"$HOME/.factoryhub/logs/session-$SLURM_JOB_ID.log" 2>&1

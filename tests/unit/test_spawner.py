@@ -121,11 +121,35 @@ def test_good_options_are_stored_normalised(spawner):
     assert spawner.orm_spawner.user_options == spawner.user_options
 
 
-def test_form_round_trip(spawner):
+async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
     options = spawner.options_from_form({"partition": ["gpu"], "gpus": ["1"], "cpus": ["2"]})
     assert options["gpu_type"] == "h100"
-    html = spawner.options_form(spawner)
+    html = await spawner.options_form(spawner)
     assert 'name="partition"' in html and 'value="gpu"' in html
+    assert "<td>gpu</td><td>0 of 16</td><td>0 of 4</td><td>up</td>" in html
+    assert "your session <strong>starts now</strong>" in html
+
+
+async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm):
+    from factoryhub.spawners import parse_request
+
+    busy_gpu = parse_request({"partition": "gpu", "gpus": 1}, spawner.site)
+    estimate = await spawner.estimate(busy_gpu, fake_slurm.live)
+    assert estimate.kind == "later" and "expected on 1 Jan at 00:00" in estimate.message
+    assert fake_slurm.calls[-1][0] == "test_only"
+    assert "--gres=gpu:h100:1" in fake_slurm.calls[-1][1]
+    calls = len(fake_slurm.calls)
+    assert (await spawner.estimate(parse_request({}, spawner.site), fake_slurm.live)).kind == "now"
+    assert len(fake_slurm.calls) == calls  # free capacity answered; no scheduler call
+
+
+async def test_form_without_a_scheduler_still_renders(spawner, fake_slurm):
+    from factoryhub.spawners.spawner import _CAPACITY
+
+    _CAPACITY.clear()
+    fake_slurm.down = True
+    html = await spawner.options_form(spawner)
+    assert "Free capacity is unknown" in html and 'name="cpus"' in html
 
 
 def test_session_command_reports_its_port_through_the_extension(spawner):
