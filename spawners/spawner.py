@@ -319,6 +319,15 @@ class SlurmSpawner(Spawner):
         if info is None:
             return 0
         phase = classify_state(info.state)
+        if not self.job_node and not self._spawn_pending and phase is not Phase.ENDED:
+            # The hub stopped while this spawn was under way (the job id was saved at submit):
+            # nobody waits for this job any more. Cancel it now rather than let it start a
+            # server no route leads to; the learner simply starts again.
+            self.log.warning(
+                "%s: spawn of job %s was interrupted; cancelling", self._log_name, self.job_id
+            )
+            await self._cancel_quietly()
+            return 1
         if phase is Phase.QUEUED and self.job_node:
             # Requeued after it had started: the server is gone, and a restart would run a
             # server nobody routes to. Cancel it and report the server stopped.

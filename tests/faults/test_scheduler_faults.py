@@ -64,3 +64,45 @@ def test_f14_job_dying_before_its_port_fails_the_spawn_fast_with_its_error(hub_c
     assert "No such file or directory" in last["message"]
     assert elapsed < 15, f"took {elapsed:.1f} s"
     assert hub_client.server("bob", token) is None or not hub_client.server("bob", token)["ready"]
+
+
+def test_f8_controller_restart_loses_no_session(hub_client):
+    token = hub_client.login_token("carol")
+    hub_client.start("carol", token)
+    job_id = job_of("carol")
+    stop_daemon(CTLD_PID)
+    ensure_slurm(REPO / "deploy")
+    assert squeue_row(job_id)["state"] == "RUNNING"
+    time.sleep(5)  # two poll intervals of the test site
+    assert hub_client.server("carol", token)["ready"]
+    r = httpx.get(
+        f"{hub_client.base}/user/carol/api/status", headers={"Authorization": f"token {token}"}
+    )
+    assert r.status_code == 200
+    hub_client.stop("carol", token)
+
+
+def test_f13_suspended_job_is_kept_and_works_after_resume(hub_client):
+    token = hub_client.login_token("bob")
+    hub_client.start("bob", token)
+    job_id = job_of("bob")
+    subprocess.run(["scontrol", "suspend", job_id], check=True)
+    try:
+        assert squeue_row(job_id)["state"] == "SUSPENDED"
+        time.sleep(5)  # two poll intervals: a suspended session is paused, not gone
+        assert hub_client.server("bob", token)["ready"]
+    finally:
+        subprocess.run(["scontrol", "resume", job_id], check=True)
+    r = wait_until(
+        lambda: (
+            httpx.get(
+                f"{hub_client.base}/user/bob/api/status",
+                headers={"Authorization": f"token {token}"},
+            ).status_code
+            == 200
+        ),
+        20,
+        "server answers after resume",
+    )
+    assert r
+    hub_client.stop("bob", token)

@@ -59,6 +59,7 @@ def test_load_state_ignores_a_non_numeric_job_id(spawner):
 async def test_poll_maps_states(spawner, fake_slurm, state, started, expected):
     fake_slurm.set_job("7", state)
     spawner.load_state({"job_id": "7", "job_node": "cn01" if started else ""})
+    spawner._spawn_pending = not started  # not yet started: a spawn is under way
     assert await spawner.poll() == expected
 
 
@@ -159,3 +160,20 @@ def test_session_command_reports_its_port_through_the_extension(spawner):
     assert "--ServerApp.port=0" in command
     assert "--ServerApp.jpserver_extensions=factoryhub.spawners.port_report=True" in command
     assert spawner.job_name() == "fh:test:alice:"
+
+
+@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "CONFIGURING"])
+async def test_a_spawn_interrupted_by_a_hub_restart_is_cancelled(spawner, fake_slurm, state):
+    # Saved at submit, never got to ready (no node recorded), no spawn under way now.
+    fake_slurm.set_job("7", state)
+    spawner.load_state({"job_id": "7"})
+    assert await spawner.poll() == 1
+    assert ("cancel", "7") in fake_slurm.calls
+
+
+async def test_poll_during_a_spawn_keeps_the_pending_job(spawner, fake_slurm):
+    fake_slurm.set_job("7", "PENDING")
+    spawner.load_state({"job_id": "7"})
+    spawner._spawn_pending = True
+    assert await spawner.poll() is None
+    assert fake_slurm.count("cancel") == 0

@@ -1,0 +1,56 @@
+"""F1: the hub killed (-9) while its job is pending: after the restart the job is cancelled
+(the spawn it belonged to is gone) and the learner can start again; never an orphan."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+from realsite import job_of, squeue_row, wait_until
+
+from factoryhub.daemons import running_pid
+from factoryhub.hubprocess import start_hub
+
+pytestmark = pytest.mark.integration
+
+
+def _nodes(state: str) -> None:
+    args = ["scontrol", "update", "nodename=cn[01-02]", f"state={state}"]
+    subprocess.run([*args, "reason=factoryhub-test"] if state == "drain" else args, check=True)
+
+
+def test_f1_hub_killed_while_the_job_is_pending(hub_client, real_hub):
+    token = hub_client.login_token("alice")
+    _nodes("drain")
+    try:
+        with hub_client.api(token) as api:
+            r = api.post("/users/alice/server", json={"user_options": {"partition": "cpu"}})
+            assert r.status_code == 202, r.text
+        job_id = wait_until(lambda: _pending_job("alice"), 20, "job pending")
+        os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
+        wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+        assert squeue_row(job_id)["state"] == "PENDING"
+        start_hub(real_hub)
+        wait_until(
+            lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone"),
+            30,
+            "interrupted spawn's job cancelled",
+        )
+        wait_until(lambda: hub_client.server("alice", token) is None, 30, "record cleared")
+    finally:
+        _nodes("resume")
+    hub_client.start("alice", token)  # no admin needed to start again
+    assert job_of("alice") != job_id
+    hub_client.stop("alice", token)
+
+
+def _pending_job(user: str) -> str | None:
+    out = subprocess.run(
+        ["squeue", "-h", "-u", user, "-t", "PD", "-o", "%i|%j"], capture_output=True, text=True
+    ).stdout
+    ids = [
+        i
+        for i, name in (line.split("|", 1) for line in out.splitlines())
+        if name.startswith("fh:test:")
+    ]
+    return ids[0] if ids else None
