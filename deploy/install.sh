@@ -29,6 +29,11 @@ extra=""
 "${pip[@]}" "$repo$extra"
 # The package itself is re-installed on every run so the hub and jobs use this checkout.
 "${pip[@]}" --no-deps --force-reinstall "$repo"
+# rfc3987-syntax (pulled in by jupyter-events -> jsonschema[format-nongpl]) costs ~1 s of import
+# in every session start-up, for IRI format checks nothing here uses; jsonschema skips the
+# check when it is absent. Measured: jupyterhub.singleuser imports in 0.7 s instead of 1.7 s.
+"$prefix/venv/bin/pip" uninstall --quiet --yes rfc3987-syntax 2>/dev/null || true
+
 # Compute nodes of an AI factory have no internet: JupyterLab must not ask for news.
 mkdir -p "$prefix/venv/share/jupyter/lab/settings"
 cp "$repo/deploy/jupyterlab-overrides.json" "$prefix/venv/share/jupyter/lab/settings/overrides.json"
