@@ -56,12 +56,31 @@ def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
     c.Spawner.http_timeout = 120
 
 
+def _set_services(c: Config, site: Site, site_path: Path) -> None:
+    # The start-estimate endpoint (spawners/estimate_service.py), run by the hub; every user
+    # may call it (it answers only about the caller's own request).
+    python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
+    c.JupyterHub.services = [
+        {
+            "name": "factoryhub",
+            "url": f"http://127.0.0.1:{site.hub.service_port}",
+            "command": [python, "-m", "factoryhub.spawners.estimate_service"],
+            "environment": {"FACTORYHUB_SITE": str(site_path)},
+            "oauth_no_confirm": True,
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "user", "scopes": ["self", "access:services!service=factoryhub"]}
+    ]
+
+
 def apply_site(c: Config, site: Site, site_path: Path, template_dir: Path | None = None) -> None:
     """Configure JupyterHub for `site` (read from `site_path`)."""
     _set_hub(c, site)
     _set_proxy(c, site)
     _set_auth(c, site)
     _set_spawner(c, site, site_path)
+    _set_services(c, site, site_path)
     if template_dir is not None:
         c.JupyterHub.template_paths = [str(template_dir)]
         c.JupyterHub.template_vars = {"factoryhub_title": site.hub.title}

@@ -116,6 +116,8 @@ def start_hub(hub: HubInstance, timeout: float = 90) -> int:
         cwd=hub.state_dir,
     )
     wait_for(lambda: _answers(f"{hub.hub_api}/"), timeout, "JupyterHub", interval=0.2)
+    estimate = f"http://127.0.0.1:{hub.site.hub.service_port}/services/factoryhub/estimate"
+    wait_for(lambda: _answers(estimate), 30, "the estimate service", interval=0.2)
     return pid
 
 

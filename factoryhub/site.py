@@ -30,6 +30,7 @@ class HubSettings:
     hub_ip: str = "127.0.0.1"
     hub_port: int = 8081
     proxy_api_port: int = 8001
+    service_port: int = 8082  # FactoryHub's own hub service (start estimates)
     state_dir: str = "/var/lib/factoryhub"
     admin_users: tuple[str, ...] = ()
     trainers: tuple[str, ...] = ()

@@ -7,14 +7,19 @@ itself is asked (`sbatch --test-only`, as the learner) and its answer phrased.
 
 from __future__ import annotations
 
+import pwd
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from factoryhub.capacity import Capacity, NodeCapacity
 from factoryhub.durations import describe_minutes
+from factoryhub.slurm import SlurmClient, SlurmError
 
+from .jobscript import resource_options
 from .request import ResourceRequest
+
+SERVICE_NAME = "factoryhub"  # the hub service answering /services/<name>/estimate
 
 
 @dataclass(frozen=True)
@@ -104,3 +109,20 @@ def estimate_from_slurm(answer: str, now: datetime) -> Estimate:
     return Estimate(
         "later" if start - now > timedelta(seconds=60) else "now", phrase_start(start, now), start
     )
+
+
+async def estimate_start(
+    request: ResourceRequest, capacity: Capacity | None, client: SlurmClient, user: str
+) -> Estimate:
+    """When `request` would start for `user`, asking Slurm only when capacity cannot tell."""
+    if capacity is None:
+        return Estimate("unknown", "no estimate: the scheduler is not answering")
+    estimate = estimate_from_capacity(request, capacity)
+    if estimate is not None:
+        return estimate
+    try:
+        home = pwd.getpwnam(user).pw_dir
+        answer = await client.sbatch_test_only(resource_options(request), user=user, cwd=home)
+    except (SlurmError, KeyError) as exc:
+        return Estimate("unknown", f"no estimate: {str(exc)[:200]}")
+    return estimate_from_slurm(answer, datetime.now())

@@ -57,17 +57,45 @@ def _capacity_table(site: Site, capacity: Capacity | None) -> str:
     )
 
 
-def _estimate_line(estimate: Estimate | None) -> str:
+def _estimate_line(estimate: Estimate | None, url: str) -> str:
     text = estimate.message if estimate else "no estimate yet"
     kind = estimate.kind if estimate else "unknown"
     return (
-        f'<p id="fh-estimate" data-kind="{escape(kind)}">With the defaults below your session'
-        f" <strong>{escape(text)}</strong>.</p>"
+        f'<p id="fh-estimate" data-kind="{escape(kind)}" data-url="{escape(url)}">'
+        f"Your session: <strong>{escape(text)}</strong></p>"
     )
 
 
+# Progressive enhancement: with JavaScript the estimate follows the learner's edits; without it
+# the form still works and shows the estimate for the defaults.
+_LIVE_ESTIMATE = """<script>
+(() => {
+  const line = document.getElementById("fh-estimate");
+  const form = line.closest("form");
+  const text = line.querySelector("strong");
+  let timer;
+  async function update() {
+    const params = new URLSearchParams(new FormData(form));
+    params.delete("_xsrf");
+    try {
+      const reply = await fetch(line.dataset.url + "?" + params, {credentials: "same-origin"});
+      const body = await reply.json();
+      text.textContent = body.message;
+      line.dataset.kind = reply.ok ? body.kind : "invalid";
+    } catch (err) {
+      text.textContent = "no estimate right now";
+    }
+  }
+  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 250); });
+})();
+</script>"""
+
+
 def render_options_form(
-    site: Site, capacity: Capacity | None = None, estimate: Estimate | None = None
+    site: Site,
+    capacity: Capacity | None = None,
+    estimate: Estimate | None = None,
+    estimate_url: str = "",
 ) -> str:
     """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form)."""
     defaults = site.session
@@ -80,7 +108,7 @@ def render_options_form(
     largest = max(site.partitions.values(), key=lambda p: p.max_cpus)
     fields = [
         _capacity_table(site, capacity),
-        _estimate_line(estimate),
+        _estimate_line(estimate, estimate_url),
         _select("partition", "Partition", partitions, defaults.partition),
         _number("cpus", "CPUs", defaults.cpus, 1, largest.max_cpus),
         _number("memory_gb", "Memory (GB)", defaults.memory_gb, 1, largest.max_memory_gb),
@@ -99,4 +127,6 @@ def render_options_form(
             defaults.environment,
         ),
     ]
+    if estimate_url:
+        fields.append(_LIVE_ESTIMATE)
     return "\n".join(fields)

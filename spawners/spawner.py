@@ -12,7 +12,6 @@ import asyncio
 import os
 import pwd
 import time
-from datetime import datetime
 from functools import lru_cache
 
 from jupyterhub.spawner import Spawner
@@ -25,9 +24,9 @@ from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
-from .estimate import Estimate, estimate_from_capacity, estimate_from_slurm
+from .estimate import SERVICE_NAME, Estimate, estimate_start
 from .form import render_options_form
-from .jobscript import SessionJob, render_job_script, resource_options
+from .jobscript import SessionJob, render_job_script
 from .logtail import read_tail_as
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
@@ -78,7 +77,9 @@ async def _live_options_form(spawner: SlurmSpawner) -> str:
     estimate = None
     if capacity is not None:
         estimate = await spawner.estimate(parse_request({}, spawner.site), capacity)
-    return render_options_form(spawner.site, capacity, estimate)
+    root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
+    url = f"{root}/services/{SERVICE_NAME}/estimate"
+    return render_options_form(spawner.site, capacity, estimate, estimate_url=url)
 
 
 class SlurmSpawner(Spawner):
@@ -155,21 +156,8 @@ class SlurmSpawner(Spawner):
         return capacity
 
     async def estimate(self, request: ResourceRequest, capacity: Capacity | None) -> Estimate:
-        """When `request` would start, asking Slurm only when the capacity cannot tell."""
-        if capacity is None:
-            return Estimate("unknown", "no estimate: the scheduler is not answering")
-        estimate = estimate_from_capacity(request, capacity)
-        if estimate is not None:
-            return estimate
-        try:
-            answer = await self.slurm_client.sbatch_test_only(
-                resource_options(request),
-                user=self.user.name,
-                cwd=pwd.getpwnam(self.user.name).pw_dir,
-            )
-        except (SlurmError, KeyError) as exc:
-            return Estimate("unknown", f"no estimate: {str(exc)[:200]}")
-        return estimate_from_slurm(answer, datetime.now())
+        """When `request` would start for this learner (see `estimate_start`)."""
+        return await estimate_start(request, capacity, self.slurm_client, self.user.name)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
         """Form fields → normalised options; a bad field re-renders the form with the message."""

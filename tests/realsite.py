@@ -34,6 +34,7 @@ def write_test_site(state_dir: Path) -> Path:
         url="http://127.0.0.1:18000",
         hub_port=18081,
         proxy_api_port=18001,
+        service_port=18082,
         state_dir=str(state_dir),
     )
     raw["slurm"]["poll_interval"] = 2.0
@@ -50,6 +51,8 @@ def start_test_hub(state_dir: Path) -> HubInstance:
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
     ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)
     start_hub(hub)
+    client = HubClient(hub)
+    wait_until(lambda: "/services/factoryhub" in client.routes(), 30, "estimate service routed")
     return hub
 
 

@@ -43,6 +43,16 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
     assert page.locator("select[name=partition] option").count() == 3
     assert page.locator("#fh-capacity tbody tr").count() == 3  # live capacity per partition
     assert "starts now" in page.inner_text("#fh-estimate")
+    # The estimate follows the learner's edits (JSON endpoint), with the limit in the message.
+    page.select_option("select[name=partition]", "gpu")
+    page.fill("input[name=gpus]", "9")
+    page.wait_for_function(
+        "document.querySelector('#fh-estimate').innerText.includes('at most 4 GPUs')"
+    )
+    page.screenshot(path=IMAGES / "spawn-form-limit.png")
+    page.fill("input[name=gpus]", "0")
+    page.select_option("select[name=partition]", "cpu")
+    page.wait_for_function("document.querySelector('#fh-estimate').dataset.kind === 'now'")
     page.screenshot(path=IMAGES / "spawn-form.png")
     page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
 

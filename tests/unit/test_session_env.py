@@ -13,6 +13,7 @@ def test_session_start_up_does_not_import_rfc3987_syntax():
 
 def test_session_python_is_readable_by_learners():
     # An interpreter under /root (pyenv) cannot be executed by a learner's job.
-    real = subprocess.run(["readlink", "-f", VENV_PYTHON], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    real = subprocess.run(
+        ["readlink", "-f", VENV_PYTHON], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert real.startswith("/usr/bin/python3")

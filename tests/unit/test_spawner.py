@@ -128,7 +128,8 @@ async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
     html = await spawner.options_form(spawner)
     assert 'name="partition"' in html and 'value="gpu"' in html
     assert "<td>gpu</td><td>0 of 16</td><td>0 of 4</td><td>up</td>" in html
-    assert "your session <strong>starts now</strong>" in html
+    assert "Your session: <strong>starts now</strong>" in html
+    assert 'data-url="/services/factoryhub/estimate"' in html
 
 
 async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm):

@@ -1,0 +1,118 @@
+"""The start-estimate endpoint: a JupyterHub-managed service at /services/factoryhub/estimate.
+
+`GET estimate?partition=gpu&gpus=2&…` (the spawn form's fields) answers, for the logged-in
+learner (OAuth cookie or API token),
+``{"kind": "now"|"later"|"never"|"unknown", "message": "...", "start": iso|null}``, or
+HTTP 400 with ``{"message": ...}`` for a request the site would refuse (no scheduler call).
+The spawn form calls it as the learner edits; the same request model and estimate as the
+spawner, never a second implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import signal
+import time
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+
+from factoryhub.capacity import Capacity
+from factoryhub.site import load_site
+from factoryhub.slurm import SlurmClient, SlurmError
+
+from .estimate import SERVICE_NAME, estimate_start
+from .request import FIELDS, RequestError, parse_request
+
+
+class CapacityCache:
+    """One capacity reading serves every estimate for a few seconds."""
+
+    def __init__(self, client: SlurmClient, max_age: float = 5.0) -> None:
+        self.client = client
+        self.max_age = max_age
+        self._taken = 0.0
+        self._value: Capacity | None = None
+
+    async def get(self) -> Capacity | None:
+        if self._value is None or time.monotonic() - self._taken > self.max_age:
+            try:
+                self._value = await self.client.capacity()
+            except SlurmError:
+                return None
+            self._taken = time.monotonic()
+        return self._value
+
+
+class EstimateHandler(HubOAuthenticated, web.RequestHandler):
+    """Estimates for the learner who asks; nothing is submitted."""
+
+    def initialize(self, site_path: str, client: SlurmClient, cache: CapacityCache) -> None:
+        self.site = load_site(site_path)
+        self.client = client
+        self.cache = cache
+
+    def _reply(self, status: int, body: dict) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+    @web.authenticated
+    async def get(self) -> None:
+        if self.request.headers.get("Sec-Fetch-Site") == "cross-site":
+            self._reply(403, {"message": "estimates are only given to the hub's own pages"})
+            return
+        user = self.get_current_user()["name"]
+        options = {key: self.get_argument(key) for key in FIELDS if key in self.request.arguments}
+        try:
+            request = parse_request(options, self.site)
+        except RequestError as exc:
+            self._reply(400, {"message": str(exc), "field": exc.field})
+            return
+        estimate = await estimate_start(request, await self.cache.get(), self.client, user)
+        self._reply(200, estimate.to_json())
+
+
+def make_app(site_path: str) -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
+    site = load_site(site_path)
+    client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
+    args = {"site_path": site_path, "client": client, "cache": CapacityCache(client)}
+    return web.Application(
+        [
+            (rf"{prefix}estimate", EstimateHandler, args),
+            (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+        ],
+        cookie_secret=os.urandom(32),
+        # The only route is a read-only GET answering JSON about the caller's own request. The
+        # browser's same-origin policy keeps other sites from reading it, and the handler
+        # refuses cross-site requests outright, so the spawn page's fetch() needs no service
+        # XSRF token (it could not read one: that cookie is scoped to this service's path).
+        disable_check_xsrf=True,
+    )
+
+
+def _exit_with_the_hub() -> None:
+    """Die with the hub that started us: a hub killed with -9 must not leave this process
+    holding the port (the next hub's service could not bind, and would fail OAuth)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the hub died before prctl took effect
+        raise SystemExit("the hub is gone")
+
+
+async def main() -> None:
+    _exit_with_the_hub()
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app = make_app(os.environ["FACTORYHUB_SITE"])
+    app.listen(url.port, url.hostname)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
