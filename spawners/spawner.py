@@ -307,24 +307,29 @@ class SlurmSpawner(Spawner):
         if info is None:
             return 0
         phase = classify_state(info.state)
-        if not self.job_node and not self._spawn_pending and phase is not Phase.ENDED:
-            # The hub stopped while this spawn was under way (the job id was saved at submit):
-            # nobody waits for this job any more. Cancel it now rather than let it start a
-            # server no route leads to; the learner simply starts again.
+        if phase is Phase.ENDED:
+            return 0 if info.state.startswith("COMPLETED") else 1
+        if self._server_lost(phase):
+            # The server is gone but the job is not over: a spawn the hub stopped waiting for
+            # (killed mid-spawn), a job requeued after it started, or one ending on a failed
+            # node (it would be requeued). Cancel it so it cannot come back as a server no
+            # route leads to (I1, F1, F12); the learner simply starts again.
             self.log.warning(
-                "%s: spawn of job %s was interrupted; cancelling", self._log_name, self.job_id
+                "%s: job %s is %s without its server; cancelling",
+                self._log_name,
+                self.job_id,
+                info.state,
             )
             await self._cancel_quietly()
             return 1
-        if phase is Phase.QUEUED and self.job_node:
-            # Requeued after it had started: the server is gone, and a restart would run a
-            # server nobody routes to. Cancel it and report the server stopped.
-            self.log.warning("%s: job %s was requeued; cancelling", self._log_name, self.job_id)
-            await self._cancel_quietly()
-            return 1
-        if phase in (Phase.ENDING, Phase.ENDED):
-            return 0 if info.state.startswith("COMPLETED") else 1
         return None
+
+    def _server_lost(self, phase: Phase) -> bool:
+        if phase is Phase.ENDING:
+            return True
+        if not self.job_node:  # never got to ready
+            return not self._spawn_pending
+        return phase is Phase.QUEUED
 
     async def _cancel_quietly(self) -> None:
         try:

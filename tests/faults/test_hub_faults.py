@@ -54,3 +54,30 @@ def _pending_job(user: str) -> str | None:
         if name.startswith("fh:test:")
     ]
     return ids[0] if ids else None
+
+
+def test_f12_node_down_leaves_no_zombie_and_no_requeued_orphan(hub_client):
+    token = hub_client.login_token("bob")
+    hub_client.start("bob", token)
+    job_id = job_of("bob")
+    node = subprocess.run(
+        ["squeue", "-h", "-j", job_id, "-o", "%N"], capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(
+        ["scontrol", "update", f"nodename={node}", "state=down", "reason=factoryhub-test"],
+        check=True,
+    )
+    try:
+        wait_until(lambda: hub_client.server("bob", token) is None, 30, "server record cleared")
+        assert "/user/bob" not in hub_client.routes()
+        # Never requeued into a session nobody routes to: the job is over for good.
+        wait_until(
+            lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone"),
+            30,
+            "job cancelled",
+        )
+    finally:
+        # ReturnToService=2 may already have brought the node back ("Invalid node state").
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
+    hub_client.start("bob", token)
+    hub_client.stop("bob", token)

@@ -178,3 +178,16 @@ async def test_poll_during_a_spawn_keeps_the_pending_job(spawner, fake_slurm):
     spawner._spawn_pending = True
     assert await spawner.poll() is None
     assert fake_slurm.count("cancel") == 0
+
+
+@pytest.mark.parametrize(
+    ("state", "cancels"),
+    [("COMPLETING", True), ("REQUEUED", True), ("COMPLETED", False), ("NODE_FAIL", False)],
+)
+async def test_a_lost_server_whose_job_could_come_back_is_cancelled(
+    spawner, fake_slurm, state, cancels
+):
+    fake_slurm.set_job("7", state)
+    spawner.load_state({"job_id": "7", "job_node": "cn01"})
+    assert await spawner.poll() in (0, 1)
+    assert (("cancel", "7") in fake_slurm.calls) is cancels
