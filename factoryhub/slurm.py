@@ -119,6 +119,12 @@ def parse_job_id(text: str) -> str:
     return match.group(1)
 
 
+def parse_position(text: str, job_id: str) -> int | None:
+    """Where `job_id` is in a priority-sorted list of job ids (1-based), None if absent."""
+    ids = text.split()
+    return ids.index(job_id) + 1 if job_id in ids else None
+
+
 def parse_ping(text: str) -> bool:
     """True when `scontrol ping` reports a controller UP."""
     return bool(re.search(r"\bis UP\b", text))
@@ -202,6 +208,20 @@ class SlurmClient:
         """Cancel a job; a job Slurm no longer knows is already cancelled."""
         with contextlib.suppress(UnknownJob):
             await self.run([self._cmd("scancel"), job_id])
+
+    async def queue_position(self, job_id: str, partition: str) -> int | None:
+        """1-based place of a pending job among its partition's pending jobs, by priority."""
+        result = await self.run(
+            [
+                self._cmd("squeue"),
+                "--noheader",
+                "--states=PENDING",
+                f"--partition={partition}",
+                "--sort=-p,i",
+                "--format=%i",
+            ]
+        )
+        return parse_position(result.stdout, job_id)
 
     async def controller_up(self) -> bool:
         """`scontrol ping` (milliseconds, where a failing sbatch retries for ~18 s)."""

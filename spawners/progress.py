@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from factoryhub.jobstate import Phase
 from factoryhub.slurm import JobInfo
 
+from .estimate import phrase_start
 from .reasons import explain_pending
 
 
@@ -47,11 +49,23 @@ class ProgressLog:
             await changed.wait()
 
 
-def describe_job(info: JobInfo, phase: Phase) -> tuple[int, str]:
+def _expected(start: str, now: datetime) -> str:
+    try:
+        when = datetime.fromisoformat(start)
+    except ValueError:
+        return ""  # N/A: Slurm has no estimate yet
+    return f" Start {phrase_start(when, now)}."
+
+
+def describe_job(
+    info: JobInfo, phase: Phase, position: int | None = None, now: datetime | None = None
+) -> tuple[int, str]:
     """(progress %, sentence) for a job seen while its server starts."""
     if phase is Phase.QUEUED:
-        wait = f" Expected start: {info.start.replace('T', ' ')}." if info.start[:2] == "20" else ""
-        return 20, f"Waiting in the queue (job {info.job_id}): {explain_pending(info.reason)}{wait}"
+        place = f", number {position} in line" if position else ""
+        wait = _expected(info.start, now or datetime.now())
+        reason = explain_pending(info.reason)
+        return 20, f"Waiting in the queue (job {info.job_id}{place}): {reason}{wait}"
     if phase is Phase.STARTING:
         return 50, f"Resources allocated on {info.nodes}; the node is preparing the job"
     if phase is Phase.RUNNING:

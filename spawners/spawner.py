@@ -49,6 +49,7 @@ def _cached_site(path: str, mtime: float) -> Site:
 
 _WATCHERS: dict[tuple[str, float], JobWatcher] = {}
 _CAPACITY: dict[str, tuple[float, Capacity]] = {}
+POSITION_MAX_AGE = 5.0  # seconds between queue-position queries of a waiting spawn
 CAPACITY_MAX_AGE = 5.0  # seconds a capacity reading serves every form and estimate
 
 
@@ -226,6 +227,7 @@ class SlurmSpawner(Spawner):
             raise web.HTTPError(400, f"{self.user.name} has no Unix account on this site") from None
         self.ip, self.port = self.server_ip, 0
         self.progress_log = ProgressLog()
+        self._position = (0.0, None)
         try:
             return await self._submit_and_wait(account.pw_dir)
         finally:
@@ -275,9 +277,21 @@ class SlurmSpawner(Spawner):
                 self.progress_log.add(15, "The scheduler is not answering; still waiting")
             await asyncio.sleep(interval)
 
+    async def _queue_position(self, info: JobInfo) -> int | None:
+        """The job's place in its partition's queue, asked at most every few seconds."""
+        taken, value = self._position
+        if time.monotonic() - taken >= POSITION_MAX_AGE:
+            try:
+                value = await self.slurm_client.queue_position(info.job_id, self.request.partition)
+            except SlurmError:
+                value = None
+            self._position = (time.monotonic(), value)
+        return value
+
     async def _address_if_ready(self, info: JobInfo) -> tuple[str, int] | None:
         phase = classify_state(info.state)
-        self.progress_log.add(*describe_job(info, phase))
+        position = await self._queue_position(info) if phase is Phase.QUEUED else None
+        self.progress_log.add(*describe_job(info, phase, position))
         if phase in (Phase.ENDING, Phase.ENDED):
             log = f"{self.site.session.log_dir}/session-{info.job_id}.log"
             tail = await read_tail_as(self.user.name, log)

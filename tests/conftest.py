@@ -90,6 +90,11 @@ class FakeSlurm(SlurmClient):
         self._check()
         return f"sbatch: Job 9 to start at {self.expected_start} using 1 processors on nodes x"
 
+    async def queue_position(self, job_id: str, partition: str) -> int | None:
+        self.calls.append(("position", job_id))
+        self._check()
+        return 3
+
     async def controller_up(self) -> bool:
         self.calls.append(("ping", None))
         return not self.down

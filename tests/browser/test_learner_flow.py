@@ -1,11 +1,12 @@
 """A learner in a real browser (Debian's chromium via Playwright): log in, start, land in
 JupyterLab running inside a Slurm job. Screenshots go to docs/images/."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from realsite import PASSWORDS, job_of, squeue_row
+from realsite import PASSWORDS, job_of, squeue_row, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -65,3 +66,37 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
     assert squeue_row(job_id)["user"] == "carol"
     token = hub_client.login_token("carol")
     hub_client.stop("carol", token)
+
+
+def test_queued_session_says_why_and_where_in_line(page, hub_client):
+    """Nodes drained: the learner sees the plain-language reason and their place in line."""
+    alice = hub_client.login_token("alice")
+    subprocess.run(
+        ["scontrol", "update", "nodename=cn[01-02]", "state=drain", "reason=factoryhub-test"],
+        check=True,
+    )
+    try:
+        with hub_client.api(alice) as api:
+            assert api.post("/users/alice/server", json={"user_options": {}}).status_code == 202
+        page.goto(f"{hub_client.base}/hub/login")
+        page.fill("#username_input", "carol")
+        page.fill("#password_input", PASSWORDS["carol"])
+        page.click("#login_submit")
+        page.wait_for_selector("#spawn_form")
+        page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
+        page.wait_for_function(
+            "document.body.innerText.includes('number 2 in line')", timeout=30_000
+        )
+        text = page.inner_text("body")
+        assert "the nodes that fit your request are down or reserved" in text
+        page.screenshot(path=IMAGES / "spawn-queued.png")
+    finally:
+        subprocess.run(["scontrol", "update", "nodename=cn[01-02]", "state=resume"], check=False)
+    for user in ("alice", "carol"):
+        token = alice if user == "alice" else hub_client.login_token("carol")
+        wait_until(
+            lambda u=user, t=token: hub_client.server(u, t) and hub_client.server(u, t)["ready"],
+            60,
+            f"{user} ready after resume",
+        )
+        hub_client.stop(user, token)

@@ -78,3 +78,10 @@ def test_ping():
 
     assert parse_ping("Slurmctld(primary) at vm is UP\n")
     assert not parse_ping("Slurmctld(primary) at vm is DOWN\n")
+
+
+def test_position():
+    from factoryhub.slurm import parse_position
+
+    assert parse_position("12\n9\n15\n", "9") == 2
+    assert parse_position("12\n", "9") is None
