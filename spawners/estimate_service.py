@@ -111,7 +111,11 @@ async def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     app = make_app(os.environ["FACTORYHUB_SITE"])
     app.listen(url.port, url.hostname)
-    await asyncio.Event().wait()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)  # the hub stops us with SIGTERM: exit quietly
+    await stopped.wait()
 
 
 if __name__ == "__main__":
