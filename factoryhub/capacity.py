@@ -57,11 +57,27 @@ class PartitionState:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """An advance reservation (`scontrol show reservation`), e.g. a workshop's nodes."""
+
+    name: str
+    users: tuple[str, ...]
+    accounts: tuple[str, ...]
+    partition: str
+    active: bool
+    end: str
+
+    def admits(self, user: str) -> bool:
+        return user in self.users
+
+
+@dataclass(frozen=True)
 class Capacity:
-    """Partitions and the nodes in each, at one moment."""
+    """Partitions, the nodes in each and the reservations, at one moment."""
 
     partitions: dict[str, PartitionState]
     nodes: tuple[NodeCapacity, ...]
+    reservations: tuple[Reservation, ...] = ()
 
     def nodes_of(self, partition: str) -> list[NodeCapacity]:
         return [n for n in self.nodes if n.partition == partition]
@@ -136,3 +152,29 @@ def parse_partitions(text: str) -> dict[str, PartitionState]:
             default_minutes=_minutes(fields.get("DefaultTime", "")),
         )
     return partitions
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return () if value in ("", "(null)") else tuple(v for v in value.split(",") if v)
+
+
+def parse_reservations(text: str) -> tuple[Reservation, ...]:
+    """`scontrol show reservation --oneliner` ("No reservations in the system" gives none)."""
+    found = []
+    for line in text.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "ReservationName" not in fields:
+            continue
+        found.append(
+            Reservation(
+                name=fields["ReservationName"],
+                users=_names(fields.get("Users", "")),
+                accounts=_names(fields.get("Accounts", "")),
+                partition=""
+                if fields.get("PartitionName") == "(null)"
+                else fields.get("PartitionName", ""),
+                active=fields.get("State") == "ACTIVE",
+                end=fields.get("EndTime", ""),
+            )
+        )
+    return tuple(found)

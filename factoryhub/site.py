@@ -82,6 +82,21 @@ class SessionDefaults:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Slurm accounts and QoS a user may charge, where the site has no accounting database
+    to ask (`sacctmgr`). Each maps a name to the users allowed, "*" for everyone."""
+
+    accounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    qos: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def accounts_of(self, user: str) -> tuple[str, ...]:
+        return tuple(n for n, users in self.accounts.items() if "*" in users or user in users)
+
+    def qos_of(self, user: str) -> tuple[str, ...]:
+        return tuple(n for n, users in self.qos.items() if "*" in users or user in users)
+
+
+@dataclass(frozen=True)
 class DemoAccount:
     """A Unix account the embedded demo creates (never used on a real site)."""
 
@@ -99,6 +114,7 @@ class Site:
     session: SessionDefaults = field(default_factory=SessionDefaults)
     partitions: dict[str, Partition] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
+    access: AccessSettings = field(default_factory=AccessSettings)
     demo_accounts: tuple[DemoAccount, ...] = ()
 
     def partition(self, name: str) -> Partition:

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .capacity import SINFO_FORMAT, Capacity, parse_partitions, parse_sinfo_nodes
+from .capacity import (
+    SINFO_FORMAT,
+    Capacity,
+    parse_partitions,
+    parse_reservations,
+    parse_sinfo_nodes,
+)
 
 # squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
 SQUEUE_FIELDS = (
@@ -237,7 +243,12 @@ class SlurmClient:
         nodes = await self.run(
             [self._cmd("sinfo"), "--noheader", "--Node", "--Format", SINFO_FORMAT]
         )
-        return Capacity(parse_partitions(parts.stdout), parse_sinfo_nodes(nodes.stdout))
+        reservations = await self.run([self._cmd("scontrol"), "show", "reservation", "--oneliner"])
+        return Capacity(
+            parse_partitions(parts.stdout),
+            parse_sinfo_nodes(nodes.stdout),
+            parse_reservations(reservations.stdout),
+        )
 
     async def sbatch_test_only(self, argv: list[str], *, user: str, cwd: str) -> str:
         """`sbatch --test-only` as `user`; Slurm's answer ("Job N to start at …")."""

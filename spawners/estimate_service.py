@@ -26,7 +26,7 @@ from factoryhub.site import load_site
 from factoryhub.slurm import SlurmClient, SlurmError
 
 from .estimate import SERVICE_NAME, estimate_start
-from .request import FIELDS, RequestError, parse_request
+from .request import FIELDS, RequestError, access_for, bounded_options, parse_request
 
 
 class CapacityCache:
@@ -70,11 +70,15 @@ class EstimateHandler(HubOAuthenticated, web.RequestHandler):
         user = self.get_current_user()["name"]
         options = {key: self.get_argument(key) for key in FIELDS if key in self.request.arguments}
         try:
-            request = parse_request(options, self.site)
+            bounded_options(options)  # refuse oversized or unknown input before any query
+            capacity = await self.cache.get()
+            reservations = capacity.reservations if capacity else ()
+            access = access_for(self.site, user, reservations)
+            request = parse_request(options, self.site, access)
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})
             return
-        estimate = await estimate_start(request, await self.cache.get(), self.client, user)
+        estimate = await estimate_start(request, capacity, self.client, user)
         self._reply(200, estimate.to_json())
 
 

@@ -12,6 +12,7 @@ from factoryhub.capacity import Capacity
 from factoryhub.site import Site
 
 from .estimate import Estimate
+from .request import UserAccess
 
 
 def _select(name: str, label: str, options: dict[str, str], chosen: str) -> str:
@@ -91,11 +92,28 @@ _LIVE_ESTIMATE = """<script>
 </script>"""
 
 
+def _access_fields(access: UserAccess) -> list[str]:
+    """Account and QoS when there is a choice; a reservation only for its members."""
+    fields = []
+    if len(access.accounts) > 1:
+        accounts = {a: a for a in access.accounts}
+        fields.append(_select("account", "Account to charge", accounts, access.accounts[0]))
+    if len(access.qos) > 1:
+        fields.append(
+            _select("qos", "Quality of service", {q: q for q in access.qos}, access.qos[0])
+        )
+    if access.reservations:
+        choices = {"": "none", **{r: r for r in access.reservations}}
+        fields.append(_select("reservation", "Reservation (e.g. your workshop)", choices, ""))
+    return fields
+
+
 def render_options_form(
     site: Site,
     capacity: Capacity | None = None,
     estimate: Estimate | None = None,
     estimate_url: str = "",
+    access: UserAccess | None = None,
 ) -> str:
     """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form)."""
     defaults = site.session
@@ -127,6 +145,7 @@ def render_options_form(
             defaults.environment,
         ),
     ]
+    fields += _access_fields(access or UserAccess())
     if estimate_url:
         fields.append(_LIVE_ESTIMATE)
     return "\n".join(fields)

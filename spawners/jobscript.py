@@ -51,6 +51,13 @@ def resource_options(req: ResourceRequest) -> list[str]:
     if req.gpus:
         gpu_type = _checked(req.gpu_type, _SAFE_NAME, "GPU type")
         options.append(f"--gres=gpu:{gpu_type}:{int(req.gpus)}")
+    for flag, value in (
+        ("account", req.account),
+        ("qos", req.qos),
+        ("reservation", req.reservation),
+    ):
+        if value:
+            options.append(f"--{flag}={_checked(value, _SAFE_NAME, flag)}")
     return options
 
 

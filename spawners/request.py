@@ -17,7 +17,18 @@ from factoryhub.durations import DurationError, describe_minutes, format_minutes
 from factoryhub.site import Site
 
 MAX_OPTIONS_BYTES = 4096
-FIELDS = ("partition", "cpus", "memory_gb", "gpus", "gpu_type", "walltime", "environment")
+FIELDS = (
+    "partition",
+    "cpus",
+    "memory_gb",
+    "gpus",
+    "gpu_type",
+    "walltime",
+    "environment",
+    "account",
+    "qos",
+    "reservation",
+)
 _DIGITS = re.compile(r"\d{1,7}", re.ASCII)
 
 
@@ -27,6 +38,24 @@ class RequestError(ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+@dataclass(frozen=True)
+class UserAccess:
+    """What this learner may name: accounts and QoS (site or sacctmgr), live reservations."""
+
+    accounts: tuple[str, ...] = ()
+    qos: tuple[str, ...] = ()
+    reservations: tuple[str, ...] = ()
+
+
+def access_for(site: Site, user: str, reservations: tuple = ()) -> UserAccess:
+    """The accounts, QoS and active reservations `user` may use (pure)."""
+    return UserAccess(
+        accounts=site.access.accounts_of(user),
+        qos=site.access.qos_of(user),
+        reservations=tuple(r.name for r in reservations if r.active and r.admits(user)),
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,9 @@ class ResourceRequest:
     environment: str
     gpus: int = 0
     gpu_type: str = ""
+    account: str = ""
+    qos: str = ""
+    reservation: str = ""
 
     def to_options(self) -> dict[str, object]:
         """The request as `user_options` (plain JSON) that `parse_request` reads back as is."""
@@ -116,9 +148,28 @@ def bounded_options(raw: object) -> dict[str, object]:
     return {key: _single(value, key) for key, value in raw.items()}
 
 
-def parse_request(raw: object, site: Site) -> ResourceRequest:
-    """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default."""
+def _entitled(options: dict[str, object], field: str, allowed: tuple[str, ...]) -> str:
+    """An account, QoS or reservation the user may name; the first allowed one by default
+    (none for reservations, which are opt-in)."""
+    default = allowed[0] if allowed and field != "reservation" else ""
+    value = options.get(field, default)
+    if value in ("", None) and field == "reservation":
+        return ""
+    if not isinstance(value, str) or value not in allowed:
+        shown = value[:40] if isinstance(value, str) else type(value).__name__
+        yours = ", ".join(allowed) or "none"
+        raise RequestError(f"{field}: {shown!r} is not available to you (yours: {yours})", field)
+    return value
+
+
+def parse_request(raw: object, site: Site, access: UserAccess | None = None) -> ResourceRequest:
+    """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default.
+
+    `access` says which accounts, QoS and reservations the learner may name; without it only
+    the site-wide ones ("*") are offered and no reservation.
+    """
     options = bounded_options(raw)
+    access = access or access_for(site, "")
     defaults = site.session
     name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
     part = site.partition(name)
@@ -154,6 +205,9 @@ def parse_request(raw: object, site: Site) -> ResourceRequest:
         options.get("environment", defaults.environment), "environment", site.environments
     )
     return ResourceRequest(
+        account=_entitled(options, "account", access.accounts),
+        qos=_entitled(options, "qos", access.qos),
+        reservation=_entitled(options, "reservation", access.reservations),
         partition=name,
         cpus=cpus,
         memory_gb=memory,

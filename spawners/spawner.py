@@ -30,7 +30,14 @@ from .jobscript import SessionJob, render_job_script
 from .logtail import read_tail_as
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
-from .request import RequestError, ResourceRequest, parse_request
+from .request import (
+    FIELDS,
+    RequestError,
+    ResourceRequest,
+    access_for,
+    bounded_options,
+    parse_request,
+)
 from .watcher import JobWatcher, Snapshot
 
 _UNAVAILABLE = (
@@ -61,11 +68,18 @@ def _shared_watcher(client: SlurmClient) -> JobWatcher:
     return _WATCHERS[key]
 
 
-def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
-    """JupyterHub's apply_user_options hook: parse, or refuse with HTTP 400; store only the
-    normalised request, never the raw options."""
+async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
+    """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
+    400; store only the normalised request, never the raw options. The scheduler is read (for
+    reservations) only for a request that names one and passed every other check."""
     try:
-        spawner.request = parse_request(options or {}, spawner.site)
+        options = bounded_options(options or {})
+        reservations = ()
+        if options.get("reservation"):
+            capacity = await spawner.live_capacity(max_age=0)  # a workshop may have just begun
+            reservations = capacity.reservations if capacity else ()
+        access = access_for(spawner.site, spawner.user.name, reservations)
+        spawner.request = parse_request(options, spawner.site, access)
     except RequestError as exc:
         spawner.user_options = spawner.orm_spawner.user_options = {}
         raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
@@ -75,12 +89,14 @@ def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
 async def _live_options_form(spawner: SlurmSpawner) -> str:
     """The spawn form with the partitions' free capacity and the default request's estimate."""
     capacity = await spawner.live_capacity()
+    reservations = capacity.reservations if capacity else ()
+    access = access_for(spawner.site, spawner.user.name, reservations)
     estimate = None
     if capacity is not None:
-        estimate = await spawner.estimate(parse_request({}, spawner.site), capacity)
+        estimate = await spawner.estimate(parse_request({}, spawner.site, access), capacity)
     root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
     url = f"{root}/services/{SERVICE_NAME}/estimate"
-    return render_options_form(spawner.site, capacity, estimate, estimate_url=url)
+    return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)
 
 
 class SlurmSpawner(Spawner):
@@ -143,10 +159,10 @@ class SlurmSpawner(Spawner):
     def watcher(self) -> JobWatcher:
         return _shared_watcher(self.slurm_client)
 
-    async def live_capacity(self) -> Capacity | None:
-        """The scheduler's partitions and free capacity (shared, at most a few seconds old)."""
+    async def live_capacity(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
+        """The scheduler's partitions and free capacity (shared, at most `max_age` s old)."""
         cached = _CAPACITY.get(self.slurm_client.bin_dir)
-        if cached and time.monotonic() - cached[0] < CAPACITY_MAX_AGE:
+        if cached and time.monotonic() - cached[0] < max_age:
             return cached[1]
         try:
             capacity = await self.slurm_client.capacity()
@@ -161,8 +177,12 @@ class SlurmSpawner(Spawner):
         return await estimate_start(request, capacity, self.slurm_client, self.user.name)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
-        """Form fields → normalised options; a bad field re-renders the form with the message."""
-        return parse_request(formdata, self.site).to_options()
+        """Form fields → one value each (bounded); `apply_user_options` checks them, and a bad
+        field re-renders the form with the message."""
+        try:
+            return bounded_options({k: v for k, v in formdata.items() if k in FIELDS})
+        except RequestError as exc:
+            raise web.HTTPError(400, str(exc)) from None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -220,7 +240,7 @@ class SlurmSpawner(Spawner):
 
     async def start(self) -> tuple[str, int]:
         if self.request is None:
-            _apply_request(self, self.user_options)
+            await _apply_request(self, self.user_options)
         try:
             account = pwd.getpwnam(self.user.name)
         except KeyError:

@@ -11,6 +11,8 @@ GOLDEN = """#!/bin/bash
 #SBATCH --mem=16G
 #SBATCH --time=02:00:00
 #SBATCH --gres=gpu:h100:2
+#SBATCH --account=training
+#SBATCH --qos=normal
 #SBATCH --output=/dev/null
 #SBATCH --export=ALL
 # The session's output goes to the learner's own log file, written as the learner.

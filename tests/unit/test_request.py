@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from factoryhub.spawners import RequestError, parse_request
 
@@ -74,3 +76,55 @@ def test_bad_input_is_refused_with_a_clear_message(demo_site, options, message):
 def test_options_must_be_an_object(demo_site, raw):
     with pytest.raises(RequestError, match="JSON object"):
         parse_request(raw, demo_site)
+
+
+def _access(demo_site, user, reservations=()):
+    from factoryhub.spawners.request import access_for
+
+    from factoryhub.capacity import Reservation
+
+    live = tuple(
+        Reservation(name=n, users=u, accounts=(), partition="", active=a, end="")
+        for n, u, a in reservations
+    )
+    return access_for(demo_site, user, live)
+
+
+def test_accounts_qos_and_reservations_are_per_user(demo_site):
+    access = _access(
+        demo_site,
+        "alice",
+        [
+            ("workshop", ("alice", "bob"), True),
+            ("old", ("alice",), False),
+            ("private", ("bob",), True),
+        ],
+    )
+    assert access.accounts == ("training", "ai-research")
+    assert access.qos == ("normal",)
+    assert access.reservations == ("workshop",)  # active, and alice is in it
+    req = parse_request({"account": "ai-research", "reservation": "workshop"}, demo_site, access)
+    assert (req.account, req.qos, req.reservation) == ("ai-research", "normal", "workshop")
+    assert parse_request({}, demo_site, access).reservation == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"account": "ai-research"},
+            "account: 'ai-research' is not available to you (yours: training)",
+        ),
+        ({"qos": "long"}, "qos: 'long' is not available to you (yours: normal)"),
+        (
+            {"reservation": "workshop"},
+            "reservation: 'workshop' is not available to you (yours: none)",
+        ),
+        ({"account": "training\n#SBATCH --uid=0"}, "not available to you"),
+        ({"qos": 3}, "qos: 'int' is not available"),
+    ],
+)
+def test_names_the_user_is_not_entitled_to_are_refused(demo_site, options, message):
+    access = _access(demo_site, "carol", [("workshop", ("alice",), True)])
+    with pytest.raises(RequestError, match=re.escape(message)):
+        parse_request(options, demo_site, access)

@@ -107,24 +107,24 @@ async def test_stop_cancels_and_waits_for_the_queue(spawner, fake_slurm):
     assert fake_slurm.jobs["7"].state == "CANCELLED"
 
 
-def test_bad_options_are_a_400_and_nothing_raw_is_kept(spawner, fake_slurm):
+async def test_bad_options_are_a_400_and_nothing_raw_is_kept(spawner, fake_slurm):
     spawner.orm_spawner.user_options = {"cpus": "1; reboot"}
     with pytest.raises(web.HTTPError) as err:
-        spawner.apply_user_options(spawner, {"cpus": "1; reboot"})
+        await spawner.apply_user_options(spawner, {"cpus": "1; reboot"})
     assert err.value.status_code == 400 and "cpus" in err.value.log_message
     assert spawner.orm_spawner.user_options == {}
     assert fake_slurm.calls == []
 
 
-def test_good_options_are_stored_normalised(spawner):
-    spawner.apply_user_options(spawner, {"partition": "debug", "walltime": "10"})
+async def test_good_options_are_stored_normalised(spawner):
+    await spawner.apply_user_options(spawner, {"partition": "debug", "walltime": "10"})
     assert spawner.user_options["walltime"] == "00:10:00"
     assert spawner.orm_spawner.user_options == spawner.user_options
 
 
 async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
-    options = spawner.options_from_form({"partition": ["gpu"], "gpus": ["1"], "cpus": ["2"]})
-    assert options["gpu_type"] == "h100"
+    options = spawner.options_from_form({"partition": ["gpu"], "gpus": ["1"], "_xsrf": ["x"]})
+    assert options == {"partition": "gpu", "gpus": "1"}
     html = await spawner.options_form(spawner)
     assert 'name="partition"' in html and 'value="gpu"' in html
     assert "<td>gpu</td><td>0 of 16</td><td>0 of 4</td><td>up</td>" in html
@@ -154,8 +154,8 @@ async def test_form_without_a_scheduler_still_renders(spawner, fake_slurm):
     assert "Free capacity is unknown" in html and 'name="cpus"' in html
 
 
-def test_session_command_reports_its_port_through_the_extension(spawner):
-    spawner.apply_user_options(spawner, {})
+async def test_session_command_reports_its_port_through_the_extension(spawner):
+    await spawner.apply_user_options(spawner, {})
     command = spawner.session_command()
     assert command[0] == "/opt/factoryhub/venv/bin/jupyterhub-singleuser"
     assert "--ServerApp.port=0" in command
@@ -191,3 +191,22 @@ async def test_a_lost_server_whose_job_could_come_back_is_cancelled(
     spawner.load_state({"job_id": "7", "job_node": "cn01"})
     assert await spawner.poll() in (0, 1)
     assert (("cancel", "7") in fake_slurm.calls) is cancels
+
+
+async def test_reservations_are_read_only_when_one_is_named(spawner, fake_slurm):
+    from factoryhub.spawners.spawner import _CAPACITY
+
+    from factoryhub.capacity import Reservation
+
+    _CAPACITY.clear()
+    fake_slurm.live = type(fake_slurm.live)(
+        fake_slurm.live.partitions,
+        fake_slurm.live.nodes,
+        (Reservation("workshop", ("alice",), (), "", True, ""),),
+    )
+    await spawner.apply_user_options(spawner, {"account": "ai-research"})
+    assert fake_slurm.count("capacity") == 0
+    await spawner.apply_user_options(spawner, {"reservation": "workshop"})
+    assert spawner.request.reservation == "workshop" and fake_slurm.count("capacity") == 1
+    html = await spawner.options_form(spawner)
+    assert 'name="reservation"' in html and 'name="account"' in html
