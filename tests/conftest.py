@@ -21,6 +21,21 @@ from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient
 REPO = Path(__file__).resolve().parent.parent
 
 
+def job_info(job_id: str = "7", state: str = "PENDING", **fields: str) -> JobInfo:
+    """A squeue row for tests: a learner's session job, fields overridable."""
+    values = dict(
+        reason="None",
+        nodes="",
+        name="fh:test:alice:",
+        user="alice",
+        time_left="59:00",
+        start="N/A",
+        comment="",
+    )
+    values.update(fields)
+    return JobInfo(job_id=job_id, state=state, **values)
+
+
 class FakeSlurm(SlurmClient):
     """A Slurm client whose answers the test sets; it never runs a command."""
 
@@ -46,17 +61,7 @@ class FakeSlurm(SlurmClient):
         )
 
     def set_job(self, job_id: str, state: str, **fields: str) -> None:
-        values = dict(
-            reason="None",
-            nodes="",
-            name="fh:test:alice:",
-            user="alice",
-            time_left="59:00",
-            start="N/A",
-            comment="",
-        )
-        values.update(fields)
-        self.jobs[job_id] = JobInfo(job_id=job_id, state=state, **values)
+        self.jobs[job_id] = job_info(job_id, state, **fields)
 
     def _check(self) -> None:
         if self.down:

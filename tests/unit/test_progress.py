@@ -1,26 +1,14 @@
 from datetime import datetime
 
+from conftest import job_info
 from factoryhub.spawners.progress import ProgressLog, describe_job
 from factoryhub.spawners.reasons import explain_pending
 
 from factoryhub.jobstate import Phase
-from factoryhub.slurm import JobInfo
 
 
 def _job(**kw):
-    fields = dict(
-        job_id="7",
-        state="PENDING",
-        reason="Resources",
-        nodes="",
-        name="n",
-        user="alice",
-        time_left="1:00:00",
-        start="2026-11-25T14:32:00",
-        comment="",
-    )
-    fields.update(kw)
-    return JobInfo(**fields)
+    return job_info(**{"reason": "Resources", "start": "2026-11-25T14:32:00", **kw})
 
 
 def test_queued_sentence_has_position_reason_and_expected_start():
