@@ -62,3 +62,30 @@ def test_f3_hub_killed_with_ready_servers_readopts_them_all(hub_client, real_hub
         )
         assert r.status_code == 200
     assert hub_client.server("alice", ready_servers["alice"], "second")["ready"]
+
+
+def test_l1_l3_small_many_start_together_and_stop_together(hub_client):
+    """Six sessions requested in the same moment all become ready; stopped in the same moment
+    they leave no job, no route and no server record behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = {user: hub_client.login_token(user) for user in LEARNERS}
+    servers = [(user, name) for user in LEARNERS for name in ("", "l3")]
+    with ThreadPoolExecutor(len(servers)) as pool:
+        list(pool.map(lambda s: hub_client.start(s[0], tokens[s[0]], name=s[1]), servers))
+        jobs = [job_of(user, name) for user, name in servers]
+
+        def stop(s):
+            path = f"/users/{s[0]}/servers/{s[1]}" if s[1] else f"/users/{s[0]}/server"
+            with hub_client.api(tokens[s[0]]) as api:
+                return api.delete(path).status_code
+
+        assert set(pool.map(stop, servers)) <= {202, 204}
+    wait_until(
+        lambda: all(hub_client.server(u, tokens[u], n) is None for u, n in servers),
+        60,
+        "every record cleared",
+    )
+    assert all(squeue_row(j).get("state", "gone") in ("CANCELLED", "gone") for j in jobs)
+    routes = hub_client.routes()
+    assert not [r for r in routes if r.startswith("/user/")], routes
