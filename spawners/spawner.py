@@ -24,7 +24,7 @@ from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
-from .estimate import SERVICE_NAME, Estimate, estimate_start
+from .estimate import SERVICE_NAME, Estimate, estimate_start, never_reason
 from .form import render_options_form
 from .jobscript import SessionJob, render_job_script
 from .logtail import read_tail_as
@@ -70,20 +70,31 @@ def _shared_watcher(client: SlurmClient) -> JobWatcher:
 
 async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
     """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
-    400; store only the normalised request, never the raw options. The scheduler is read (for
-    reservations) only for a request that names one and passed every other check."""
+    400; store only the normalised request, never the raw options.
+
+    Every field is checked against the site first, with no scheduler call; only a request that
+    passed is held against the live scheduler (reservations, and whether it could ever start:
+    a walltime over the partition's real MaxTime would otherwise pend forever).
+    """
+    site, user = spawner.site, spawner.user.name
     try:
         options = bounded_options(options or {})
-        reservations = ()
-        if options.get("reservation"):
-            capacity = await spawner.live_capacity(max_age=0)  # a workshop may have just begun
-            reservations = capacity.reservations if capacity else ()
-        access = access_for(spawner.site, spawner.user.name, reservations)
-        spawner.request = parse_request(options, spawner.site, access)
+        without_reservation = {k: v for k, v in options.items() if k != "reservation"}
+        request = parse_request(without_reservation, site, access_for(site, user))
+        # a workshop's reservation may have just begun: read those fresh
+        if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
+            raise web.HTTPError(503, _UNAVAILABLE)
+        fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
+        capacity = await spawner.live_capacity(max_age=fresh)
+        if capacity is not None:
+            request = parse_request(options, site, access_for(site, user, capacity.reservations))
+            if reason := never_reason(request, capacity):
+                raise RequestError(f"cannot start: {reason}")
     except RequestError as exc:
         spawner.user_options = spawner.orm_spawner.user_options = {}
         raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
-    spawner.user_options = spawner.orm_spawner.user_options = spawner.request.to_options()
+    spawner.request = request
+    spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
 
 
 async def _live_options_form(spawner: SlurmSpawner) -> str:
@@ -261,8 +272,6 @@ class SlurmSpawner(Spawner):
             log_dir=self.site.session.log_dir,
         )
         self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
-        if not await self.slurm_client.controller_up():
-            raise web.HTTPError(503, _UNAVAILABLE)
         try:
             job_id = await self.slurm_client.submit(
                 render_job_script(job),

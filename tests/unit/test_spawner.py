@@ -204,9 +204,38 @@ async def test_reservations_are_read_only_when_one_is_named(spawner, fake_slurm)
         fake_slurm.live.nodes,
         (Reservation("workshop", ("alice",), (), "", True, ""),),
     )
-    await spawner.apply_user_options(spawner, {"account": "ai-research"})
-    assert fake_slurm.count("capacity") == 0
+    with pytest.raises(web.HTTPError):
+        await spawner.apply_user_options(spawner, {"account": "nope", "reservation": "workshop"})
+    assert fake_slurm.count("capacity") == 0  # refused before any scheduler call
     await spawner.apply_user_options(spawner, {"reservation": "workshop"})
     assert spawner.request.reservation == "workshop" and fake_slurm.count("capacity") == 1
     html = await spawner.options_form(spawner)
     assert 'name="reservation"' in html and 'name="account"' in html
+
+
+async def test_a_request_that_could_never_start_is_refused(spawner, fake_slurm):
+    from factoryhub.spawners.spawner import _CAPACITY
+
+    from factoryhub.capacity import parse_partitions
+
+    _CAPACITY.clear()
+    # Slurm's real limit is shorter than site.toml's: the job would pend forever.
+    fake_slurm.live = type(fake_slurm.live)(
+        parse_partitions("PartitionName=cpu MaxTime=02:00:00 State=UP\n"), fake_slurm.live.nodes
+    )
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"walltime": "04:00:00"})
+    assert "cannot start: the cpu partition allows at most 2 h" in err.value.log_message
+    await spawner.apply_user_options(spawner, {"walltime": "01:00:00"})
+    assert spawner.request.walltime_minutes == 60
+
+
+async def test_scheduler_down_refuses_at_once_after_checking_the_input(spawner, fake_slurm):
+    fake_slurm.down = True
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"cpus": "x"})
+    assert err.value.status_code == 400 and fake_slurm.calls == []  # bad input: no call at all
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"cpus": 2})
+    assert err.value.status_code == 503 and "nothing was submitted" in err.value.log_message
+    assert fake_slurm.count("submit") == 0
