@@ -9,6 +9,7 @@ report its port through its Slurm comment → host from the node's NodeAddr → 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pwd
 import time
@@ -60,11 +61,11 @@ POSITION_MAX_AGE = 5.0  # seconds between queue-position queries of a waiting sp
 CAPACITY_MAX_AGE = 5.0  # seconds a capacity reading serves every form and estimate
 
 
-def _shared_watcher(client: SlurmClient) -> JobWatcher:
+def _shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
     """One watcher per hub process and Slurm installation, shared by every spawner."""
     key = (client.bin_dir, client.timeout)
     if key not in _WATCHERS:
-        _WATCHERS[key] = JobWatcher(client)
+        _WATCHERS[key] = JobWatcher(client, log)
     return _WATCHERS[key]
 
 
@@ -168,7 +169,7 @@ class SlurmSpawner(Spawner):
 
     @property
     def watcher(self) -> JobWatcher:
-        return _shared_watcher(self.slurm_client)
+        return _shared_watcher(self.slurm_client, self.log)
 
     async def live_capacity(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
         """The scheduler's partitions and free capacity (shared, at most `max_age` s old)."""

@@ -8,6 +8,7 @@ snapshot marked unavailable: callers treat the jobs as "unknown, keep", never as
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -31,8 +32,9 @@ class Snapshot:
 class JobWatcher:
     """Tracks job ids and answers "what is their state" with coalesced `squeue` calls."""
 
-    def __init__(self, client: SlurmClient) -> None:
+    def __init__(self, client: SlurmClient, log: logging.Logger | None = None) -> None:
         self.client = client
+        self.log = log or logging.getLogger(__name__)
         self._tracked: dict[str, int] = {}
         self._latest = Snapshot(taken=0.0, error="not queried yet")
         self._inflight: asyncio.Future[Snapshot] | None = None
@@ -76,5 +78,10 @@ class JobWatcher:
             snap = Snapshot(taken=started, asked=asked, error=f"unexpected scheduler answer: {exc}")
         finally:
             self._inflight = None
+        if snap.ok != self._latest.ok and self._latest.taken:  # say so once per change
+            if snap.ok:
+                self.log.info("scheduler answers again; job states known")
+            else:
+                self.log.warning("scheduler not answering (%s); keeping every server", snap.error)
         self._latest = snap
         return snap

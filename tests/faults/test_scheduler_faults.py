@@ -106,3 +106,34 @@ def test_f13_suspended_job_is_kept_and_works_after_resume(hub_client):
     )
     assert r
     hub_client.stop("bob", token)
+
+
+def test_f7_scheduler_that_stops_answering_drops_nothing(hub_client, real_hub):
+    """slurmctld frozen (SIGSTOP): every squeue times out. The servers stay, no job is touched,
+    and once it answers again everything is as before (batchspawner drops the server here)."""
+    import os
+    import signal
+
+    from factoryhub.daemons import running_pid
+
+    token = hub_client.login_token("alice")
+    hub_client.start("alice", token)
+    job_id = job_of("alice")
+    ctld = running_pid(CTLD_PID)
+    os.kill(ctld, signal.SIGSTOP)
+    try:
+        time.sleep(12)  # > two polls, each ending in the 5 s command timeout of the test site
+        log = (real_hub.state_dir / "hub.log").read_text()
+        assert "squeue did not answer within 5 s); keeping every server" in log
+        assert hub_client.server("alice", token)["ready"]
+        assert "/user/alice" in hub_client.routes()
+    finally:
+        os.kill(ctld, signal.SIGCONT)
+    assert squeue_row(job_id)["state"] == "RUNNING"
+    time.sleep(5)
+    assert hub_client.server("alice", token)["ready"]
+    r = httpx.get(
+        f"{hub_client.base}/user/alice/api/status", headers={"Authorization": f"token {token}"}
+    )
+    assert r.status_code == 200
+    hub_client.stop("alice", token)
