@@ -79,6 +79,7 @@ class SessionDefaults:
     walltime: str = "01:00:00"
     environment: str = "default"
     log_dir: str = ".factoryhub/logs"
+    warn_minutes: int = 10  # Slurm signals the session this long before its walltime ends
 
 
 @dataclass(frozen=True)

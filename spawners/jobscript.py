@@ -84,6 +84,8 @@ def render_job_script(job: SessionJob) -> str:
         f'mkdir -p "$HOME/{log_dir}"',
         f'exec >>"$HOME/{log_dir}/session-$SLURM_JOB_ID.log" 2>&1',
         'echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',
+        "# Slurm's walltime warning (SIGUSR1) is ignored until the server installs its handler.",
+        "trap '' USR1",
         f"exec {shlex.join(job.command)}",
         "",
     ]

@@ -5,8 +5,7 @@ learner may only change their own job); the hub reads it in the same `squeue` it
 accepts only an exact match in the unprivileged port range. The host never comes from the job:
 the hub takes the node from Slurm and its address from the node's NodeAddr.
 
-This module is also a jupyter-server extension, loaded in the session with
-``--ServerApp.jpserver_extensions={"factoryhub.spawners.port_report": true}``.
+`report_port` runs inside the session (see `factoryhub.spawners.session`).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ def parse_port_report(comment: str) -> int | None:
     return port if LOWEST_PORT <= port <= HIGHEST_PORT else None
 
 
-def _bound_port(serverapp) -> int:
+def bound_port(serverapp) -> int:
     """The port the server listens on, 0 until its socket is bound."""
     server = getattr(serverapp, "_http_server", None)
     sockets = getattr(server, "_sockets", {}) if server is not None else {}
@@ -46,28 +45,26 @@ def _bound_port(serverapp) -> int:
     return ports[0] if ports else 0
 
 
-async def _report(serverapp) -> None:
+async def report_port(serverapp) -> None:
+    """Once the server listens, write its port into this job's comment (as the learner)."""
     for _ in range(1200):  # extensions load before the server binds: wait for the socket
-        if _bound_port(serverapp):
+        if bound_port(serverapp):
             break
         await asyncio.sleep(0.02)
     job_id = os.environ.get("SLURM_JOB_ID", "")
     scontrol = shutil.which("scontrol")
     if not job_id.isdigit() or scontrol is None:
-        serverapp.log.warning(
-            "factoryhub: not in a Slurm job; port %s not reported", serverapp.port
-        )
+        serverapp.log.warning("factoryhub: not in a Slurm job; port not reported")
         return
-    port = _bound_port(serverapp)
+    port = bound_port(serverapp)
     if not port:
         serverapp.log.error("factoryhub: the server never bound a port; nothing reported")
         return
-    comment = format_port_report(port)
     proc = await asyncio.create_subprocess_exec(
         scontrol,
         "update",
         f"jobid={job_id}",
-        f"comment={comment}",
+        f"comment={format_port_report(port)}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -76,13 +73,3 @@ async def _report(serverapp) -> None:
         serverapp.log.error("factoryhub: reporting the port failed: %s", out.decode()[:300])
     else:
         serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
-
-
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "factoryhub.spawners.port_report"}]
-
-
-def _load_jupyter_server_extension(serverapp) -> None:
-    from tornado.ioloop import IOLoop
-
-    IOLoop.current().add_callback(_report, serverapp)

@@ -69,6 +69,12 @@ def _shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
     return _WATCHERS[key]
 
 
+def warning_seconds(request: ResourceRequest, site: Site) -> int:
+    """How long before its end Slurm warns a session: the site's lead, at most half the
+    walltime (a 10-minute warning on a 15-minute debug session would come at once)."""
+    return min(site.session.warn_minutes * 60, request.walltime_minutes * 30)
+
+
 async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
     """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
     400; store only the normalised request, never the raw options.
@@ -246,7 +252,7 @@ class SlurmSpawner(Spawner):
         command = [f"{prefix}/bin/{self.cmd[0]}", *self.cmd[1:], *self.get_args()]
         command += [
             "--ServerApp.port=0",
-            "--ServerApp.jpserver_extensions=factoryhub.spawners.port_report=True",
+            "--ServerApp.jpserver_extensions=factoryhub.spawners.session=True",
         ]
         return tuple(command)
 
@@ -271,6 +277,7 @@ class SlurmSpawner(Spawner):
             job_name=self.job_name(),
             command=self.session_command(),
             log_dir=self.site.session.log_dir,
+            signal=f"B:USR1@{warning_seconds(self.request, self.site)}",
         )
         self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
         try:

@@ -19,6 +19,8 @@ GOLDEN = """#!/bin/bash
 mkdir -p "$HOME/.factoryhub/logs"
 exec >>"$HOME/.factoryhub/logs/session-$SLURM_JOB_ID.log" 2>&1
 echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"
+# Slurm's walltime warning (SIGUSR1) is ignored until the server installs its handler.
+trap '' USR1
 exec /opt/env/bin/jupyterhub-singleuser '--ServerApp.default_url=/lab?a=1&b=2'
 """
 

@@ -159,7 +159,7 @@ async def test_session_command_reports_its_port_through_the_extension(spawner):
     command = spawner.session_command()
     assert command[0] == "/opt/factoryhub/venv/bin/jupyterhub-singleuser"
     assert "--ServerApp.port=0" in command
-    assert "--ServerApp.jpserver_extensions=factoryhub.spawners.port_report=True" in command
+    assert "--ServerApp.jpserver_extensions=factoryhub.spawners.session=True" in command
     assert spawner.job_name() == "fh:test:alice:"
 
 
@@ -239,3 +239,11 @@ async def test_scheduler_down_refuses_at_once_after_checking_the_input(spawner, 
         await spawner.apply_user_options(spawner, {"cpus": 2})
     assert err.value.status_code == 503 and "nothing was submitted" in err.value.log_message
     assert fake_slurm.count("submit") == 0
+
+
+def test_warning_comes_ten_minutes_ahead_or_halfway(demo_site):
+    from factoryhub.spawners import parse_request
+    from factoryhub.spawners.spawner import warning_seconds
+
+    assert warning_seconds(parse_request({"walltime": "02:00:00"}, demo_site), demo_site) == 600
+    assert warning_seconds(parse_request({"walltime": "00:06:00"}, demo_site), demo_site) == 180

@@ -1,0 +1,100 @@
+"""The jupyter-server extension every session loads (`factoryhub.spawners.session`).
+
+- reports the server's port to the hub through the job's Slurm comment (`port_report`);
+- knows when the job's walltime ends, and takes Slurm's warning signal (`--signal=B:USR1@…`)
+  instead of dying from it: the job script ignores SIGUSR1 until this handler is in place;
+- answers ``GET <base_url>factoryhub/session`` with the job id, its end and the seconds left,
+  for the learner's own pages and widgets (authenticated like every Jupyter API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+from datetime import datetime
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .port_report import report_port
+
+
+class SessionClock:
+    """The session's end as Slurm reports it, and whether the walltime warning came."""
+
+    def __init__(self) -> None:
+        self.job_id = os.environ.get("SLURM_JOB_ID", "")
+        self.end: datetime | None = None
+        self.warned_at: datetime | None = None
+
+    async def read_end(self) -> None:
+        squeue = shutil.which("squeue")
+        if not self.job_id.isdigit() or squeue is None:
+            return
+        proc = await asyncio.create_subprocess_exec(
+            squeue,
+            "--noheader",
+            f"--jobs={self.job_id}",
+            "--format=%e",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await proc.communicate()
+        try:
+            self.end = datetime.fromisoformat(out.decode().strip())
+        except ValueError:
+            self.end = None
+
+    def to_json(self, now: datetime) -> dict[str, object]:
+        left = max(0, int((self.end - now).total_seconds())) if self.end else None
+        return {
+            "job_id": self.job_id,
+            "end": self.end.isoformat() if self.end else None,
+            "seconds_left": left,
+            "warned": self.warned_at is not None,
+        }
+
+
+class SessionHandler(APIHandler):
+    """This session's job and time left."""
+
+    @web.authenticated
+    def get(self) -> None:
+        clock: SessionClock = self.settings["factoryhub_clock"]
+        self.finish(json.dumps(clock.to_json(datetime.now())))
+
+
+def _on_walltime_warning(serverapp, clock: SessionClock) -> None:
+    clock.warned_at = datetime.now()
+    end = clock.end.strftime("%H:%M") if clock.end else "soon"
+    serverapp.log.warning(
+        "factoryhub: walltime warning from Slurm: this session ends at %s; save your work", end
+    )
+
+
+async def _take_walltime_warning(serverapp, clock: SessionClock) -> None:
+    # Registered on the loop that actually runs the server (the one current at extension load
+    # time may not be); this replaces the job script's "ignore SIGUSR1".
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGUSR1, _on_walltime_warning, serverapp, clock
+    )
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "factoryhub.spawners.session"}]
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    from tornado.ioloop import IOLoop
+
+    clock = SessionClock()
+    serverapp.web_app.settings["factoryhub_clock"] = clock
+    route = url_path_join(serverapp.web_app.settings["base_url"], "factoryhub", "session")
+    serverapp.web_app.add_handlers(".*$", [(route, SessionHandler)])
+    IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
+    IOLoop.current().add_callback(report_port, serverapp)
+    IOLoop.current().add_callback(clock.read_end)
