@@ -81,3 +81,21 @@ def test_f12_node_down_leaves_no_zombie_and_no_requeued_orphan(hub_client):
         subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], check=False)
     hub_client.start("bob", token)
     hub_client.stop("bob", token)
+
+
+def test_f5_hub_killed_in_the_middle_of_a_stop(hub_client, real_hub):
+    token = hub_client.login_token("carol")
+    hub_client.start("carol", token)
+    job_id = job_of("carol")
+    with hub_client.api(token) as api:
+        assert api.delete("/users/carol/server").status_code in (202, 204)
+    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)  # while stop() waits on Slurm
+    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    start_hub(real_hub)
+    wait_until(
+        lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone"), 30, "job gone"
+    )
+    wait_until(lambda: hub_client.server("carol", token) is None, 30, "record cleared")
+    assert "/user/carol" not in hub_client.routes()
+    hub_client.start("carol", token)
+    hub_client.stop("carol", token)
