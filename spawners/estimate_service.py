@@ -15,37 +15,17 @@ import ctypes
 import json
 import os
 import signal
-import time
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
-from factoryhub.capacity import Capacity
 from factoryhub.site import load_site
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.slurm import SlurmClient
 
 from .estimate import SERVICE_NAME, estimate_start
+from .livesite import CapacityCache, capacity_cache
 from .request import FIELDS, RequestError, access_for, bounded_options, parse_request
-
-
-class CapacityCache:
-    """One capacity reading serves every estimate for a few seconds."""
-
-    def __init__(self, client: SlurmClient, max_age: float = 5.0) -> None:
-        self.client = client
-        self.max_age = max_age
-        self._taken = 0.0
-        self._value: Capacity | None = None
-
-    async def get(self) -> Capacity | None:
-        if self._value is None or time.monotonic() - self._taken > self.max_age:
-            try:
-                self._value = await self.client.capacity()
-            except SlurmError:
-                return None
-            self._taken = time.monotonic()
-        return self._value
 
 
 class EstimateHandler(HubOAuthenticated, web.RequestHandler):
@@ -86,7 +66,7 @@ def make_app(site_path: str) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
     site = load_site(site_path)
     client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
-    args = {"site_path": site_path, "client": client, "cache": CapacityCache(client)}
+    args = {"site_path": site_path, "client": client, "cache": capacity_cache(client)}
     return web.Application(
         [
             (rf"{prefix}estimate", EstimateHandler, args),

@@ -28,6 +28,7 @@ from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmEr
 from .estimate import SERVICE_NAME, Estimate, estimate_start, never_reason
 from .form import render_options_form
 from .jobscript import SessionJob, render_job_script
+from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
@@ -56,9 +57,7 @@ def _cached_site(path: str, mtime: float) -> Site:
 
 
 _WATCHERS: dict[tuple[str, float], JobWatcher] = {}
-_CAPACITY: dict[str, tuple[float, Capacity]] = {}
 POSITION_MAX_AGE = 5.0  # seconds between queue-position queries of a waiting spawn
-CAPACITY_MAX_AGE = 5.0  # seconds a capacity reading serves every form and estimate
 
 
 def _shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
@@ -88,9 +87,9 @@ async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
         options = bounded_options(options or {})
         without_reservation = {k: v for k, v in options.items() if k != "reservation"}
         request = parse_request(without_reservation, site, access_for(site, user))
-        # a workshop's reservation may have just begun: read those fresh
         if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
             raise web.HTTPError(503, _UNAVAILABLE)
+        # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
         capacity = await spawner.live_capacity(max_age=fresh)
         if capacity is not None:
@@ -179,16 +178,7 @@ class SlurmSpawner(Spawner):
 
     async def live_capacity(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
         """The scheduler's partitions and free capacity (shared, at most `max_age` s old)."""
-        cached = _CAPACITY.get(self.slurm_client.bin_dir)
-        if cached and time.monotonic() - cached[0] < max_age:
-            return cached[1]
-        try:
-            capacity = await self.slurm_client.capacity()
-        except SlurmError as exc:
-            self.log.warning("live capacity unavailable: %s", exc)
-            return None
-        _CAPACITY[self.slurm_client.bin_dir] = (time.monotonic(), capacity)
-        return capacity
+        return await capacity_cache(self.slurm_client).get(max_age)
 
     async def estimate(self, request: ResourceRequest, capacity: Capacity | None) -> Estimate:
         """When `request` would start for this learner (see `estimate_start`)."""

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from factoryhub.spawners import SlurmSpawner
+from factoryhub.spawners.livesite import forget_readings
 from factoryhub.spawners.spawner import _WATCHERS
 from tornado import web
 
@@ -11,6 +12,7 @@ from tornado import web
 @pytest.fixture
 def spawner(fake_slurm, repo):
     _WATCHERS.clear()
+    forget_readings()
     user = SimpleNamespace(name="alice", url="/user/alice/", id=1)
     sp = SlurmSpawner(
         user=user,
@@ -146,9 +148,9 @@ async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_
 
 
 async def test_form_without_a_scheduler_still_renders(spawner, fake_slurm):
-    from factoryhub.spawners.spawner import _CAPACITY
+    from factoryhub.spawners.livesite import forget_readings
 
-    _CAPACITY.clear()
+    forget_readings()
     fake_slurm.down = True
     html = await spawner.options_form(spawner)
     assert "Free capacity is unknown" in html and 'name="cpus"' in html
@@ -194,11 +196,8 @@ async def test_a_lost_server_whose_job_could_come_back_is_cancelled(
 
 
 async def test_reservations_are_read_only_when_one_is_named(spawner, fake_slurm):
-    from factoryhub.spawners.spawner import _CAPACITY
-
     from factoryhub.capacity import Reservation
 
-    _CAPACITY.clear()
     fake_slurm.live = type(fake_slurm.live)(
         fake_slurm.live.partitions,
         fake_slurm.live.nodes,
@@ -214,11 +213,8 @@ async def test_reservations_are_read_only_when_one_is_named(spawner, fake_slurm)
 
 
 async def test_a_request_that_could_never_start_is_refused(spawner, fake_slurm):
-    from factoryhub.spawners.spawner import _CAPACITY
-
     from factoryhub.capacity import parse_partitions
 
-    _CAPACITY.clear()
     # Slurm's real limit is shorter than site.toml's: the job would pend forever.
     fake_slurm.live = type(fake_slurm.live)(
         parse_partitions("PartitionName=cpu MaxTime=02:00:00 State=UP\n"), fake_slurm.live.nodes

@@ -1,0 +1,48 @@
+"""The scheduler's live view, read at most every few seconds however many forms, estimates
+and spawns ask for it: one cache per Slurm installation in a process."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from factoryhub.capacity import Capacity
+from factoryhub.slurm import SlurmClient, SlurmError
+
+CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
+
+_log = logging.getLogger(__name__)
+
+
+class CapacityCache:
+    """The last `Capacity` reading of one Slurm client, refreshed when too old."""
+
+    def __init__(self, client: SlurmClient) -> None:
+        self.client = client
+        self._taken = 0.0
+        self._value: Capacity | None = None
+
+    async def get(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
+        """A reading at most `max_age` seconds old; None when the scheduler does not answer."""
+        if self._value is not None and time.monotonic() - self._taken < max_age:
+            return self._value
+        try:
+            self._value = await self.client.capacity()
+        except SlurmError as exc:
+            _log.warning("live capacity unavailable: %s", exc)
+            return None
+        self._taken = time.monotonic()
+        return self._value
+
+
+_CACHES: dict[int, CapacityCache] = {}
+
+
+def capacity_cache(client: SlurmClient) -> CapacityCache:
+    """The process-wide cache for `client`."""
+    return _CACHES.setdefault(id(client), CapacityCache(client))
+
+
+def forget_readings() -> None:
+    """Drop every cached reading (tests that change what the scheduler says)."""
+    _CACHES.clear()
