@@ -39,3 +39,11 @@ async def test_progress_log_replays_and_follows():
     log.add(10, "b")
     log.close()
     assert [e["message"] async for e in log.follow()] == ["a", "b"]
+
+
+def test_limit_families_are_explained_with_their_name():
+    assert explain_pending("QOSMaxGRESPerUser").startswith(
+        "you already use as much as your quality of service allows at once (QOSMaxGRESPerUser)"
+    )
+    assert "account's shared budget" in explain_pending("AssocGrpCPUMinutesLimit")
+    assert "quality of service is not valid" in explain_pending("InvalidQOS")
