@@ -100,3 +100,36 @@ def test_queued_session_says_why_and_where_in_line(page, hub_client):
             f"{user} ready after resume",
         )
         hub_client.stop(user, token)
+
+
+def test_form_without_javascript_refuses_with_the_limit_inline(hub_client):
+    """Server-rendered: with JavaScript off our form still submits, and an over-limit request
+    comes back as the form with the partition's limit in the message, and no job."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+        page.goto(f"{hub_client.base}/hub/login")
+        page.fill("#username_input", "bob")
+        page.fill("#password_input", PASSWORDS["bob"])
+        page.click("#login_submit")
+        page.wait_for_selector("#spawn_form")
+        before = squeue_jobs("bob")
+        # (9 GPUs the browser itself refuses: the field carries max="4".) A walltime over the
+        # debug partition's limit passes the browser and must be refused by the hub.
+        page.select_option("select[name=partition]", "debug")
+        page.fill("input[name=walltime]", "01:00:00")
+        with page.expect_navigation():
+            # JupyterHub's own pages lay a "requires JavaScript" notice over everything without
+            # JS; our form is plain HTML underneath, so Enter submits it natively.
+            page.press("input[name=walltime]", "Enter")
+        assert "the debug partition allows at most 30 minutes" in page.inner_text("body")
+        page.screenshot(path=IMAGES / "spawn-form-no-js-error.png")
+        browser.close()
+    assert squeue_jobs("bob") == before
+
+
+def squeue_jobs(user: str) -> set[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-u", user, "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    return set(out.split())
