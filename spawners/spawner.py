@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import pwd
+import re
 import time
 from functools import lru_cache
 
@@ -46,6 +47,9 @@ _UNAVAILABLE = (
     "The scheduler is not answering right now, so nothing was submitted."
     " Running sessions are not affected; try again in a minute."
 )
+
+# Named servers' names go into job names: keep them to what any Slurm and shell take.
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{0,40}", re.ASCII)
 
 # Environment variables the job may inherit from the hub besides JupyterHub's own.
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ")
@@ -84,6 +88,8 @@ async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
     """
     site, user = spawner.site, spawner.user.name
     try:
+        if not _SERVER_NAME.fullmatch(spawner.name or ""):
+            raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
         options = bounded_options(options or {})
         without_reservation = {k: v for k, v in options.items() if k != "reservation"}
         request = parse_request(without_reservation, site, access_for(site, user))

@@ -243,3 +243,12 @@ def test_warning_comes_ten_minutes_ahead_or_halfway(demo_site):
 
     assert warning_seconds(parse_request({"walltime": "02:00:00"}, demo_site), demo_site) == 600
     assert warning_seconds(parse_request({"walltime": "00:06:00"}, demo_site), demo_site) == 180
+
+
+@pytest.mark.parametrize("name", ["gpu lab", "lab\n#SBATCH", "lab;rm", "x" * 41, "läb"])
+async def test_unusable_server_names_are_a_400(spawner, fake_slurm, name):
+    spawner.orm_spawner.name = name
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {})
+    assert err.value.status_code == 400 and "server name" in err.value.log_message
+    assert fake_slurm.calls == []
