@@ -45,6 +45,8 @@ class SlurmSettings:
     command_timeout: float = 20.0
     poll_interval: float = 10.0
     start_poll_interval: float = 0.25
+    sweep_interval: float = 300.0  # how often orphaned jobs are looked for; 0 turns it off
+    orphan_grace: float = 120.0  # a tagged job this old with no server record is an orphan
 
 
 @dataclass(frozen=True)

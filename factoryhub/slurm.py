@@ -210,6 +210,13 @@ class SlurmClient:
             return {}  # squeue says so only when a single id was asked for
         return parse_squeue(result.stdout)
 
+    async def tagged_jobs(self, prefix: str) -> list[JobInfo]:
+        """Every queued, running or ending job whose name starts with `prefix`; the submit
+        time is in `start` (``%V``)."""
+        fmt = SQUEUE_FORMAT.replace("%S", "%V")
+        result = await self.run([self._cmd("squeue"), "--noheader", f"--format={fmt}"])
+        return [j for j in parse_squeue(result.stdout).values() if j.name.startswith(prefix)]
+
     async def cancel(self, job_id: str) -> None:
         """Cancel a job; a job Slurm no longer knows is already cancelled."""
         with contextlib.suppress(UnknownJob):

@@ -16,6 +16,7 @@ import re
 import time
 from functools import lru_cache
 
+from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
 from tornado import web
@@ -41,6 +42,7 @@ from .request import (
     bounded_options,
     parse_request,
 )
+from .sweeper import ensure_sweep
 from .watcher import JobWatcher, Snapshot
 
 _UNAVAILABLE = (
@@ -253,6 +255,7 @@ class SlurmSpawner(Spawner):
         return tuple(command)
 
     async def start(self) -> tuple[str, int]:
+        self._ensure_sweep()
         if self.request is None:
             await _apply_request(self, self.user_options)
         try:
@@ -343,8 +346,16 @@ class SlurmSpawner(Spawner):
 
     # -- poll, stop, progress ---------------------------------------------------------------
 
+    def _ensure_sweep(self) -> None:
+        """Start this hub's orphan sweep once per process (see `sweeper`)."""
+        if isinstance(self.orm_spawner, orm.Spawner):
+            hub_id = self.hub_id or self.site.hub.id
+            session = object_session(self.orm_spawner)
+            ensure_sweep(hub_id, self.site.slurm, self.slurm_client, session, self.log)
+
     async def poll(self) -> int | None:
         """None while the job may still carry the server; an exit status once it cannot."""
+        self._ensure_sweep()
         if not self.job_id:
             return 0
         snap = await self.watcher.snapshot(max_age=self.site.slurm.poll_interval)

@@ -39,6 +39,7 @@ def write_test_site(state_dir: Path) -> Path:
     )
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
+    raw["slurm"].update(sweep_interval=3.0, orphan_grace=5.0)  # orphans found within seconds
     # An environment without a server in it: its jobs die before reporting a port (F14).
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     path = state_dir / "site.toml"

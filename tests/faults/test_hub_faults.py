@@ -99,3 +99,47 @@ def test_f5_hub_killed_in_the_middle_of_a_stop(hub_client, real_hub):
     assert "/user/carol" not in hub_client.routes()
     hub_client.start("carol", token)
     hub_client.stop("carol", token)
+
+
+def test_i1_a_tagged_job_without_a_server_record_is_cancelled(hub_client):
+    """A job carrying this hub's tag that no server record holds (a restored database, a record
+    removed by hand) is cancelled by the orphan sweep; live sessions and the learner's own jobs
+    are left alone."""
+    token = hub_client.login_token("alice")
+    hub_client.start("alice", token)  # a running hub with a live session
+    live = job_of("alice")
+
+    def submit(name: str) -> str:
+        out = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "bob",
+                "--",
+                "sbatch",
+                "--parsable",
+                f"--job-name={name}",
+                "--output=/dev/null",
+                "--wrap",
+                "sleep 300",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd="/tmp",
+        )
+        return out.stdout.strip()
+
+    ghost, own = submit("fh:test:bob:ghost"), submit("bobs-own-analysis")
+    try:
+        wait_until(
+            lambda: squeue_row(ghost).get("state", "gone") in ("CANCELLED", "gone"),
+            40,
+            "orphan cancelled",
+        )
+        assert squeue_row(own)["state"] in ("RUNNING", "PENDING")
+        assert squeue_row(live)["state"] == "RUNNING"
+        assert hub_client.server("alice", token)["ready"]
+    finally:
+        subprocess.run(["scancel", ghost, own], check=False)
+    hub_client.stop("alice", token)
