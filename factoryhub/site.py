@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +154,6 @@ def _convert(hint: object, value: object, where: str) -> object:
         if not isinstance(value, list):
             raise SiteError(f"{where}: expected a list")
         return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        return value
     expected = {float: (int, float)}.get(hint, hint)
     if (isinstance(value, bool) and hint is not bool) or not isinstance(value, expected):
         raise SiteError(f"{where}: expected {hint.__name__}, got {value!r}")

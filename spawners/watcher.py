@@ -38,7 +38,6 @@ class JobWatcher:
         self._tracked: dict[str, int] = {}
         self._latest = Snapshot(taken=0.0, error="not queried yet")
         self._inflight: asyncio.Future[Snapshot] | None = None
-        self.queries = 0  # how many squeue calls were made: load tests assert on it
 
     def track(self, job_id: str) -> None:
         self._tracked[job_id] = self._tracked.get(job_id, 0) + 1
@@ -69,7 +68,6 @@ class JobWatcher:
         asked = frozenset(self._tracked)
         started = time.monotonic()
         try:
-            self.queries += 1
             jobs = await self.client.query(asked)
             snap = Snapshot(taken=started, asked=asked, jobs=jobs)
         except SchedulerUnavailable as exc:
