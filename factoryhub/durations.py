@@ -19,6 +19,11 @@ class DurationError(ValueError):
 
 def parse_minutes(text: str) -> int:
     """Minutes in a Slurm time string, seconds rounded up (Slurm does the same)."""
+    return -(-parse_seconds(text) // 60)
+
+
+def parse_seconds(text: str) -> int:
+    """Seconds in a Slurm time string (also what `squeue` prints for elapsed and left)."""
     value = text.strip()
     if match := _DAYS.fullmatch(value):
         days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
@@ -35,8 +40,7 @@ def parse_minutes(text: str) -> int:
     clock_minutes_bounded = bool(days) or (match.re is _CLOCK and len(parts) == 3)
     if seconds > 59 or (hours > 23 and bool(days)) or (minutes > 59 and clock_minutes_bounded):
         raise DurationError(f"{text[:40]!r} has hours above 23 or minutes or seconds above 59")
-    total_seconds = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    return -(-total_seconds // 60)
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def format_minutes(minutes: int) -> str:
@@ -45,6 +49,13 @@ def format_minutes(minutes: int) -> str:
     hours, mins = divmod(rest, 60)
     clock = f"{hours:02d}:{mins:02d}:00"
     return f"{days}-{clock}" if days else clock
+
+
+def describe_seconds(seconds: int) -> str:
+    """A short clock for people: ``42 s``, ``12 min``, ``2 h 30 min``."""
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    return describe_minutes(seconds // 60).replace(" minutes", " min").replace(" minute", " min")
 
 
 def describe_minutes(minutes: int) -> str:

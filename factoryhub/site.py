@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
+
 
 class SiteError(ValueError):
     """A `site.toml` that cannot be used; the message names the key."""
@@ -60,6 +62,8 @@ class Partition:
     max_memory_gb: int = 64
     max_gpus: int = 0
     gpu_types: tuple[str, ...] = ()
+    dask_worker_cores: int = 1  # one Dask worker job's CPUs on this partition
+    dask_worker_memory_gb: int = 2  # and its memory
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,20 @@ class AccessSettings:
 
 
 @dataclass(frozen=True)
+class EnergySettings:
+    """The transparent energy model: what a core and a GPU draw, the data centre's overhead
+    (PUE) and the grid's carbon intensity. Shown next to every figure, labelled an estimate."""
+
+    watts_per_core: float = 10.0
+    gpu_watts: dict[str, float] = field(default_factory=dict)  # by GPU type, e.g. h100 = 700
+    default_gpu_watts: float = 300.0  # for a GPU type the table does not name
+    pue: float = 1.2  # power usage effectiveness: facility energy / IT energy
+    carbon_g_per_kwh: float = 250.0  # grid carbon intensity, grams CO2e per kWh
+    source: str = ""  # where the factors come from, shown to learners
+    use_slurm_energy: bool = False  # read Slurm's own energy accounting (sacct) when gathered
+
+
+@dataclass(frozen=True)
 class DemoAccount:
     """A Unix account the embedded demo creates (never used on a real site)."""
 
@@ -117,6 +135,7 @@ class Site:
     partitions: dict[str, Partition] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
     access: AccessSettings = field(default_factory=AccessSettings)
+    energy: EnergySettings = field(default_factory=EnergySettings)
     demo_accounts: tuple[DemoAccount, ...] = ()
 
     def partition(self, name: str) -> Partition:
@@ -170,13 +189,27 @@ def _check(site: Site) -> Site:
     return site
 
 
+def site_from_data(raw: object) -> Site:
+    """A `Site` from already-parsed data (TOML or the JSON of `public_site_data`)."""
+    return _check(_build(Site, raw, ""))
+
+
+def public_site_data(site: Site) -> dict[str, object]:
+    """What a session may know of the site (JSON-ready): no demo passwords, no hub internals
+    beyond its id and title. Sessions read it from ``FACTORYHUB_SITE_JSON``."""
+    data = dataclasses.asdict(site)
+    data["demo_accounts"] = []
+    data["hub"] = {"id": site.hub.id, "title": site.hub.title, "url": site.hub.url}
+    return data
+
+
 def parse_site(text: str) -> Site:
     """Parse the text of a `site.toml`."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SiteError(f"site.toml is not valid TOML: {exc}") from None
-    return _check(_build(Site, raw, ""))
+    return site_from_data(raw)
 
 
 def load_site(path: str | Path) -> Site:

@@ -146,15 +146,94 @@ def parse_node_addresses(text: str) -> dict[str, str]:
     return addresses
 
 
+# A learner's own jobs, for the job monitor: what squeue can say in one call.
+USER_JOB_FIELDS = (
+    "job_id",
+    "state",
+    "reason",
+    "nodes",
+    "name",
+    "partition",
+    "cpus",
+    "tres",
+    "time_used",
+    "time_limit",
+    "time_left",
+    "start",
+    "submit",
+)
+USER_JOB_FORMAT = "%i|%T|%r|%N|%j|%P|%C|%b|%M|%l|%L|%S|%V"
+
+
+@dataclass(frozen=True)
+class UserJob:
+    """One of a learner's jobs as `squeue` lists it."""
+
+    job_id: str
+    state: str
+    reason: str
+    nodes: str
+    name: str
+    partition: str
+    cpus: str
+    tres: str  # generic resources per node, e.g. "gres:gpu:h100:2" or "N/A"
+    time_used: str
+    time_limit: str
+    time_left: str
+    start: str
+    submit: str
+
+
+def parse_user_jobs(text: str) -> list[UserJob]:
+    """Rows of `squeue --format=USER_JOB_FORMAT`, newest job first. The job name is the only
+    free text and may hold "|": it is taken as what lies between the fixed fields."""
+    jobs = []
+    head, tail = USER_JOB_FIELDS.index("name"), len(USER_JOB_FIELDS) - USER_JOB_FIELDS.index("name")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < len(USER_JOB_FIELDS):
+            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
+        name = "|".join(parts[head : len(parts) - tail + 1])
+        values = [*parts[:head], name, *parts[len(parts) - tail + 1 :]]
+        jobs.append(UserJob(*values))
+    return sorted(jobs, key=lambda j: int(j.job_id.split("_")[0]), reverse=True)
+
+
+def parse_job_fields(text: str) -> dict[str, str]:
+    """`Key=Value` pairs of one `scontrol show job --oneliner` line."""
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def parse_consumed_energy(text: str) -> dict[str, float]:
+    """JobID → joules from `sacct --parsable2 --format=JobID,ConsumedEnergyRaw`."""
+    energy: dict[str, float] = {}
+    for line in text.splitlines():
+        job_id, _, joules = line.partition("|")
+        if job_id.isdigit() and joules.strip().isdigit():
+            energy[job_id] = float(joules)
+    return energy
+
+
 class SlurmClient:
     """Runs Slurm's commands. One instance per hub process; tests inject a fake instead."""
 
-    def __init__(self, bin_dir: str = "/usr/bin", timeout: float = 20.0) -> None:
+    def __init__(
+        self, bin_dir: str = "/usr/bin", timeout: float = 20.0, *, switch_user: bool = True
+    ) -> None:
         self.bin_dir = bin_dir
         self.timeout = timeout
+        # The hub (root) submits as the learner through runuser; a learner's own kernel
+        # (widgets) already is the learner and runs Slurm's commands directly.
+        self.switch_user = switch_user
 
     def _cmd(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
+
+    def _as(self, user: str, name: str) -> list[str]:
+        command = self._cmd(name)
+        return ["/usr/sbin/runuser", "-u", user, "--", command] if self.switch_user else [command]
 
     async def run(
         self,
@@ -194,7 +273,7 @@ class SlurmClient:
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str], cwd: str) -> str:
         """Submit `script` as `user` (their uid, gid, HOME) and return the job id."""
-        argv = ["/usr/sbin/runuser", "-u", user, "--", self._cmd("sbatch"), "--parsable"]
+        argv = [*self._as(user, "sbatch"), "--parsable"]
         result = await self.run(argv, stdin=script, env=env, cwd=cwd)
         return parse_job_id(result.stdout)
 
@@ -221,6 +300,32 @@ class SlurmClient:
         """Cancel a job; a job Slurm no longer knows is already cancelled."""
         with contextlib.suppress(UnknownJob):
             await self.run([self._cmd("scancel"), job_id])
+
+    async def user_jobs(self, user: str) -> list[UserJob]:
+        """All of `user`'s jobs Slurm still lists (pending, running, recently ended): one
+        `squeue` whatever their number."""
+        argv = [self._cmd("squeue"), "--noheader", "--states=all", f"--user={user}"]
+        result = await self.run([*argv, f"--format={USER_JOB_FORMAT}"])
+        return parse_user_jobs(result.stdout)
+
+    async def job_output_path(self, job_id: str) -> str:
+        """Where a job writes its standard output (`scontrol show job`'s StdOut)."""
+        result = await self.run([self._cmd("scontrol"), "show", "job", job_id, "--oneliner"])
+        return parse_job_fields(result.stdout).get("StdOut", "")
+
+    async def consumed_energy(self, job_ids: Iterable[str]) -> dict[str, float]:
+        """Joules Slurm's energy accounting measured per job (`sacct`); empty where the site
+        gathers none or has no accounting database."""
+        ids = sorted(set(job_ids), key=int)
+        if not ids:
+            return {}
+        argv = [self._cmd("sacct"), "--noheader", "--parsable2", "--allocations"]
+        argv += ["--format=JobID,ConsumedEnergyRaw", f"--jobs={','.join(ids)}"]
+        try:
+            result = await self.run(argv)
+        except SlurmError:
+            return {}  # "Slurm accounting storage is disabled" on sites without slurmdbd
+        return parse_consumed_energy(result.stdout)
 
     async def queue_position(self, job_id: str, partition: str) -> int | None:
         """1-based place of a pending job among its partition's pending jobs, by priority."""
@@ -259,7 +364,7 @@ class SlurmClient:
 
     async def sbatch_test_only(self, argv: list[str], *, user: str, cwd: str) -> str:
         """`sbatch --test-only` as `user`; Slurm's answer ("Job N to start at …")."""
-        command = ["/usr/sbin/runuser", "-u", user, "--", self._cmd("sbatch"), "--test-only"]
+        command = [*self._as(user, "sbatch"), "--test-only"]
         result = await self.run([*command, *argv, "--wrap", "true"], cwd=cwd)
         return (result.stderr or result.stdout).strip()
 

@@ -9,6 +9,7 @@ report its port through its Slurm comment → host from the node's NodeAddr → 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import pwd
@@ -24,7 +25,7 @@ from traitlets import Any, Float, Unicode, default
 
 from factoryhub.capacity import Capacity
 from factoryhub.jobstate import Phase, classify_state
-from factoryhub.site import Site, load_site
+from factoryhub.site import SITE_ENV, Site, load_site, public_site_data
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .estimate import SERVICE_NAME, Estimate, estimate_start, never_reason
@@ -42,7 +43,7 @@ from .request import (
     bounded_options,
     parse_request,
 )
-from .sweeper import ensure_sweep
+from .sweeper import cancel_session_workers, ensure_sweep
 from .watcher import JobWatcher, Snapshot
 
 _UNAVAILABLE = (
@@ -243,6 +244,7 @@ class SlurmSpawner(Spawner):
         env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
         env.update(self.get_env())
         env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
+        env[SITE_ENV] = json.dumps(public_site_data(self.site))  # for the session's widgets
         return env
 
     def session_command(self) -> tuple[str, ...]:
@@ -412,6 +414,7 @@ class SlurmSpawner(Spawner):
             snap = await self.watcher.snapshot(max_age=0.5)
             if self._left_queue(snap):
                 self.log.info("%s: job %s left the queue", self._log_name, self.job_id)
+                await cancel_session_workers(self.slurm_client, self.job_id, self.log)
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(

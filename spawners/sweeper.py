@@ -1,4 +1,5 @@
 """Orphan sweep (invariant I1): a Slurm job this hub tagged must belong to a server record.
+The same sweep ends Dask worker jobs whose session is over (F19).
 
 A job named ``fh:<hub_id>:…`` whose id no spawner state in the hub's database holds — a
 restored database, a record deleted by hand — would run a server no route leads to. The
@@ -42,6 +43,48 @@ def orphans(
     return found
 
 
+WORKER_PREFIX = "fh-dask-"  # factoryhub.widgets names its Dask worker jobs fh-dask-<session>-…
+
+
+def orphaned_workers(jobs: Iterable[JobInfo]) -> list[JobInfo]:
+    """Dask worker jobs whose session job is no longer queued or running (pure). `jobs` must
+    be every job Slurm lists, so a live session is never missed."""
+    jobs = list(jobs)
+    live = {j.job_id for j in jobs if classify_state(j.state) not in (Phase.ENDED, Phase.ENDING)}
+    found = []
+    for job in jobs:
+        session = job.name.removeprefix(WORKER_PREFIX).split("-", 1)[0]
+        if not job.name.startswith(WORKER_PREFIX) or not session.isdigit() or session in live:
+            continue
+        if classify_state(job.state) not in (Phase.ENDED, Phase.ENDING):
+            found.append(job)
+    return found
+
+
+async def cancel_session_workers(client: SlurmClient, session_job: str, log: logging.Logger) -> int:
+    """Cancel the Dask worker jobs a session's kernels started; how many were cancelled."""
+    try:
+        workers = await client.tagged_jobs(f"{WORKER_PREFIX}{session_job}-")
+    except SlurmError as exc:
+        log.warning("Dask workers of job %s not looked for: %s", session_job, exc)
+        return 0
+    return len(await _cancel_each(client, workers, "Dask worker of an ended session", log))
+
+
+async def _cancel_each(
+    client: SlurmClient, jobs: Iterable[JobInfo], why: str, log: logging.Logger
+) -> list[str]:
+    cancelled = []
+    for job in jobs:
+        log.warning("cancelling job %s (%s): %s", job.job_id, job.name, why)
+        try:
+            await client.cancel(job.job_id)
+            cancelled.append(job.job_id)
+        except SlurmError as exc:
+            log.error("cancelling job %s failed: %s", job.job_id, exc)
+    return cancelled
+
+
 async def sweep_once(
     client: SlurmClient,
     hub_id: str,
@@ -52,21 +95,13 @@ async def sweep_once(
     """Cancel this hub's orphaned jobs; return their ids. Slurm is read before the database,
     so a job submitted meanwhile is either in the database already or inside the grace."""
     try:
-        jobs = await client.tagged_jobs(f"fh:{hub_id}:")
+        jobs = await client.tagged_jobs("")
     except SlurmError as exc:
         log.warning("orphan sweep skipped: %s", exc)
         return []
-    cancelled = []
-    for job in orphans(jobs, hub_id, recorded_ids(), datetime.now(), grace):
-        log.warning(
-            "cancelling orphaned job %s (%s): no server record holds it", job.job_id, job.name
-        )
-        try:
-            await client.cancel(job.job_id)
-            cancelled.append(job.job_id)
-        except SlurmError as exc:
-            log.error("cancelling orphaned job %s failed: %s", job.job_id, exc)
-    return cancelled
+    found = orphans(jobs, hub_id, recorded_ids(), datetime.now(), grace)
+    found += orphaned_workers(jobs)
+    return await _cancel_each(client, found, "no live server or session holds it", log)
 
 
 async def _sweep_forever(interval: float, **kwargs: object) -> None:

@@ -1,0 +1,49 @@
+"""What a learner may ask for instead, when a request goes over a limit (pure).
+
+The spawner's `parse_request` says why a request is refused; this module adds what is possible:
+another partition that takes the same request, or the largest value the chosen partition allows.
+"""
+
+from __future__ import annotations
+
+from factoryhub.spawners.request import RequestError, UserAccess, parse_request
+
+from factoryhub.site import Site
+
+
+def _fits(options: dict[str, object], site: Site, access: UserAccess) -> bool:
+    try:
+        parse_request(options, site, access)
+    except RequestError:
+        return False
+    return True
+
+
+def _largest(field: str, partition: str, site: Site) -> str | None:
+    part = site.partitions[partition]
+    return {
+        "cpus": f"up to {part.max_cpus} CPUs",
+        "memory_gb": f"up to {part.max_memory_gb} GB of memory",
+        "gpus": f"up to {part.max_gpus} GPUs" if part.max_gpus else None,
+        "walltime": f"up to {part.max_walltime} of walltime",
+    }.get(field)
+
+
+def suggest(options: dict[str, object], error: RequestError, site: Site, access: UserAccess) -> str:
+    """One sentence on what would be accepted instead, or "" when there is nothing to offer."""
+    chosen = str(options.get("partition", site.session.partition))
+    if error.field in ("cpus", "memory_gb", "gpus", "walltime"):
+        others = [
+            name
+            for name in site.partitions
+            if name != chosen and _fits({**options, "partition": name}, site, access)
+        ]
+        if others:
+            return f"The {', '.join(others)} partition takes this request as it is."
+        if chosen in site.partitions and (largest := _largest(error.field, chosen, site)):
+            return f"On {chosen} you can ask for {largest}."
+    if error.field == "gpus" and chosen in site.partitions:
+        gpu_parts = [n for n, p in site.partitions.items() if p.max_gpus]
+        if gpu_parts:
+            return f"GPUs are on the {', '.join(gpu_parts)} partition."
+    return ""

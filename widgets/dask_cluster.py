@@ -1,0 +1,124 @@
+"""Dask on Slurm from a notebook: dask-jobqueue's `SLURMCluster` with the site's defaults for a
+partition, its dashboard behind the learner's Jupyter server, and no worker job left behind.
+
+Workers are Slurm jobs named ``fh-dask-<session job>-<kernel pid>``. They end when the cluster
+closes (dask-jobqueue cancels them, then one `scancel --name` catches any straggler), when the
+kernel dies (the reaper process, see `reaper`), or when the session ends (the hub cancels the
+session's workers, see `factoryhub.spawners.sweeper`). Scheduler and workers speak TLS with
+throw-away certificates, so other users on a node cannot join or drive the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dask_jobqueue import SLURMCluster
+
+from factoryhub.site import Site
+from factoryhub.slurm import SlurmError
+
+from .batch import JOBS_DIR
+from .context import SessionContext, session_context
+from .dashboard import dashboard_url, private_directory, serve_on_socket, socket_path
+from .reaper import cancel_argv
+
+WORKER_PREFIX = "fh-dask-"
+DEATH_TIMEOUT = 60  # seconds a worker waits for a vanished scheduler before its job ends
+
+
+def worker_job_name(session_job: str, pid: int) -> str:
+    """The Slurm job name of every worker of the cluster a kernel starts."""
+    return f"{WORKER_PREFIX}{session_job or 'local'}-{pid}"
+
+
+def session_worker_prefix(session_job: str) -> str:
+    """The name prefix of every Dask worker job a session's kernels start."""
+    return f"{WORKER_PREFIX}{session_job}-"
+
+
+def cluster_options(
+    site: Site, partition: str, *, account: str, job_name: str, home: Path
+) -> dict[str, object]:
+    """`SLURMCluster` arguments from the site's defaults for `partition` (pure)."""
+    part = site.partitions[partition]
+    prefix = site.environments[site.session.environment].prefix
+    return {
+        "queue": partition,
+        "account": account or None,
+        "cores": part.dask_worker_cores,
+        "processes": 1,
+        "memory": f"{part.dask_worker_memory_gb}GB",
+        "walltime": part.default_walltime,
+        "job_name": job_name,
+        "log_directory": str(home / JOBS_DIR),
+        "python": f"{prefix}/bin/python",
+        "death_timeout": DEATH_TIMEOUT,
+        "security": True,
+        "shared_temp_directory": str(home / ".factoryhub" / "dask"),
+        "scheduler_options": {"dashboard_address": "127.0.0.1:0"},
+        "job_extra_directives": ["--nodes=1"],
+    }
+
+
+class SessionCluster(SLURMCluster):
+    """A `SLURMCluster` that belongs to this session: private dashboard, reaped workers."""
+
+    def __init__(
+        self,
+        partition: str | None = None,
+        context: SessionContext | None = None,
+        **overrides: object,
+    ) -> None:
+        ctx = context or session_context()
+        self.context = ctx
+        self.partition = partition or ctx.site.session.partition
+        accounts = ctx.site.access.accounts_of(ctx.user)
+        name = worker_job_name(ctx.session_job, os.getpid())
+        options = cluster_options(
+            ctx.site,
+            self.partition,
+            account=accounts[0] if accounts else "",
+            job_name=name,
+            home=ctx.home,
+        )
+        certificates = Path(options["shared_temp_directory"])
+        certificates.parent.mkdir(exist_ok=True)
+        private_directory(certificates)  # the cluster's TLS keys: the learner's eyes only
+        self.worker_job_name = name
+        self.socket = socket_path()
+        self._reaper = self._start_reaper(name, ctx.site.slurm.bin_dir)
+        super().__init__(**{**options, **overrides})
+
+    @staticmethod
+    def _start_reaper(job_name: str, bin_dir: str) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "factoryhub.widgets.reaper", str(os.getpid()), job_name]
+        return subprocess.Popen(  # its own session: a SIGKILL of this kernel spares it
+            [*argv, bin_dir],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def _start(self) -> None:
+        await super()._start()
+        await serve_on_socket(self.scheduler.http_server, self.socket)
+
+    @property
+    def dashboard_link(self) -> str:
+        return dashboard_url(self.context.service_prefix)
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        finally:
+            ctx = self.context
+            argv = cancel_argv(self.worker_job_name, ctx.user, ctx.site.slurm.bin_dir)
+            with contextlib.suppress(SlurmError):  # stragglers: a job dask-jobqueue lost
+                await ctx.client.run(argv)
+            self._reaper.terminate()
+            self.socket.unlink(missing_ok=True)

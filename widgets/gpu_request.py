@@ -1,0 +1,187 @@
+"""The GPU request: ask for compute from a notebook and run a script or notebook as a Slurm
+batch job of the learner, with the spawner's own validation and start estimate."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from collections.abc import Mapping
+
+import ipywidgets as widgets
+from factoryhub.spawners.estimate import Estimate, estimate_start
+from factoryhub.spawners.request import (
+    RequestError,
+    ResourceRequest,
+    UserAccess,
+    access_for,
+    parse_request,
+)
+
+from factoryhub.slurm import SchedulerUnavailable, SlurmError
+
+from .advice import suggest
+from .background import spawn
+from .batch import JOBS_DIR, BatchJob, parse_run, render_batch_script
+from .context import SessionContext, session_context
+from .monitor import JobMonitor
+
+
+def _default_partition(ctx: SessionContext) -> str:
+    gpu = [name for name, part in ctx.site.partitions.items() if part.max_gpus]
+    return gpu[0] if gpu else ctx.site.session.partition
+
+
+def batch_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The kernel's environment minus the session's own Slurm and hub variables (the hub's
+    token has no business in a batch job)."""
+    return {
+        k: v for k, v in environ.items() if not k.startswith(("SLURM_", "JUPYTERHUB_", "SBATCH_"))
+    }
+
+
+class GPURequest(widgets.VBox):
+    """Choose resources and what to run; see the estimate and the limits; submit."""
+
+    def __init__(
+        self, context: SessionContext | None = None, monitor: JobMonitor | None = None
+    ) -> None:
+        self.context = ctx = context or session_context()
+        self.monitor = monitor
+        self.access: UserAccess = access_for(ctx.site, ctx.user)
+        self.request: ResourceRequest | None = None
+        self.estimate = Estimate("unknown", "")
+        self.job_id = ""
+        site = ctx.site
+        partitions = [(f"{p.label or n} ({n})", n) for n, p in site.partitions.items()]
+        self.partition = widgets.Dropdown(
+            description="Partition", options=partitions, value=_default_partition(ctx)
+        )
+        self.gpu_type = widgets.Dropdown(description="GPU type", options=[])
+        self.gpus = widgets.BoundedIntText(description="GPUs", min=0, max=64, value=1)
+        self.cpus = widgets.BoundedIntText(description="CPUs", min=1, max=1024, value=1)
+        self.memory_gb = widgets.BoundedIntText(
+            description="Memory (GB)", min=1, max=4096, value=site.session.memory_gb
+        )
+        self.walltime = widgets.Text(description="Walltime")
+        self.run_path = widgets.Text(
+            description="Run", placeholder="train.py, job.sh or a notebook.ipynb"
+        )
+        self.parameters = widgets.Textarea(
+            description="Parameters", placeholder='papermill parameters, e.g. {"epochs": 2}'
+        )
+        self.message = widgets.HTML()
+        self.estimate_line = widgets.HTML()
+        self.submit_button = widgets.Button(description="Submit job", button_style="primary")
+        self.submit_button.on_click(lambda _: spawn(self.submit()))
+        self._fields = (self.gpu_type, self.gpus, self.cpus, self.memory_gb, self.walltime)
+        for control in self._fields:
+            control.observe(self._changed, names="value")
+        self.partition.observe(self._partition_changed, names="value")
+        self._partition_changed()
+        super().__init__(
+            [
+                widgets.HTML("<b>Request compute</b>"),
+                self.partition,
+                widgets.HBox([self.gpu_type, self.gpus]),
+                widgets.HBox([self.cpus, self.memory_gb]),
+                self.walltime,
+                self.run_path,
+                self.parameters,
+                self.estimate_line,
+                self.message,
+                self.submit_button,
+            ]
+        )
+        spawn(self._load_access())
+
+    def options(self) -> dict[str, object]:
+        """The request as `user_options`: the same schema as the spawn form and REST API."""
+        options: dict[str, object] = {
+            "partition": self.partition.value,
+            "cpus": self.cpus.value,
+            "memory_gb": self.memory_gb.value,
+            "walltime": self.walltime.value,
+            "gpus": self.gpus.value,
+        }
+        if self.gpus.value and self.gpu_type.value:
+            options["gpu_type"] = self.gpu_type.value
+        return options
+
+    def check(self) -> ResourceRequest | None:
+        """Validate the current values; show why not and what is possible instead."""
+        options = self.options()
+        try:
+            self.request = parse_request(options, self.context.site, self.access)
+        except RequestError as exc:
+            self.request = None
+            advice = suggest(options, exc, self.context.site, self.access)
+            self.message.value = f"<span class='fh-error'>{html.escape(str(exc))}</span>" + (
+                f"<br>{html.escape(advice)}" if advice else ""
+            )
+        else:
+            self.message.value = ""
+        self.submit_button.disabled = self.request is None
+        return self.request
+
+    async def refresh_estimate(self) -> Estimate:
+        """Ask when the current request would start (capacity first, then Slurm)."""
+        request = self.check()
+        if request is None:
+            self.estimate_line.value = ""
+            return self.estimate
+        ctx = self.context
+        self.estimate = await estimate_start(request, await ctx.capacity(), ctx.client, ctx.user)
+        if request == self.request:  # the learner may have changed the request meanwhile
+            self.estimate_line.value = f"Start: <b>{html.escape(self.estimate.message)}</b>"
+        return self.estimate
+
+    async def submit(self) -> str:
+        """Submit the job as the learner; returns its id ("" when refused, with the reason)."""
+        ctx = self.context
+        request = self.check()
+        try:
+            run = parse_run(self.run_path.value, self.parameters.value, ctx.home)
+        except RequestError as exc:
+            self.message.value = f"<span class='fh-error'>{html.escape(str(exc))}</span>"
+            return ""
+        if request is None:
+            return ""
+        jobs_dir = ctx.home / JOBS_DIR
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        params_file = ""
+        if run.parameters:
+            params_file = f"{JOBS_DIR}/params-{run.stem}-{time.time_ns()}.json"
+            (ctx.home / params_file).write_text(json.dumps(run.parameters), encoding="utf-8")
+        prefix = ctx.site.environments[request.environment].prefix
+        script = render_batch_script(BatchJob(request, run, prefix, params_file))
+        try:
+            self.job_id = await ctx.client.submit(
+                script, user=ctx.user, env=batch_environment(os.environ), cwd=str(ctx.home)
+            )
+        except SchedulerUnavailable:
+            self.message.value = "The scheduler is not answering; nothing was submitted."
+            return ""
+        except SlurmError as exc:
+            self.message.value = f"Slurm refused the job: {html.escape(str(exc))}"
+            return ""
+        self.message.value = f"Submitted as job <b>{self.job_id}</b>."
+        if self.monitor is not None:
+            await self.monitor.refresh()
+        return self.job_id
+
+    async def _load_access(self) -> None:
+        self.access = await self.context.access()
+        await self.refresh_estimate()
+
+    def _partition_changed(self, _change: object = None) -> None:
+        part = self.context.site.partitions[self.partition.value]
+        self.gpu_type.options = list(part.gpu_types)
+        self.gpu_type.disabled = not part.gpu_types
+        self.walltime.value = part.default_walltime
+        self._changed()
+
+    def _changed(self, _change: object = None) -> None:
+        self.check()
+        spawn(self.refresh_estimate())

@@ -1,0 +1,127 @@
+"""The job monitor: the learner's jobs, refreshed in the background, one `squeue` per refresh,
+with a cancel button and the tail of a job's output."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from datetime import datetime
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from factoryhub.jobstate import Phase
+from factoryhub.slurm import SlurmError
+
+from .background import Repeater, spawn
+from .context import SessionContext, session_context
+from .jobrows import JobRow, job_rows, rows_table
+
+REMEMBERED_ENDED = 20  # jobs that left Slurm's queue stay listed this many at most
+TAIL_BYTES = 16_384
+
+
+def tail_lines(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a file the learner owns (read as the learner: the kernel)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(size - TAIL_BYTES, 0))
+            data = handle.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(no output: {exc.strerror})"
+    return "\n".join(data.splitlines()[-lines:]) or "(no output yet)"
+
+
+def carry_over(previous: list[JobRow], current: list[JobRow]) -> list[JobRow]:
+    """Rows that left Slurm's queue since the last refresh, kept as ended (recent first)."""
+    now_ids = {r.job_id for r in current}
+    gone = [
+        dataclasses.replace(r, phase=Phase.ENDED, detail="left Slurm's queue", left_s=None)
+        for r in previous
+        if r.job_id not in now_ids
+    ]
+    return gone[:REMEMBERED_ENDED]
+
+
+async def read_job_rows(ctx: SessionContext) -> list[JobRow]:
+    """The learner's jobs as rows: one `squeue` (and one `sacct` where Slurm measures energy).
+    Raises `SlurmError` when the scheduler does not answer."""
+    jobs = await ctx.client.user_jobs(ctx.user)
+    joules = {}
+    if ctx.site.energy.use_slurm_energy:
+        joules = await ctx.client.consumed_energy(j.job_id for j in jobs)
+    return job_rows(jobs, ctx.site, datetime.now(), joules)
+
+
+class JobMonitor(widgets.VBox):
+    """Your jobs: state, why they wait, when they start, time left, resources, energy."""
+
+    def __init__(
+        self, context: SessionContext | None = None, interval: float = 10.0, start: bool = True
+    ) -> None:
+        self.context = context or session_context()
+        self.rows: list[JobRow] = []
+        self.table = widgets.HTML(rows_table([]))
+        self.status = widgets.HTML()
+        self.job = widgets.Dropdown(description="Job", options=[])
+        self.cancel_button = widgets.Button(description="Cancel job", button_style="danger")
+        self.output_button = widgets.Button(description="Show output")
+        self.output = widgets.HTML()
+        self.cancel_button.on_click(lambda _: spawn(self.cancel(self.job.value)))
+        self.output_button.on_click(lambda _: spawn(self.show_output(self.job.value)))
+        controls = widgets.HBox([self.job, self.cancel_button, self.output_button])
+        title = widgets.HTML("<b>Your jobs</b>")
+        super().__init__([title, self.table, controls, self.status, self.output])
+        self.repeater = Repeater(self.refresh, interval)
+        if start:
+            self.repeater.start()
+
+    async def refresh(self) -> list[JobRow]:
+        """Read all of the learner's jobs in one query and redraw."""
+        try:
+            current = await read_job_rows(self.context)
+        except SlurmError as exc:
+            self.status.value = f"<i>The scheduler did not answer: {html.escape(str(exc))}</i>"
+            return self.rows
+        self.rows = current + carry_over(self.rows, current)
+        self.table.value = rows_table(self.rows)
+        self.job.options = [(f"{r.job_id} · {r.what} · {r.state}", r.job_id) for r in self.rows]
+        self.status.value = f"<small>Updated {datetime.now():%H:%M:%S}</small>"
+        return self.rows
+
+    def row(self, job_id: str | None) -> JobRow | None:
+        return next((r for r in self.rows if r.job_id == job_id), None)
+
+    async def cancel(self, job_id: str | None) -> bool:
+        """Cancel one of the listed, still live jobs."""
+        row = self.row(job_id)
+        if row is None or not row.cancellable:
+            self.status.value = "Choose a job that is still queued or running."
+            return False
+        try:
+            await self.context.client.cancel(row.job_id)
+        except SlurmError as exc:
+            self.status.value = f"Could not cancel job {row.job_id}: {html.escape(str(exc))}"
+            return False
+        await self.refresh()
+        self.status.value = f"Cancelled job {row.job_id}."
+        return True
+
+    async def show_output(self, job_id: str | None) -> str:
+        """Show the tail of a job's standard output."""
+        if self.row(job_id) is None:
+            return ""
+        try:
+            path = await self.context.client.job_output_path(job_id)
+        except SlurmError as exc:
+            text = f"(Slurm no longer knows this job: {exc})"
+        else:
+            text = tail_lines(Path(path)) if path else "(this job writes no output file)"
+        self.output.value = f"<pre class='fh-output'>{html.escape(text)}</pre>"
+        return text
+
+    def close(self) -> None:
+        self.repeater.stop()
+        super().close()
