@@ -16,7 +16,7 @@ import pytest
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.site import Site, load_site
-from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient
+from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, UserJob
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,12 +36,32 @@ def job_info(job_id: str = "7", state: str = "PENDING", **fields: str) -> JobInf
     return JobInfo(job_id=job_id, state=state, **values)
 
 
+def user_job(job_id: str = "7", state: str = "PENDING", **fields: str) -> UserJob:
+    """A row of a learner's own `squeue` (the job monitor's), fields overridable."""
+    values = dict(
+        reason="Priority",
+        nodes="",
+        name="fh-batch-train",
+        partition="gpu",
+        cpus="4",
+        tres="gres:gpu:h100:2",
+        time_used="0:00",
+        time_limit="1:00:00",
+        time_left="1:00:00",
+        start="N/A",
+        submit="2030-01-01T00:00:00",
+    )
+    values.update(fields)
+    return UserJob(job_id=job_id, state=state, **values)
+
+
 class FakeSlurm(SlurmClient):
     """A Slurm client whose answers the test sets; it never runs a command."""
 
     def __init__(self) -> None:
         super().__init__(bin_dir="/fake", timeout=1)
         self.jobs: dict[str, JobInfo] = {}
+        self.user_rows: list[UserJob] = []  # what `user_jobs` answers
         self.calls: list[tuple[str, object]] = []
         self.down = False
         self.next_id = 100
@@ -84,6 +104,20 @@ class FakeSlurm(SlurmClient):
         self._check()
         if job_id in self.jobs:
             self.set_job(job_id, "CANCELLED", reason="None")
+        self.user_rows = [
+            UserJob(**{**r.__dict__, "state": "CANCELLED"}) if r.job_id == job_id else r
+            for r in self.user_rows
+        ]
+
+    async def user_jobs(self, user: str) -> list[UserJob]:
+        self.calls.append(("user_jobs", user))
+        self._check()
+        return list(self.user_rows)
+
+    async def job_output_path(self, job_id: str) -> str:
+        self.calls.append(("output_path", job_id))
+        self._check()
+        return f"/nonexistent/{job_id}.out"
 
     async def capacity(self) -> Capacity:
         self.calls.append(("capacity", None))

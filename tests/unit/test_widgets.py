@@ -1,0 +1,238 @@
+"""Widget logic without a browser: set values, click, await, assert on state and Slurm calls."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import job_info, user_job
+from factoryhub.spawners.sweeper import orphaned_workers
+from factoryhub.widgets import EnergyPanel, GPURequest, JobMonitor, SessionContext
+from factoryhub.widgets.context import session_context
+from factoryhub.widgets.dashboard import (
+    UnsafeDirectory,
+    dashboard_url,
+    private_directory,
+    proxy_config,
+    socket_path,
+)
+from factoryhub.widgets.dask_cluster import cluster_options, worker_job_name
+from factoryhub.widgets.dask_panel import worker_summary
+from factoryhub.widgets.energy_panel import energy_plot, factors_line, session_line
+from factoryhub.widgets.gpu_request import batch_environment
+from factoryhub.widgets.monitor import carry_over, tail_lines
+from factoryhub.widgets.reaper import cancel_argv
+
+from factoryhub.site import SiteError, parse_site, public_site_data
+
+
+@pytest.fixture
+def context(demo_site, fake_slurm, tmp_path):
+    (tmp_path / "train.py").write_text("print(1)\n")
+    return SessionContext(
+        site=demo_site,
+        user="alice",
+        home=tmp_path,
+        session_job="50",
+        service_prefix="/user/alice/",
+        client=fake_slurm,
+    )
+
+
+def test_over_the_limit_says_why_and_what_is_possible(context, fake_slurm):
+    widget = GPURequest(context)
+    assert widget.partition.value == "gpu"  # GPU partition first in a GPU widget
+    widget.gpus.value = 5
+    assert "the gpu partition allows at most 4 GPUs per job" in widget.message.value
+    assert "up to 4 GPUs" in widget.message.value
+    assert widget.submit_button.disabled
+    widget.gpus.value = 4
+    assert widget.message.value == "" and not widget.submit_button.disabled
+
+
+def test_other_partition_offered_when_it_takes_the_request(context):
+    widget = GPURequest(context)
+    widget.partition.value = "debug"
+    widget.gpus.value = 0
+    widget.walltime.value = "02:00:00"
+    assert "the debug partition allows at most 30 minutes" in widget.message.value
+    assert "cpu, gpu partition takes this request" in widget.message.value
+
+
+async def test_submit_runs_sbatch_as_the_learner_with_gres_and_no_hub_token(
+    context, fake_slurm, monkeypatch
+):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "secret-token")
+    monkeypatch.setenv("SLURM_JOB_ID", "50")
+    monitor = JobMonitor(context, start=False)
+    widget = GPURequest(context, monitor=monitor)
+    widget.gpus.value = 2
+    widget.run_path.value = "train.py"
+    job_id = await widget.submit()
+    assert job_id == "101" and "101" in widget.message.value
+    script, user, env, cwd = next(args for name, args in fake_slurm.calls if name == "submit")
+    assert "#SBATCH --gres=gpu:h100:2" in script and user == "alice" and cwd == str(context.home)
+    assert "JUPYTERHUB_API_TOKEN" not in env and "SLURM_JOB_ID" not in env
+    assert fake_slurm.count("user_jobs") == 1  # handed over to the monitor
+
+
+async def test_bad_input_makes_no_scheduler_call(context, fake_slurm):
+    widget = GPURequest(context)
+    widget.run_path.value = "../../etc/shadow.py"
+    assert await widget.submit() == ""
+    assert "inside your home" in widget.message.value
+    widget.run_path.value = "train.py"
+    widget.cpus.value = 999
+    assert await widget.submit() == ""
+    assert fake_slurm.count("submit") == 0
+
+
+async def test_estimate_follows_the_request(context, fake_slurm):
+    widget = GPURequest(context)
+    widget.gpus.value = 1  # gn01's GPUs are all allocated in the fake: Slurm is asked
+    estimate = await widget.refresh_estimate()
+    assert estimate.kind in ("later", "unknown")
+    widget.partition.value = "cpu"
+    widget.gpus.value = 0
+    assert (await widget.refresh_estimate()).message == "starts now"
+    assert "starts now" in widget.estimate_line.value
+
+
+async def test_monitor_one_query_per_refresh_cancel_and_ended_jobs(context, fake_slurm):
+    fake_slurm.user_rows = [user_job("7"), user_job("5", "COMPLETED", reason="None")]
+    monitor = JobMonitor(context, start=False)
+    for _ in range(3):
+        await monitor.refresh()
+    assert fake_slurm.count("user_jobs") == 3 and fake_slurm.count("query") == 0
+    assert "7 · batch: train · PENDING" in monitor.job.options[0][0]
+    assert not await monitor.cancel("5")  # ended: refused, no scancel
+    assert fake_slurm.count("cancel") == 0
+    assert await monitor.cancel("7")
+    assert ("cancel", "7") in fake_slurm.calls
+    assert monitor.row("7").state == "CANCELLED"
+    fake_slurm.user_rows = []  # Slurm forgot them: still listed, as ended
+    rows = await monitor.refresh()
+    assert {r.job_id for r in rows} == {"7", "5"} and all(not r.cancellable for r in rows)
+
+
+async def test_monitor_keeps_its_rows_when_the_scheduler_is_down(context, fake_slurm):
+    fake_slurm.user_rows = [user_job("7")]
+    monitor = JobMonitor(context, start=False)
+    await monitor.refresh()
+    fake_slurm.down = True
+    rows = await monitor.refresh()
+    assert [r.job_id for r in rows] == ["7"]
+    assert "did not answer" in monitor.status.value
+
+
+async def test_monitor_output_tail(context, tmp_path):
+    log = tmp_path / "job.out"
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert tail_lines(log, 3) == "line 97\nline 98\nline 99"
+    assert "no output" in tail_lines(tmp_path / "missing.out")
+
+
+def test_carry_over_marks_vanished_rows_ended(demo_site):
+    from datetime import datetime
+
+    from factoryhub.widgets.jobrows import job_rows
+
+    before = job_rows([user_job("7", "RUNNING", nodes="cn01")], demo_site, datetime.now())
+    kept = carry_over(before, [])
+    assert kept[0].detail == "left Slurm's queue" and not kept[0].cancellable
+
+
+async def test_energy_panel_session_line_and_plot(context, fake_slurm):
+    fake_slurm.user_rows = [
+        user_job("50", "RUNNING", name="fh:demo:alice:", time_used="10:00", time_left="50:00"),
+        user_job("51", "COMPLETED", reason="None", time_used="30:00"),
+    ]
+    panel = EnergyPanel(context, start=False)
+    rows = await panel.refresh()
+    assert session_line(rows, "50").startswith("This session: 50 min left of its walltime;")
+    assert panel.plot.value.startswith('<img alt="energy per job" src="data:image/png;base64,')
+    assert "All jobs listed" in panel.table.value
+    assert "PUE 1.2" in factors_line(context.site.energy)
+    assert energy_plot([]) == ""
+
+
+def test_dask_cluster_options_come_from_the_site(demo_site, tmp_path):
+    options = cluster_options(
+        demo_site, "cpu", account="training", job_name=worker_job_name("50", 7), home=tmp_path
+    )
+    assert options["queue"] == "cpu" and options["cores"] == 1 and options["memory"] == "2GB"
+    assert options["walltime"] == "01:00:00" and options["account"] == "training"
+    assert options["job_name"] == "fh-dask-50-7" and options["security"] is True
+    assert options["python"] == "/opt/factoryhub/venv/bin/python"
+
+
+def test_worker_summary():
+    assert worker_summary({}, 0) == "No worker jobs."
+    summary = worker_summary({"a": "running", "b": "running", "c": "pending"}, 2)
+    assert summary == "3 worker jobs (1 pending, 2 running); 2 workers connected"
+
+
+def test_orphaned_workers_are_those_of_ended_sessions():
+    jobs = [
+        job_info("50", "RUNNING", name="fh:demo:alice:"),
+        job_info("60", "RUNNING", name="fh-dask-50-7"),  # session 50 lives
+        job_info("61", "PENDING", name="fh-dask-49-7"),  # session 49 is gone
+        job_info("62", "RUNNING", name="fh-dask-x-7"),  # not ours to judge
+        job_info("63", "COMPLETING", name="fh-dask-48-7"),  # already ending
+    ]
+    assert [j.job_id for j in orphaned_workers(jobs)] == ["61"]
+
+
+def test_reaper_cancels_only_the_clusters_jobs_of_the_learner():
+    assert cancel_argv("fh-dask-50-7", "alice") == [
+        "/usr/bin/scancel",
+        "--name=fh-dask-50-7",
+        "--user=alice",
+    ]
+    with pytest.raises(ValueError):
+        cancel_argv("dask-worker", "alice")
+
+
+def test_dashboard_socket_is_private(tmp_path, monkeypatch):
+    private = private_directory(tmp_path / "mine")
+    assert private.stat().st_mode & 0o777 == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)  # noqa: S103 (a shared directory is the case under test)
+    with pytest.raises(UnsafeDirectory):
+        private_directory(shared)
+    link = tmp_path / "link"
+    link.symlink_to(private)
+    with pytest.raises(UnsafeDirectory):
+        private_directory(link)
+    env = {"SLURM_JOB_ID": "50", "JUPYTERHUB_SERVER_NAME": "gpu-lab"}
+    assert socket_path(env, uid=1003) == Path("/tmp/factoryhub-1003/dask-50-gpu-lab.sock")
+    monkeypatch.setenv("SLURM_JOB_ID", "51")
+    assert proxy_config()["unix_socket"].endswith("dask-51-default.sock")
+    assert dashboard_url("/user/alice/gpu-lab/") == "/user/alice/gpu-lab/dask-dashboard/status"
+
+
+def test_public_site_has_no_passwords_and_reads_back(demo_site):
+    data = json.loads(json.dumps(public_site_data(demo_site)))
+    assert "factory-alice" not in json.dumps(data)
+    context = session_context({"FACTORYHUB_SITE_JSON": json.dumps(data), "USER": "bob"})
+    assert context.site.partitions == demo_site.partitions
+    assert context.site.energy == demo_site.energy
+    assert context.user == "bob"
+    with pytest.raises(SiteError, match="FACTORYHUB_SITE_JSON is not set"):
+        session_context({})
+    with pytest.raises(SiteError, match="not valid JSON"):
+        session_context({"FACTORYHUB_SITE_JSON": "{"})
+
+
+def test_unknown_energy_keys_are_rejected():
+    with pytest.raises(SiteError, match=r"unknown key energy\.watts"):
+        parse_site(
+            '[partitions.cpu]\n[environments.default]\nlabel="x"\nprefix="/p"\n'
+            "[energy]\nwatts = 3\n"
+        )
+
+
+def test_batch_environment_strips_session_variables():
+    env = batch_environment({"PATH": "/x", "SLURM_JOB_ID": "1", "JUPYTERHUB_API_TOKEN": "t"})
+    assert env == {"PATH": "/x"}
