@@ -5,6 +5,7 @@ demo is left alone. Nothing here is faked: logins go through PAM, sessions are S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -68,14 +69,14 @@ def cancel_test_jobs() -> None:
 def squeue_row(job_id: str) -> dict[str, str]:
     """State, user and name of a job as root sees it ({} once Slurm forgot it)."""
     out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%u|%j|%b"],
+        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%u|%b|%r|%j"],
         capture_output=True,
         text=True,
     ).stdout.strip()
     if not out:
         return {}
-    state, user, name, gres = out.split("|")
-    return {"state": state, "user": user, "name": name, "gres": gres}
+    state, user, gres, reason, name = out.split("|", 4)
+    return {"state": state, "user": user, "name": name, "gres": gres, "reason": reason}
 
 
 class HubClient:
@@ -178,41 +179,54 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.2):
 
 async def run_in_kernel(base: str, prefix: str, token: str, code: str, timeout: float = 60) -> str:
     """Start a kernel in the learner's server (through the proxy), run `code`, return stdout."""
+    async with kernel_in(base, prefix, token) as execute:
+        return await execute(code, timeout)
+
+
+@contextlib.asynccontextmanager
+async def kernel_in(base: str, prefix: str, token: str):
+    """A kernel in the learner's server; yields `execute(code, timeout) -> stdout`. The kernel
+    is deleted at the end (a kernel the test killed already is simply gone)."""
     headers = {"Authorization": f"token {token}"}
     async with httpx.AsyncClient(base_url=f"{base}{prefix}api", headers=headers, timeout=60) as api:
         r = await api.post("/kernels", json={"name": "python3"})
         assert r.status_code == 201, r.text
         kernel = r.json()["id"]
-        try:
-            url = f"{base.replace('http', 'ws', 1)}{prefix}api/kernels/{kernel}/channels"
-            ws = await websocket_connect(HTTPRequest(url, headers=headers))
+        url = f"{base.replace('http', 'ws', 1)}{prefix}api/kernels/{kernel}/channels"
+        ws = await websocket_connect(HTTPRequest(url, headers=headers))
+
+        async def execute(code: str, timeout: float = 60) -> str:
             msg_id = uuid.uuid4().hex
-            await ws.write_message(
-                json.dumps(
-                    {
-                        "header": {
-                            "msg_id": msg_id,
-                            "msg_type": "execute_request",
-                            "username": "test",
-                            "session": uuid.uuid4().hex,
-                            "version": "5.3",
-                        },
-                        "parent_header": {},
-                        "metadata": {},
-                        "channel": "shell",
-                        "content": {
-                            "code": code,
-                            "silent": False,
-                            "store_history": False,
-                            "user_expressions": {},
-                            "allow_stdin": False,
-                        },
-                    }
-                )
-            )
+            await ws.write_message(json.dumps(_execute_request(msg_id, code)))
             return await asyncio.wait_for(_collect_stdout(ws, msg_id), timeout)
+
+        try:
+            yield execute
         finally:
+            ws.close()
             await api.delete(f"/kernels/{kernel}")
+
+
+def _execute_request(msg_id: str, code: str) -> dict:
+    return {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+        },
+    }
 
 
 async def _collect_stdout(ws, msg_id: str) -> str:
