@@ -29,7 +29,11 @@ def worker_summary(jobs: dict[str, str], connected: int) -> str:
 
 def _job_states(cluster: SessionCluster) -> dict[str, str]:
     """dask-jobqueue's jobs and their status (running once the worker connected)."""
-    return {name: str(getattr(job, "status", "pending")) for name, job in cluster.workers.items()}
+    states = {}
+    for name, job in cluster.workers.items():
+        status = getattr(job, "status", "pending")
+        states[name] = str(getattr(status, "name", status))  # an enum in distributed
+    return states
 
 
 class DaskCluster(widgets.VBox):
@@ -77,7 +81,10 @@ class DaskCluster(widgets.VBox):
             self.cluster = SessionCluster(partition=self.partition.value, context=self.context)
             self.client = Client(self.cluster)
             link = html.escape(self.cluster.dashboard_link)
-            self.dashboard.value = f'<a href="{link}" target="_blank">Open the Dask dashboard</a>'
+            self.dashboard.value = (
+                f'<a href="{link}" target="_blank" style="color:#1565c0;'
+                f'text-decoration:underline">Open the Dask dashboard</a>'
+            )
         self.scale(self.workers.value)
         for button in (self.scale_button, self.adapt_button, self.close_button):
             button.disabled = False

@@ -20,6 +20,13 @@ from .jobrows import JobRow
 from .monitor import read_job_rows
 
 
+def session_jobs(rows: list[JobRow], session_job: str) -> list[JobRow]:
+    """The session itself and the jobs submitted since it started (ids are increasing)."""
+    if not session_job.isdigit():
+        return rows
+    return [r for r in rows if int(r.job_id.split("_")[0]) >= int(session_job)]
+
+
 def session_line(rows: list[JobRow], session_job: str) -> str:
     """ "This session: 42 min left of its walltime; 3.1 Wh · 0.78 g CO2e (estimate)"."""
     row = next((r for r in rows if r.job_id == session_job), None)
@@ -70,7 +77,7 @@ def energy_table(rows: list[JobRow]) -> str:
     ]
     summed = total([r.energy for r in rows])
     lines.append(
-        f"<tr><th colspan=2>All jobs listed</th><th>{html.escape(summed.label())}</th></tr>"
+        f"<tr><th colspan=2>This session's jobs</th><th>{html.escape(summed.label())}</th></tr>"
     )
     return f"<table class='fh-energy'>{''.join(lines)}</table>"
 
@@ -104,7 +111,7 @@ class EnergyPanel(widgets.VBox):
 
     async def refresh(self) -> list[JobRow]:
         try:
-            self.rows = await read_job_rows(self.context)
+            self.rows = session_jobs(await read_job_rows(self.context), self.context.session_job)
         except SlurmError as exc:
             self.session.value = f"<i>The scheduler did not answer: {html.escape(str(exc))}</i>"
             return self.rows

@@ -178,6 +178,7 @@ class GPURequest(widgets.VBox):
     def _partition_changed(self, _change: object = None) -> None:
         part = self.context.site.partitions[self.partition.value]
         self.gpu_type.options = list(part.gpu_types)
+        self.gpu_type.value = part.gpu_types[0] if part.gpu_types else None
         self.gpu_type.disabled = not part.gpu_types
         self.walltime.value = part.default_walltime
         self._changed()

@@ -17,7 +17,7 @@ from .background import Repeater, spawn
 from .context import SessionContext, session_context
 from .jobrows import JobRow, job_rows, rows_table
 
-REMEMBERED_ENDED = 20  # jobs that left Slurm's queue stay listed this many at most
+SHOWN_ENDED = 8  # ended jobs listed below the live ones, most recent first
 TAIL_BYTES = 16_384
 
 
@@ -42,7 +42,14 @@ def carry_over(previous: list[JobRow], current: list[JobRow]) -> list[JobRow]:
         for r in previous
         if r.job_id not in now_ids
     ]
-    return gone[:REMEMBERED_ENDED]
+    return gone[:SHOWN_ENDED]
+
+
+def shown(rows: list[JobRow]) -> list[JobRow]:
+    """Every live job, then the most recently ended ones."""
+    live = [r for r in rows if r.cancellable or r.phase is Phase.ENDING]
+    ended = [r for r in rows if r not in live]
+    return live + sorted(ended, key=lambda r: -int(r.job_id.split("_")[0]))[:SHOWN_ENDED]
 
 
 async def read_job_rows(ctx: SessionContext) -> list[JobRow]:
@@ -85,9 +92,12 @@ class JobMonitor(widgets.VBox):
         except SlurmError as exc:
             self.status.value = f"<i>The scheduler did not answer: {html.escape(str(exc))}</i>"
             return self.rows
-        self.rows = current + carry_over(self.rows, current)
+        self.rows = shown(current + carry_over(self.rows, current))
         self.table.value = rows_table(self.rows)
+        chosen = self.job.value
         self.job.options = [(f"{r.job_id} · {r.what} · {r.state}", r.job_id) for r in self.rows]
+        ids = [r.job_id for r in self.rows]
+        self.job.value = chosen if chosen in ids else (ids[0] if ids else None)
         self.status.value = f"<small>Updated {datetime.now():%H:%M:%S}</small>"
         return self.rows
 

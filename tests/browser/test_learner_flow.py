@@ -2,34 +2,13 @@
 JupyterLab running inside a Slurm job. Screenshots go to docs/images/."""
 
 import subprocess
-from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM_ARGS, IMAGES
 from playwright.sync_api import sync_playwright
 from realsite import PASSWORDS, job_of, squeue_row, wait_until
 
 pytestmark = pytest.mark.browser
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def page():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        yield page
-        browser.close()
 
 
 def test_login_start_and_land_in_jupyterlab(page, hub_client):

@@ -132,6 +132,13 @@ async def test_monitor_output_tail(context, tmp_path):
     assert "no output" in tail_lines(tmp_path / "missing.out")
 
 
+async def test_monitor_lists_live_jobs_and_only_the_recent_ended(context, fake_slurm):
+    ended = [user_job(str(i), "COMPLETED", reason="None") for i in range(1, 21)]
+    fake_slurm.user_rows = [user_job("30", "RUNNING", nodes="gn01"), *ended]
+    rows = await JobMonitor(context, start=False).refresh()
+    assert [r.job_id for r in rows] == ["30", "20", "19", "18", "17", "16", "15", "14", "13"]
+
+
 def test_carry_over_marks_vanished_rows_ended(demo_site):
     from datetime import datetime
 
@@ -146,12 +153,14 @@ async def test_energy_panel_session_line_and_plot(context, fake_slurm):
     fake_slurm.user_rows = [
         user_job("50", "RUNNING", name="fh:demo:alice:", time_used="10:00", time_left="50:00"),
         user_job("51", "COMPLETED", reason="None", time_used="30:00"),
+        user_job("40", "COMPLETED", reason="None", time_used="30:00"),  # before this session
     ]
     panel = EnergyPanel(context, start=False)
     rows = await panel.refresh()
+    assert [r.job_id for r in rows] == ["50", "51"]
     assert session_line(rows, "50").startswith("This session: 50 min left of its walltime;")
     assert panel.plot.value.startswith('<img alt="energy per job" src="data:image/png;base64,')
-    assert "All jobs listed" in panel.table.value
+    assert "This session's jobs" in panel.table.value
     assert "PUE 1.2" in factors_line(context.site.energy)
     assert energy_plot([]) == ""
 
