@@ -1,4 +1,5 @@
-"""`factoryhub` on the command line: bring the embedded demo site up, down, and report on it."""
+"""`factoryhub` on the command line: bring the embedded demo site up, down, and report on it;
+write, validate and publish courses (`factoryhub course …`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .accounts import ensure_accounts
+from .courses import cli as course_cli
 from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
 from .hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
 from .security import check_floors
@@ -64,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     slurm.add_argument("action", choices=["start", "stop"])
     for p in (demo, slurm):
         p.add_argument("--repo", type=Path, default=Path.cwd(), help="FactoryHub checkout")
+    course_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.area == "course":
+        return course_cli.main(args)
     repo = args.repo.resolve()
     if args.area == "slurm":
         if args.action == "start":

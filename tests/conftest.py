@@ -6,6 +6,7 @@
 
 - `real_hub`     (session) the embedded Slurm plus a test hub + proxy of its own; see realsite.py
 - `hub_client`   a `HubClient` for `real_hub`: log in through PAM, start/stop servers, routes
+- `page`         (browser tests) a fresh 1280×800 page in Debian's headless chromium
 """
 
 from __future__ import annotations
@@ -13,12 +14,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, UserJob
 
 REPO = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def job_info(job_id: str = "7", state: str = "PENDING", **fields: str) -> JobInfo:
@@ -178,3 +190,12 @@ def hub_client(real_hub):
     from realsite import HubClient
 
     return HubClient(real_hub)
+
+
+@pytest.fixture
+def page():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        yield page
+        browser.close()

@@ -1,15 +1,9 @@
-"""Debian's chromium for Playwright: launch arguments, and where screenshots go."""
+"""Where browser tests put their screenshots (docs/images/), and chromium's launch arguments."""
 
 from pathlib import Path
 
+from conftest import CHROMIUM_ARGS
+
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
+__all__ = ["CHROMIUM_ARGS", "IMAGES"]

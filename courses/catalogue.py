@@ -1,0 +1,114 @@
+"""The catalogue: courses published for learners, each a snapshot of its source (a folder, or a
+git repository at a ref) under the hub's state directory, readable by every session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from factoryhub.site import Site
+
+from .check import check_course
+from .model import Course, CourseError, load_course
+
+INDEX = "catalogue.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the catalogue lists of a published course."""
+
+    name: str
+    title: str
+    summary: str
+    duration: str
+    level: str
+    source: str
+    published: str
+
+
+def catalogue_dir(site: Site) -> Path:
+    return Path(site.hub.state_dir) / "catalogue"
+
+
+def published(site: Site) -> list[Entry]:
+    """Every published course, in name order."""
+    index = catalogue_dir(site) / INDEX
+    if not index.exists():
+        return []
+    return [Entry(**e) for e in json.loads(index.read_text(encoding="utf-8"))]
+
+
+def published_course(site: Site, name: str) -> Course:
+    """The published snapshot of course `name` (a `CourseError` if there is none)."""
+    if name not in {e.name for e in published(site)}:
+        raise CourseError(f"no published course named {name[:60]!r}")
+    return load_course(catalogue_dir(site) / name)
+
+
+def _fetch_git(url: str, ref: str, into: Path) -> None:
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", "--branch", ref, "--", url, str(into)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+
+
+def _readable(path: Path) -> None:
+    """Sessions run as learners: the snapshot must be readable by all, writable by none."""
+    for item in [path, *path.rglob("*")]:
+        os.chmod(item, 0o755 if item.is_dir() else 0o644)
+
+
+def publish(site: Site, source: str, ref: str | None = None, subdir: str = "") -> Entry:
+    """Snapshot a checked course into the catalogue (replacing an earlier version)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        if ref:
+            try:
+                _fetch_git(source, ref, Path(scratch) / "repo")
+            except subprocess.CalledProcessError as exc:
+                raise CourseError(
+                    f"git clone {source} {ref}: {exc.stderr.decode()[:300]}"
+                ) from None
+            folder = Path(scratch) / "repo" / subdir
+            where = f"{source}@{ref}" + (f":{subdir}" if subdir else "")
+        else:
+            folder, where = Path(source).resolve(), str(Path(source).resolve())
+        course = load_course(folder)
+        problems = check_course(folder)
+        if problems:
+            raise CourseError("not published; fix first:\n  " + "\n  ".join(map(str, problems)))
+        root = catalogue_dir(site)
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".{course.name}.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(
+            folder, staging, ignore=shutil.ignore_patterns(".git", ".ipynb_checkpoints")
+        )
+        _readable(staging)
+        shutil.rmtree(root / course.name, ignore_errors=True)
+        staging.rename(root / course.name)
+    entry = Entry(
+        course.name,
+        course.title,
+        course.summary,
+        course.duration,
+        course.level,
+        where,
+        datetime.now().isoformat(timespec="seconds"),
+    )
+    entries = [e for e in published(site) if e.name != course.name] + [entry]
+    index = root / INDEX
+    index.with_suffix(".tmp").write_text(
+        json.dumps([asdict(e) for e in sorted(entries, key=lambda e: e.name)], indent=1)
+    )
+    index.with_suffix(".tmp").replace(index)
+    _readable(root)  # the catalogue is public to sessions by design
+    return entry

@@ -1,0 +1,145 @@
+"""`factoryhub course new|check|validate|publish|list` — the trainer's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import pwd
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from factoryhub.site import Site, load_site
+from factoryhub.slurm import SlurmClient
+
+from . import catalogue
+from .check import check_course
+from .model import CourseError, find_courses, load_course
+from .reports import write_reports
+from .scaffold import new_course
+from .validate import ProgressBar, plan, prepare, run_local, run_slurm
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    course = sub.add_parser("course", help="write, check, validate and publish courses")
+    actions = course.add_subparsers(dest="action", required=True)
+    new = actions.add_parser("new", help="scaffold a course that validates out of the box")
+    new.add_argument("name", help="folder name: a-z, 0-9 and -")
+    new.add_argument("--root", type=Path, default=Path("notebooks"))
+    check = actions.add_parser("check", help="static checks (metadata, paths, network, sizes)")
+    check.add_argument("courses", nargs="*", type=Path)
+    validate = actions.add_parser("validate", help="run every notebook and compare outputs")
+    validate.add_argument("courses", nargs="*", type=Path)
+    validate.add_argument("--on", choices=["slurm", "local"], default="slurm")
+    validate.add_argument("--jobs", type=int, default=4, help="notebooks at once (local)")
+    validate.add_argument("--reports", type=Path, default=Path("reports"))
+    validate.add_argument("--as", dest="user", help="account to run as (root: the trainer)")
+    publish = actions.add_parser("publish", help="put a course into the hub's catalogue")
+    publish.add_argument("source", help="a course folder, or a git URL with --ref")
+    publish.add_argument("--ref", help="git branch or tag (for a git source)")
+    publish.add_argument("--path", default="", help="the course's folder inside the repository")
+    actions.add_parser("list", help="what the catalogue shows")
+    for parser in (check, validate, publish, actions.choices["list"]):
+        parser.add_argument("--site", type=Path, help="site.toml (default: the demo's)")
+
+
+def _site(args: argparse.Namespace) -> Site:
+    default = Path(__file__).resolve().parents[1] / "hub_config" / "site.toml"
+    path = args.site or Path(os.environ.get("FACTORYHUB_SITE", default))
+    if not path.exists():
+        path = Path("hub_config/site.toml")
+    return load_site(path)
+
+
+def _folders(given: list[Path]) -> list[Path]:
+    return given or find_courses(Path("notebooks"))
+
+
+def _validating_user(args: argparse.Namespace, site: Site) -> str:
+    if args.user:
+        return args.user
+    if os.geteuid() == 0:
+        if not site.hub.trainers:
+            raise SystemExit("Running as root: name an account with --as (never root)")
+        return site.hub.trainers[0]
+    return getpass.getuser()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    failed = 0
+    for folder in _folders(args.courses):
+        problems = check_course(folder)
+        print(f"{folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            print(f"  {problem}")
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    site = _site(args)
+    courses = [load_course(f) for f in _folders(args.courses)]
+    if not courses:
+        print("No courses to validate.")
+        return 1
+    user = _validating_user(args, site)
+    home = Path(pwd.getpwnam(user).pw_dir)
+    root = home / ".factoryhub" / "validate" / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    root.mkdir(parents=True)
+    targets = plan(courses, root)
+    prepare(targets, root, user)
+    bar = ProgressBar(len(targets))
+    if args.on == "slurm":
+        client = SlurmClient(
+            site.slurm.bin_dir, site.slurm.command_timeout, switch_user=os.geteuid() == 0
+        )
+        results = asyncio.run(run_slurm(targets, site, user, client, bar))
+    else:
+        python = f"{site.environments[courses[0].environment].prefix}/bin/python"
+        results = asyncio.run(run_local(targets, user, python, args.jobs, bar))
+    bar.close()
+    xml, page = write_reports(results, {c.name: c for c in courses}, site.energy, args.reports)
+    for result in results:
+        line = f"{result.status:>6}  {result.course}/{result.notebook}  {result.seconds:.1f} s"
+        print(line + (f"  {result.message[:200]}" if result.message else ""))
+    failed = sum(r.status != "passed" for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed; reports: {xml}, {page}")
+    return 1 if failed else 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    site = _site(args)
+    entry = catalogue.publish(site, args.source, ref=args.ref, subdir=args.path)
+    print(f"Published {entry.name}: {entry.title} (from {entry.source})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    entries = catalogue.published(_site(args))
+    if not entries:
+        print("The catalogue is empty: publish a course with `factoryhub course publish`.")
+    for entry in entries:
+        print(f"{entry.name:<28} {entry.title} · {entry.duration} · from {entry.source}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "new":
+            path = new_course(args.root, args.name)
+            print(
+                f"Created {path}: edit course.toml and the notebook, then"
+                f" `factoryhub course validate {path}`"
+            )
+            return 0
+        return {
+            "check": cmd_check,
+            "validate": cmd_validate,
+            "publish": cmd_publish,
+            "list": cmd_list,
+        }[args.action](args)
+    except CourseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,189 @@
+"""Validate one notebook where it runs (a Slurm job of its course's partition, or locally):
+papermill executes it with the course's smoke parameters and per-cell timeout, then nbval's
+rules compare every cell's outputs with the reference outputs stored in the course's notebook.
+The result is a small JSON file the orchestrator reads back.
+
+    python -m factoryhub.courses.execute COURSE_DIR NOTEBOOK WORKDIR RESULT_JSON
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+import papermill
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+from traitlets import default
+
+from .model import Course, load_course
+from .outputs import OutputComparison, cell_options
+
+KERNEL = "python3"
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """Kernels on Unix sockets in the notebook's own directory: notebooks validated in
+    parallel on one node never race for the same TCP port ("Address already in use")."""
+
+    @default("transport")
+    def _ipc(self) -> str:
+        return "ipc"
+
+
+@dataclass
+class CellResult:
+    """One code cell: `status` is passed, failed (outputs differ), error, timeout, dead-kernel,
+    not-run or unchecked (its outputs are not compared)."""
+
+    index: int
+    status: str
+    seconds: float = 0.0
+    message: str = ""
+    traceback: str = ""
+
+
+@dataclass
+class NotebookResult:
+    """A notebook's validation; `status` is passed or failed, with the first problem."""
+
+    course: str
+    notebook: str
+    status: str
+    seconds: float
+    message: str = ""
+    cells: list[CellResult] = field(default_factory=list)
+    job_id: str = ""
+    node: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> NotebookResult:
+        data = json.loads(text)
+        data["cells"] = [CellResult(**c) for c in data["cells"]]
+        return cls(**data)
+
+
+def _text(value: object) -> str:
+    return "\n".join(value) if isinstance(value, list) else str(value or "")
+
+
+def _execution_failure(exc: BaseException, injected: int) -> tuple[int | None, str, str, str]:
+    """(reference cell index, status, message, traceback) of what stopped execution."""
+    if isinstance(exc, PapermillExecutionError):
+        index = exc.cell_index - (1 if injected is not None and exc.cell_index > injected else 0)
+        return index, "error", f"{exc.ename}: {exc.evalue}"[:500], _text(exc.traceback)
+    if isinstance(exc, CellTimeoutError):
+        return None, "timeout", f"cell timed out: {str(exc).splitlines()[0][:300]}", ""
+    if isinstance(exc, DeadKernelError):
+        return None, "dead-kernel", "the kernel died while the cell ran", str(exc)[:2000]
+    return None, "error", f"{type(exc).__name__}: {str(exc)[:300]}", ""
+
+
+def _last_started(cells: list) -> int | None:
+    """The cell execution stopped in: the last one papermill started (timeouts and dead
+    kernels leave no error output to point at it)."""
+    started = [
+        i
+        for i, cell in enumerate(cells)
+        if cell.get("metadata", {}).get("papermill", {}).get("status", "pending") != "pending"
+    ]
+    return started[-1] if started else None
+
+
+def compare_cells(reference, executed, course: Course) -> list[CellResult]:
+    """Per code cell of `reference`: executed, then outputs compared under nbval's rules."""
+    comparison = OutputComparison(course.validation.sanitize)
+    results = []
+    for index, (ref, run) in enumerate(zip(reference.cells, executed, strict=True)):
+        if ref.cell_type != "code":
+            continue
+        meta = run.get("metadata", {}).get("papermill", {})
+        seconds = float(meta.get("duration") or 0.0)
+        if meta.get("status") != "completed":
+            results.append(CellResult(index, "not-run", seconds))
+            continue
+        options = cell_options(ref, course.validation.compare_outputs)
+        unrun_reference = ref.get("execution_count") is None
+        if options.get("skip") or not options.get("check") or unrun_reference:
+            results.append(CellResult(index, "unchecked", seconds))
+            continue
+        diff = comparison.differences(run.get("outputs", []), ref.get("outputs", []))
+        status = "failed" if diff else "passed"
+        message = "outputs differ from the reference" if diff else ""
+        results.append(CellResult(index, status, seconds, message, diff))
+    return results
+
+
+def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookResult:
+    """Copy the course into `workdir`, execute `notebook` there, compare, report."""
+    started = time.monotonic()
+    shutil.copytree(course.path, workdir, dirs_exist_ok=True)
+    source = workdir / notebook
+    executed_path = workdir / f"{Path(notebook).stem}.executed.ipynb"
+    failure: BaseException | None = None
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed_path),
+            parameters=course.validation.parameters_for(notebook),
+            kernel_name=KERNEL,
+            execution_timeout=course.validation.cell_timeout,
+            cwd=str(workdir),
+            progress_bar=False,
+            kernel_manager_class=IPCKernelManager,
+        )
+    except (PapermillExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as exc:
+        failure = exc
+    reference = nbformat.read(course.path / notebook, as_version=4)
+    executed = nbformat.read(executed_path, as_version=4).cells if executed_path.exists() else []
+    injected = next(
+        (i for i, c in enumerate(executed) if "injected-parameters" in c.metadata.get("tags", [])),
+        None,
+    )
+    running = _last_started(executed)
+    cells_run = [c for i, c in enumerate(executed) if i != injected]
+    if len(cells_run) != len(reference.cells):
+        cells_run = [{"cell_type": c.cell_type, "metadata": {}} for c in reference.cells]
+    cells = compare_cells(reference, cells_run, course)
+    result = NotebookResult(
+        course.name, notebook, "passed", time.monotonic() - started, cells=cells
+    )
+    if failure is not None:
+        index, status, message, traceback = _execution_failure(failure, injected)
+        if index is None and running is not None:
+            index = running - (1 if injected is not None and running > injected else 0)
+        for cell in cells:
+            if cell.index == index:
+                cell.status, cell.message, cell.traceback = status, message, traceback
+        where = f" in cell {index}" if index is not None else ""
+        result.status, result.message = "failed", f"{status}{where}: {message}"
+    elif failed := [c for c in cells if c.status == "failed"]:
+        result.status = "failed"
+        result.message = f"outputs differ in cell {', '.join(str(c.index) for c in failed)}"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def main(argv: list[str]) -> int:
+    import os
+    import socket
+
+    course_dir, notebook, workdir, result_path = argv
+    result = validate_notebook(load_course(course_dir), notebook, Path(workdir))
+    result.job_id = os.environ.get("SLURM_JOB_ID", "")
+    result.node = os.environ.get("SLURMD_NODENAME", socket.gethostname())
+    Path(result_path).write_text(result.to_json(), encoding="utf-8")
+    return 0 if result.status == "passed" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
