@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict, defaultdict
 
+import nbformat
 from nbval.plugin import (
     IPyNbCell,
     coalesce_streams,
@@ -72,7 +73,7 @@ class OutputComparison:
     def differences(self, executed: list, reference: list) -> str:
         """ "" when the outputs agree (after sanitising), else nbval's description."""
         self.comparison_traceback = []
-        same = IPyNbCell.compare_outputs(
-            self, coalesce_streams(list(executed)), coalesce_streams(list(reference))
-        )
+        test = [nbformat.from_dict(o) for o in executed]
+        ref = [nbformat.from_dict(o) for o in reference]
+        same = IPyNbCell.compare_outputs(self, coalesce_streams(test), coalesce_streams(ref))
         return "" if same else "\n".join(str(line) for line in self.comparison_traceback)

@@ -63,7 +63,7 @@ def good_course(root: Path) -> Path:
                 ),
             ),
         },
-        "parameters = { n = 3 }\ncell_timeout = 60\n",
+        'notebook_parameters = { "01-sum.ipynb" = { n = 3 } }\ncell_timeout = 60\n',
     )
 
 

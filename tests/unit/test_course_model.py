@@ -1,0 +1,100 @@
+"""The course format: parsing, errors that name the key and line, static checks, scaffold."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from coursekit import broken_course, course_toml, good_course, notebook, printed, write_course
+from factoryhub.courses.check import check_course
+from factoryhub.courses.model import CourseError, load_course, parse_course
+from factoryhub.courses.scaffold import new_course
+
+GOOD = course_toml("x", ["a.ipynb"])
+
+
+def test_good_course_reads_into_the_model(tmp_path):
+    course = load_course(good_course(tmp_path))
+    assert course.name == "good-course" and course.level == "beginner"
+    assert course.notebooks == ("01-sum.ipynb", "02-data.ipynb")
+    assert course.validation.parameters_for("01-sum.ipynb") == {"n": 3}
+    assert course.validation.cell_timeout == 60
+    assert course.resources.to_options("default")["partition"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('level = "beginner"', 'level = "expert"'),
+            r"course.toml:5: course.level: 'expert' is not one of beginner, intermediate, advanced",
+        ),
+        (
+            ("cpus = 1", "cpuz = 1"),
+            r"course.toml:12: resources.cpuz: unknown key"
+            r" \(allowed here: cpus, gpus, memory_gb, partition, walltime\)",
+        ),
+        (
+            ("cpus = 1", 'cpus = "one"'),
+            r"course.toml:12: resources.cpus: expected int, got str 'one'",
+        ),
+        (('summary = "s"\n', ""), r"course.toml:1: \[course\]: missing key 'summary'"),
+        (
+            ('walltime = "00:30:00"', 'walltime = "half an hour"'),
+            r"course.toml:14: resources.walltime: 'half an hour' is not a time",
+        ),
+        (
+            ('notebooks = ["a.ipynb"]', 'notebooks = ["../a.ipynb"]'),
+            r"course.notebooks: list the course's .ipynb files",
+        ),
+        (
+            ("[validation]", "[validate]"),
+            r"\[validate\]: unknown table \(allowed: course, resources, validation\)",
+        ),
+        (("[course]", "[course"), r"not valid TOML"),
+    ],
+)
+def test_malformed_course_toml_says_which_key_which_line_what_is_allowed(change, message):
+    text = GOOD.replace(*change)
+    with pytest.raises(CourseError, match=message):
+        parse_course(text, Path("/courses/x"))
+
+
+def test_folder_without_course_toml(tmp_path):
+    with pytest.raises(CourseError, match=r"no course\.toml"):
+        load_course(tmp_path)
+
+
+def test_checks_pass_on_a_good_course_and_the_scaffold(tmp_path):
+    assert check_course(good_course(tmp_path)) == []
+    assert check_course(new_course(tmp_path / "notebooks", "my-first-course")) == []
+    with pytest.raises(CourseError, match="exists already"):
+        new_course(tmp_path / "notebooks", "my-first-course")
+    with pytest.raises(CourseError, match="a course name uses"):
+        new_course(tmp_path / "notebooks", "Bad Name")
+
+
+def test_checks_find_paths_network_kernels_outputs_and_strays(tmp_path):
+    bad = notebook(
+        printed("open('/home/alice/data.csv')", "x\n", 1),
+        printed("import urllib.request\nurllib.request.urlopen('https://example.org')", "y\n", 2),
+    )
+    bad.metadata.kernelspec = {"name": "julia-1.9", "display_name": "Julia"}
+    folder = write_course(tmp_path, "bad-course", {"a.ipynb": bad}, "parameters = { n = 1 }\n")
+    nbformat.write(notebook(), folder / "stray.ipynb")
+    text = "\n".join(map(str, check_course(folder)))
+    assert "absolute path" in text
+    assert "reaches the network ('urllib.request')" in text
+    assert "kernelspec is 'julia-1.9'" in text
+    assert "no cell tagged 'parameters'" in text
+    assert "stray.ipynb: is not listed" in text
+
+
+def test_checks_report_stored_errors_and_missing_notebooks(tmp_path):
+    folder = broken_course(tmp_path)
+    nb = nbformat.read(folder / "fine.ipynb", as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="E", evalue="v", traceback=[])]
+    nbformat.write(nb, folder / "fine.ipynb")
+    (folder / "wrong-output.ipynb").unlink()
+    text = "\n".join(map(str, check_course(folder)))
+    assert "fine.ipynb cell 1: stores an error output" in text
+    assert "wrong-output.ipynb: is listed in course.toml but does not exist" in text
