@@ -9,6 +9,7 @@ The result is a small JSON file the orchestrator reads back.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -72,8 +73,14 @@ class NotebookResult:
         return cls(**data)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _text(value: object) -> str:
-    return "\n".join(value) if isinstance(value, list) else str(value or "")
+    """Plain text of a traceback: IPython colours it, and reports (XML) cannot carry that."""
+    text = "\n".join(value) if isinstance(value, list) else str(value or "")
+    return _CONTROL.sub("", _ANSI.sub("", text))
 
 
 def _execution_failure(exc: BaseException, injected: int) -> tuple[int | None, str, str, str]:
@@ -84,7 +91,7 @@ def _execution_failure(exc: BaseException, injected: int) -> tuple[int | None, s
     if isinstance(exc, CellTimeoutError):
         return None, "timeout", f"cell timed out: {str(exc).splitlines()[0][:300]}", ""
     if isinstance(exc, DeadKernelError):
-        return None, "dead-kernel", "the kernel died while the cell ran", str(exc)[:2000]
+        return None, "dead-kernel", "the kernel died while the cell ran", _text(str(exc)[:2000])
     return None, "error", f"{type(exc).__name__}: {str(exc)[:300]}", ""
 
 

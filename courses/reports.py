@@ -4,6 +4,7 @@ cell: time, status, the failing cell's traceback, resources and an energy estima
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -15,6 +16,9 @@ from .execute import NotebookResult
 from .model import Course
 
 FAILING = ("failed", "error", "timeout", "dead-kernel")
+
+
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def junit_xml(results: list[NotebookResult]) -> str:
@@ -48,7 +52,7 @@ def junit_xml(results: list[NotebookResult]) -> str:
                     )
                     or result.message
                 )
-    return ET.tostring(suites, encoding="unicode")
+    return _NOT_XML.sub("", ET.tostring(suites, encoding="unicode"))
 
 
 def _energy(course: Course | None, seconds: float, factors: EnergySettings) -> str:
