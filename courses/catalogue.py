@@ -18,6 +18,9 @@ from .check import check_course
 from .model import Course, CourseError, load_course
 
 INDEX = "catalogue.json"
+SYNC_ROOT = "courses"  # a course lands in ~/courses/<name>/ of the learner
+COURSE_ENV = "FACTORYHUB_COURSE"  # set in a session started for a course: its name
+COURSE_SOURCE_ENV = "FACTORYHUB_COURSE_SOURCE"  # and its published snapshot
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ class Entry:
 
 
 def catalogue_dir(site: Site) -> Path:
-    return Path(site.hub.state_dir) / "catalogue"
+    """Where published snapshots live: every learner's session reads from here, so it lies
+    outside the hub's private state directory."""
+    return Path(site.hub.catalogue_dir)
 
 
 def published(site: Site) -> list[Entry]:
@@ -52,6 +57,24 @@ def published_course(site: Site, name: str) -> Course:
     return load_course(catalogue_dir(site) / name)
 
 
+def course_presets(site: Site) -> dict[str, dict[str, object]]:
+    """Each published course's session preset (`user_options`), for the spawner."""
+    presets = {}
+    for entry in published(site):
+        try:
+            course = load_course(catalogue_dir(site) / entry.name)
+        except CourseError:
+            continue  # a snapshot damaged by hand is not offered
+        presets[entry.name] = course.resources.to_options(course.environment)
+    return presets
+
+
+def landing_page(site: Site, name: str) -> str:
+    """Where a session started for course `name` opens: its first notebook in JupyterLab."""
+    course = load_course(catalogue_dir(site) / name)
+    return f"/lab/tree/{SYNC_ROOT}/{name}/{course.notebooks[0]}"
+
+
 def _fetch_git(url: str, ref: str, into: Path) -> None:
     subprocess.run(
         ["git", "clone", "--quiet", "--depth", "1", "--branch", ref, "--", url, str(into)],
@@ -61,9 +84,9 @@ def _fetch_git(url: str, ref: str, into: Path) -> None:
     )
 
 
-def _readable(path: Path) -> None:
+def _readable(path: Path, recursive: bool = True) -> None:
     """Sessions run as learners: the snapshot must be readable by all, writable by none."""
-    for item in [path, *path.rglob("*")]:
+    for item in [path, *(path.rglob("*") if recursive else ())]:
         os.chmod(item, 0o755 if item.is_dir() else 0o644)
 
 
@@ -87,6 +110,7 @@ def publish(site: Site, source: str, ref: str | None = None, subdir: str = "") -
             raise CourseError("not published; fix first:\n  " + "\n  ".join(map(str, problems)))
         root = catalogue_dir(site)
         root.mkdir(parents=True, exist_ok=True)
+        _readable(root.parent, recursive=False)
         staging = root / f".{course.name}.new"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(

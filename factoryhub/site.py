@@ -33,6 +33,7 @@ class HubSettings:
     proxy_api_port: int = 8001
     service_port: int = 8082  # FactoryHub's own hub service (start estimates)
     state_dir: str = "/var/lib/factoryhub"
+    catalogue_dir: str = "/srv/factoryhub/catalogue"  # published courses; readable by sessions
     admin_users: tuple[str, ...] = ()
     trainers: tuple[str, ...] = ()
     allowed_group: str = "factoryhub"  # Unix group whose members may log in

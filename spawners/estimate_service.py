@@ -1,4 +1,5 @@
-"""The start-estimate endpoint: a JupyterHub-managed service at /services/factoryhub/estimate.
+"""The start-estimate endpoint: a JupyterHub-managed service at /services/factoryhub/estimate
+(and the course catalogue page beside it, see `catalogue_page`).
 
 `GET estimate?partition=gpu&gpus=2&…` (the spawn form's fields) answers, for the logged-in
 learner (OAuth cookie or API token),
@@ -23,6 +24,7 @@ from tornado import web
 from factoryhub.site import load_site
 from factoryhub.slurm import SlurmClient
 
+from .catalogue_page import CatalogueHandler
 from .estimate import SERVICE_NAME, estimate_start
 from .livesite import CapacityCache, capacity_cache
 from .request import FIELDS, RequestError, access_for, bounded_options, parse_request
@@ -67,16 +69,20 @@ def make_app(site_path: str) -> web.Application:
     site = load_site(site_path)
     client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
     args = {"site_path": site_path, "client": client, "cache": capacity_cache(client)}
+    hub_prefix = prefix.split("/services/", 1)[0] + "/hub/"  # the hub's base URL + hub/
     return web.Application(
         [
             (rf"{prefix}estimate", EstimateHandler, args),
+            (rf"{prefix}catalogue", CatalogueHandler, {**args, "hub_prefix": hub_prefix}),
+            (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}catalogue"}),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],
         cookie_secret=os.urandom(32),
-        # The only route is a read-only GET answering JSON about the caller's own request. The
-        # browser's same-origin policy keeps other sites from reading it, and the handler
-        # refuses cross-site requests outright, so the spawn page's fetch() needs no service
-        # XSRF token (it could not read one: that cookie is scoped to this service's path).
+        # Every route is a read-only GET about the caller's own requests (estimates, the
+        # catalogue). The browser's same-origin policy keeps other sites from reading them, and
+        # the estimate handler refuses cross-site requests outright, so the spawn page's
+        # fetch() needs no service XSRF token (it could not read one: that cookie is scoped to
+        # this service's path). "Start course" is the hub's own /hub/spawn link.
         disable_check_xsrf=True,
     )
 

@@ -28,6 +28,7 @@ FIELDS = (
     "account",
     "qos",
     "reservation",
+    "course",
 )
 _DIGITS = re.compile(r"\d{1,7}", re.ASCII)
 
@@ -72,6 +73,7 @@ class ResourceRequest:
     account: str = ""
     qos: str = ""
     reservation: str = ""
+    course: str = ""  # a published course whose preset this is, synced into the session
 
     def to_options(self) -> dict[str, object]:
         """The request as `user_options` (plain JSON) that `parse_request` reads back as is."""
@@ -162,13 +164,33 @@ def _entitled(options: dict[str, object], field: str, allowed: tuple[str, ...]) 
     return value
 
 
-def parse_request(raw: object, site: Site, access: UserAccess | None = None) -> ResourceRequest:
+def _course_preset(
+    options: dict[str, object], courses: Mapping[str, Mapping[str, object]]
+) -> dict[str, object]:
+    """A course's preset under the learner's explicit choices; the name must be published."""
+    name = options.get("course")
+    if name in (None, ""):
+        return options
+    if not isinstance(name, str) or name not in courses:
+        shown = name[:40] if isinstance(name, str) else type(name).__name__
+        published = ", ".join(sorted(courses)) or "none"
+        raise RequestError(f"course: {shown!r} is not in the catalogue ({published})", "course")
+    return {**courses[name], **options}
+
+
+def parse_request(
+    raw: object,
+    site: Site,
+    access: UserAccess | None = None,
+    courses: Mapping[str, Mapping[str, object]] | None = None,
+) -> ResourceRequest:
     """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default.
 
     `access` says which accounts, QoS and reservations the learner may name; without it only
-    the site-wide ones ("*") are offered and no reservation.
+    the site-wide ones ("*") are offered and no reservation. `courses` maps each published
+    course to its preset (`user_options`); a request naming one starts from that preset.
     """
-    options = bounded_options(raw)
+    options = _course_preset(bounded_options(raw), courses or {})
     access = access or access_for(site, "")
     defaults = site.session
     name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
@@ -215,4 +237,5 @@ def parse_request(raw: object, site: Site, access: UserAccess | None = None) -> 
         environment=environment,
         gpus=gpus,
         gpu_type=gpu_type,
+        course=str(options.get("course") or ""),
     )

@@ -4,7 +4,8 @@
 - knows when the job's walltime ends, and takes Slurm's warning signal (`--signal=B:USR1@…`)
   instead of dying from it: the job script ignores SIGUSR1 until this handler is in place;
 - answers ``GET <base_url>factoryhub/session`` with the job id, its end and the seconds left,
-  for the learner's own pages and widgets (authenticated like every Jupyter API).
+  for the learner's own pages and widgets (authenticated like every Jupyter API);
+- in a session started from the catalogue, syncs the course into the learner's home.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import os
 import shutil
 import signal
 from datetime import datetime
+from pathlib import Path
 
+from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
+from factoryhub.courses.model import COURSE_NAME
+from factoryhub.courses.sync import sync_course
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
@@ -84,6 +89,23 @@ async def _take_walltime_warning(serverapp, clock: SessionClock) -> None:
     )
 
 
+def sync_course_into_home(serverapp, environ=os.environ) -> list:
+    """A session started for a course brings the course into ~/courses/<name>/, merge-safe
+    (see `factoryhub.courses.sync`), before the learner's first page loads."""
+    name, source = environ.get(COURSE_ENV), environ.get(COURSE_SOURCE_ENV)
+    if not name or not source or not COURSE_NAME.fullmatch(name):
+        return []
+    destination = Path.home() / SYNC_ROOT / name
+    try:
+        actions = sync_course(Path(source), destination)
+    except OSError as exc:
+        serverapp.log.error("factoryhub: course %s not synced: %s", name, exc)
+        return []
+    done = [f"{a.kind} {a.target or a.path}" for a in actions if a.kind != "keep"]
+    serverapp.log.info("factoryhub: course %s synced: %s", name, ", ".join(done) or "up to date")
+    return actions
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "factoryhub.spawners.session"}]
 
@@ -98,3 +120,4 @@ def _load_jupyter_server_extension(serverapp) -> None:
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
     IOLoop.current().add_callback(clock.read_end)
+    sync_course_into_home(serverapp)

@@ -17,6 +17,13 @@ import re
 import time
 from functools import lru_cache
 
+from factoryhub.courses.catalogue import (
+    COURSE_ENV,
+    COURSE_SOURCE_ENV,
+    catalogue_dir,
+    course_presets,
+    landing_page,
+)
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
@@ -95,14 +102,16 @@ async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
         options = bounded_options(options or {})
         without_reservation = {k: v for k, v in options.items() if k != "reservation"}
-        request = parse_request(without_reservation, site, access_for(site, user))
+        courses = course_presets(site) if options.get("course") else {}
+        request = parse_request(without_reservation, site, access_for(site, user), courses)
         if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
             raise web.HTTPError(503, _UNAVAILABLE)
         # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
         capacity = await spawner.live_capacity(max_age=fresh)
         if capacity is not None:
-            request = parse_request(options, site, access_for(site, user, capacity.reservations))
+            access = access_for(site, user, capacity.reservations)
+            request = parse_request(options, site, access, courses)
             if reason := never_reason(request, capacity):
                 raise RequestError(f"cannot start: {reason}")
     except RequestError as exc:
@@ -110,6 +119,8 @@ async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
         raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
     spawner.request = request
     spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
+    if request.course:
+        spawner.default_url = landing_page(site, request.course)
 
 
 async def _live_options_form(spawner: SlurmSpawner) -> str:
@@ -245,6 +256,9 @@ class SlurmSpawner(Spawner):
         env.update(self.get_env())
         env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
         env[SITE_ENV] = json.dumps(public_site_data(self.site))  # for the session's widgets
+        if self.request.course:  # synced into the learner's home by the session (as them)
+            env[COURSE_ENV] = self.request.course
+            env[COURSE_SOURCE_ENV] = str(catalogue_dir(self.site) / self.request.course)
         return env
 
     def session_command(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import time
 import tomllib
@@ -27,6 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORDS = {a.name: a.password for a in load_site(REPO / "hub_config" / "site.toml").demo_accounts}
 
 
+TEST_CATALOGUE = Path("/srv/factoryhub-test/catalogue")  # readable by the learners' sessions
+
+
 def write_test_site(state_dir: Path) -> Path:
     """The demo site with the test hub's ports, state directory and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
@@ -37,6 +41,7 @@ def write_test_site(state_dir: Path) -> Path:
         proxy_api_port=18001,
         service_port=18082,
         state_dir=str(state_dir),
+        catalogue_dir=str(TEST_CATALOGUE),
     )
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
@@ -50,6 +55,7 @@ def write_test_site(state_dir: Path) -> Path:
 
 def start_test_hub(state_dir: Path) -> HubInstance:
     ensure_slurm(REPO / "deploy")
+    shutil.rmtree(TEST_CATALOGUE, ignore_errors=True)  # each run publishes its own courses
     site_path = write_test_site(state_dir)
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
     ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)

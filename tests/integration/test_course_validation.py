@@ -81,7 +81,12 @@ def test_publish_from_git_and_list(tmp_path, repo):
     state = tmp_path / "state"
     site = tmp_path / "site.toml"
     text = (repo / "hub_config" / "site.toml").read_text()
-    site.write_text(text.replace('state_dir = "/var/lib/factoryhub"', f'state_dir = "{state}"'))
+    site.write_text(
+        text.replace(
+            'state_dir = "/var/lib/factoryhub"',
+            f'state_dir = "{state}"\ncatalogue_dir = "{state}/catalogue"',
+        )
+    )
     done = run(
         "publish",
         str(origin),

@@ -128,3 +128,23 @@ def test_names_the_user_is_not_entitled_to_are_refused(demo_site, options, messa
     access = _access(demo_site, "carol", [("workshop", ("alice",), True)])
     with pytest.raises(RequestError, match=re.escape(message)):
         parse_request(options, demo_site, access)
+
+
+def test_a_course_starts_from_its_preset_and_must_be_published(demo_site):
+    presets = {"deep-learning": {"partition": "gpu", "gpus": 1, "cpus": 4, "memory_gb": 8}}
+    request = parse_request({"course": "deep-learning"}, demo_site, courses=presets)
+    assert (request.partition, request.gpus, request.cpus, request.course) == (
+        "gpu",
+        1,
+        4,
+        "deep-learning",
+    )
+    assert request.to_options()["course"] == "deep-learning"
+    mine = parse_request({"course": "deep-learning", "cpus": 2}, demo_site, courses=presets)
+    assert mine.cpus == 2 and mine.gpus == 1  # the learner's choice over the preset
+    with pytest.raises(
+        RequestError, match=r"course: 'nope' is not in the catalogue \(deep-learning\)"
+    ):
+        parse_request({"course": "nope"}, demo_site, courses=presets)
+    with pytest.raises(RequestError, match="not in the catalogue"):
+        parse_request({"course": "deep-learning"}, demo_site)  # nothing published
