@@ -19,7 +19,15 @@ from .check import check_course
 from .model import CourseError, find_courses, load_course
 from .reports import write_reports
 from .scaffold import new_course
-from .validate import ProgressBar, plan, prepare, run_local, run_slurm
+from .validate import (
+    ProgressBar,
+    job_environment,
+    plan,
+    prepare,
+    record_outputs,
+    run_local,
+    run_slurm,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     validate.add_argument("--jobs", type=int, default=4, help="notebooks at once (local)")
     validate.add_argument("--reports", type=Path, default=Path("reports"))
     validate.add_argument("--as", dest="user", help="account to run as (root: the trainer)")
+    validate.add_argument(
+        "--record",
+        action="store_true",
+        help="store this run's outputs as the reference outputs of notebooks that ran through",
+    )
     publish = actions.add_parser("publish", help="put a course into the hub's catalogue")
     publish.add_argument("source", help="a course folder, or a git URL with --ref")
     publish.add_argument("--ref", help="git branch or tag (for a git source)")
@@ -91,15 +104,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     targets = plan(courses, root)
     prepare(targets, root, user)
     bar = ProgressBar(len(targets))
+    prefix = site.environments[courses[0].environment].prefix
+    env = job_environment(site, user, prefix)
     if args.on == "slurm":
-        client = SlurmClient(
-            site.slurm.bin_dir, site.slurm.command_timeout, switch_user=os.geteuid() == 0
-        )
-        results = asyncio.run(run_slurm(targets, site, user, client, bar))
+        switch = os.geteuid() == 0
+        client = SlurmClient(site.slurm.bin_dir, site.slurm.command_timeout, switch_user=switch)
+        results = asyncio.run(run_slurm(targets, site, env, client, bar))
     else:
-        python = f"{site.environments[courses[0].environment].prefix}/bin/python"
-        results = asyncio.run(run_local(targets, user, python, args.jobs, bar))
+        results = asyncio.run(run_local(targets, env, f"{prefix}/bin/python", args.jobs, bar))
     bar.close()
+    if args.record:
+        for target, result in zip(targets, results, strict=True):
+            print(record_outputs(target, result))
     xml, page = write_reports(results, {c.name: c for c in courses}, site.energy, args.reports)
     for result in results:
         line = f"{result.status:>6}  {result.course}/{result.notebook}  {result.seconds:.1f} s"

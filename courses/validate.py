@@ -9,6 +9,7 @@ is reported from the job's state and log. One `squeue` per second serves all run
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import shlex
@@ -18,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from factoryhub.spawners.jobscript import resource_options
 from factoryhub.spawners.request import access_for, parse_request
 
 from factoryhub.jobstate import Phase, classify_state
-from factoryhub.site import Site
+from factoryhub.site import SITE_ENV, Site, public_site_data
 from factoryhub.slurm import SlurmClient, SlurmError
 
 from .execute import NotebookResult
@@ -119,8 +121,24 @@ def result_of(target: Target, state: str = "") -> NotebookResult:
 Progress = Callable[[NotebookResult], None]
 
 
-async def run_local(targets: list[Target], user: str, python: str, jobs: int, progress: Progress):
+def job_environment(site: Site, user: str, prefix: str) -> dict[str, str]:
+    """What a validation run sees: the learner's view of a session (the public site for the
+    widgets), the validating account's home, nothing of root's."""
+    account = pwd.getpwnam(user)
+    return {
+        "PATH": f"{prefix}/bin:/usr/bin:/bin",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "HOME": account.pw_dir,
+        "USER": user,
+        SITE_ENV: json.dumps(public_site_data(site)),
+    }
+
+
+async def run_local(
+    targets: list[Target], env: dict[str, str], python: str, jobs: int, progress: Progress
+):
     """Each notebook as a process of the validating account, `jobs` at a time."""
+    user = env["USER"]
     switch = ["/usr/sbin/runuser", "-u", user, "--"] if os.geteuid() == 0 else []
     gate = asyncio.Semaphore(max(jobs, 1))
 
@@ -128,7 +146,12 @@ async def run_local(targets: list[Target], user: str, python: str, jobs: int, pr
         async with gate:
             with target.log_path.open("wb") as log:
                 proc = await asyncio.create_subprocess_exec(
-                    *switch, *execute_argv(python, target), stdout=log, stderr=log, cwd="/"
+                    *switch,
+                    *execute_argv(python, target),
+                    stdout=log,
+                    stderr=log,
+                    cwd=env["HOME"],
+                    env=env,
                 )
                 code = await proc.wait()
             result = result_of(target, f"with exit code {code}")
@@ -139,11 +162,10 @@ async def run_local(targets: list[Target], user: str, python: str, jobs: int, pr
 
 
 async def run_slurm(
-    targets: list[Target], site: Site, user: str, client: SlurmClient, progress: Progress
+    targets: list[Target], site: Site, env: dict[str, str], client: SlurmClient, progress: Progress
 ) -> list[NotebookResult]:
     """Each notebook as a Slurm job of the validating account; all run in parallel."""
-    home = pwd.getpwnam(user).pw_dir
-    env = {"PATH": "/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")}
+    user, home = env["USER"], env["HOME"]
     jobs: dict[str, Target] = {}
     results: dict[str, NotebookResult] = {}
     for target in targets:
@@ -191,3 +213,26 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def record_outputs(target: Target, result: NotebookResult) -> str:
+    """Make this run's outputs the notebook's reference outputs (`validate --record`), when
+    every cell ran; returns what was done."""
+    executed = target.workdir / f"{Path(target.notebook).stem}.executed.ipynb"
+    failed = any(c.status in ("error", "timeout", "dead-kernel", "not-run") for c in result.cells)
+    if failed or not executed.exists():
+        return f"not recorded: {target.label} did not run through ({result.message[:120]})"
+    path = target.course.path / target.notebook
+    reference = nbformat.read(path, as_version=4)
+    ran = [
+        c
+        for c in nbformat.read(executed, as_version=4).cells
+        if "injected-parameters" not in c.metadata.get("tags", [])
+    ]
+    for ref, run in zip(reference.cells, ran, strict=True):
+        ref.metadata.pop("papermill", None)
+        if ref.cell_type == "code":
+            ref.outputs, ref.execution_count = run.outputs, run.execution_count
+    reference.metadata.pop("papermill", None)
+    nbformat.write(reference, path)
+    return f"recorded: {target.label}"
