@@ -94,6 +94,10 @@ def validation_script(target: Target, site: Site, user: str) -> str:
 def prepare(targets: list[Target], root: Path, user: str) -> None:
     """Copy each course once into the run's directory, owned by the validating account."""
     account = pwd.getpwnam(user)
+    home = Path(account.pw_dir)
+    for level in (home / ".factoryhub", home / ".factoryhub" / "validate"):
+        if root.is_relative_to(level) and level.exists():
+            os.chown(level, account.pw_uid, account.pw_gid)  # made by root for this run
     for course in {t.course.name: t.course for t in targets}.values():
         shutil.copytree(course.path, root / "sources" / course.name, dirs_exist_ok=True)
         (root / course.name).mkdir(exist_ok=True)
