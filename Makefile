@@ -1,7 +1,7 @@
 # FactoryHub: the README's commands. Run as root on Debian 12.
 PY := /opt/factoryhub/venv/bin
 
-.PHONY: demo test stop status lint unit
+.PHONY: demo test stop status lint unit courses
 
 demo:            ## install everything, start Slurm + proxy + hub, print URL and accounts
 	deploy/install.sh
@@ -12,10 +12,15 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	$(PY)/factoryhub slurm start --repo $(CURDIR)
 	$(MAKE) lint
 	$(PY)/pytest -p no:cacheprovider
+	$(PY)/factoryhub course check
+	$(PY)/factoryhub course validate --on slurm --reports reports
 
 lint:
 	$(PY)/ruff check .
 	$(PY)/ruff format --check .
+
+courses:         ## validate every course in notebooks/ on the embedded Slurm (reports/)
+	$(PY)/factoryhub course validate --on slurm --reports reports
 
 unit:            ## the fast tests only (no Slurm, no browser)
 	$(PY)/pytest -p no:cacheprovider tests/unit

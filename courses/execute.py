@@ -27,6 +27,13 @@ from .model import Course, load_course
 from .outputs import OutputComparison, cell_options
 
 KERNEL = "python3"
+INJECTED = "injected-parameters"  # the cell papermill adds with the parameters
+ERROR_MARKER = "papermill-error-cell-tag"  # the "an exception occurred" cells it adds on failure
+
+
+def course_cells(cells: list) -> list:
+    """An executed notebook's cells without the ones papermill added."""
+    return [c for c in cells if not {INJECTED, ERROR_MARKER} & set(c.metadata.get("tags", []))]
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -152,12 +159,12 @@ def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookR
         failure = exc
     reference = nbformat.read(course.path / notebook, as_version=4)
     executed = nbformat.read(executed_path, as_version=4).cells if executed_path.exists() else []
+    executed = [c for c in executed if ERROR_MARKER not in c.metadata.get("tags", [])]
     injected = next(
-        (i for i, c in enumerate(executed) if "injected-parameters" in c.metadata.get("tags", [])),
-        None,
+        (i for i, c in enumerate(executed) if INJECTED in c.metadata.get("tags", [])), None
     )
-    running = _last_started(executed)
     cells_run = [c for i, c in enumerate(executed) if i != injected]
+    running = _last_started(cells_run)
     if len(cells_run) != len(reference.cells):
         cells_run = [{"cell_type": c.cell_type, "metadata": {}} for c in reference.cells]
     cells = compare_cells(reference, cells_run, course)
@@ -166,8 +173,8 @@ def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookR
     )
     if failure is not None:
         index, status, message, traceback = _execution_failure(failure, injected)
-        if index is None and running is not None:
-            index = running - (1 if injected is not None and running > injected else 0)
+        if index is None:
+            index = running
         for cell in cells:
             if cell.index == index:
                 cell.status, cell.message, cell.traceback = status, message, traceback

@@ -27,7 +27,7 @@ from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import SITE_ENV, Site, public_site_data
 from factoryhub.slurm import SlurmClient, SlurmError
 
-from .execute import NotebookResult
+from .execute import NotebookResult, course_cells
 from .model import Course
 
 JOB_PREFIX = "fh-validate-"
@@ -228,11 +228,7 @@ def record_outputs(target: Target, result: NotebookResult) -> str:
         return f"not recorded: {target.label} did not run through ({result.message[:120]})"
     path = target.course.path / target.notebook
     reference = nbformat.read(path, as_version=4)
-    ran = [
-        c
-        for c in nbformat.read(executed, as_version=4).cells
-        if "injected-parameters" not in c.metadata.get("tags", [])
-    ]
+    ran = course_cells(nbformat.read(executed, as_version=4).cells)
     for ref, run in zip(reference.cells, ran, strict=True):
         ref.metadata.pop("papermill", None)
         if ref.cell_type == "code":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .accounts import ensure_accounts
 from .courses import cli as course_cli
+from .courses.catalogue import publish
+from .courses.model import find_courses
 from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
 from .hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
 from .security import check_floors
@@ -38,10 +40,14 @@ def demo_start(repo: Path) -> None:
     if created:
         print(f"Created Unix accounts: {', '.join(created)}")
     start_hub(hub)
+    for folder in find_courses(repo / "notebooks"):
+        entry = publish(hub.site, str(folder))
+        print(f"Published course {entry.name}: {entry.title}")
     print(f"\nFactoryHub is running at {hub.site.hub.url}\n\nDemo accounts (user / password):")
     for account in hub.site.demo_accounts:
         print(f"  {account.name:<10} {account.password:<18} {account.role}")
-    print("\nStop everything with `make stop`; see what runs with `make status`.")
+    print(f"\nCourses: {hub.site.hub.url}/services/factoryhub/catalogue")
+    print("Stop everything with `make stop`; see what runs with `make status`.")
 
 
 def demo_stop(repo: Path) -> None:

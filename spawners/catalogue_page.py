@@ -9,7 +9,7 @@ import html
 from urllib.parse import quote
 
 from factoryhub.courses.catalogue import catalogue_dir, published
-from factoryhub.courses.model import Course, CourseError, load_course
+from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
@@ -20,6 +20,7 @@ from .estimate import Estimate, estimate_start
 from .livesite import CapacityCache
 from .request import RequestError, access_for, parse_request
 
+_LEVEL_ORDER = {level: i for i, level in enumerate(LEVELS)}  # beginners' courses first
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; color: #1d2733; background: #f5f7fa; }
 header { background: #1d2733; color: white; padding: 14px 32px; }
@@ -103,7 +104,10 @@ class CatalogueHandler(HubOAuthenticated, web.RequestHandler):
         user = self.get_current_user()["name"]
         capacity = await self.cache.get()
         cards = []
-        for entry in published(self.site):
+        ordered = sorted(
+            published(self.site), key=lambda e: (_LEVEL_ORDER.get(e.level, 9), e.title)
+        )
+        for entry in ordered:
             try:
                 course = load_course(catalogue_dir(self.site) / entry.name)
             except CourseError:

@@ -45,7 +45,20 @@ def contents(hub_client, token: str, path: str) -> dict:
     return r.json()
 
 
+REPO = Path(__file__).resolve().parents[2]
+SKILLS = [
+    "first-steps",
+    "pytorch-gpu",
+    "dask-slurm",
+    "ddp-training",
+    "energy-aware",
+    "trustworthy-ai",
+]
+
+
 def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_path):
+    for name in SKILLS:
+        publish(hub_client, REPO / "notebooks" / name)
     publish(hub_client, good_course(tmp_path))
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{hub_client.base}/hub/login")
@@ -58,6 +71,10 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     card.wait_for(timeout=30_000)
     assert "starts now" in card.inner_text()
     assert "cpu partition · 1 CPU · 1 GB" in card.inner_text()
+    for name in SKILLS:
+        assert page.locator(f"#course-{name} a.start").count() == 1
+    gpu = page.locator("#course-pytorch-gpu").inner_text()
+    assert "gpu partition · 4 CPUs · 1 GPU · 16 GB" in gpu and "Start:" in gpu
     page.screenshot(path=IMAGES / "catalogue.png")
 
     card.locator("a.start").click()

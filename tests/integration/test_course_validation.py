@@ -21,7 +21,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path, repo):
+def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path, repo, page):
     good, broken = good_course(tmp_path), broken_course(tmp_path)
     site = str(repo / "hub_config" / "site.toml")
     started = time.time()
@@ -55,8 +55,12 @@ def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path,
     suites = {s.get("name"): s for s in xml.iter("testsuite")}
     assert suites["broken-course"].get("failures") == "4"
     assert suites["good-course"].get("failures") == "0"
-    page = (tmp_path / "out" / "validation.html").read_text()
-    assert "3 of 7 notebooks passed" in page and "deliberately broken" in page
+    report = tmp_path / "out" / "validation.html"
+    assert "3 of 7 notebooks passed" in report.read_text()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.goto(report.as_uri())
+    assert "deliberately broken" in page.inner_text("body")
+    page.screenshot(path=repo / "docs" / "images" / "validation-report.png")
 
     # Every notebook was a Slurm job of the trainer on its course's partition.
     results = sorted(Path("/home/trainer/.factoryhub/validate").glob("*/*/*.result.json"))
