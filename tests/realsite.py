@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORDS = {a.name: a.password for a in load_site(REPO / "hub_config" / "site.toml").demo_accounts}
 
 
+FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"
 TEST_CATALOGUE = Path("/srv/factoryhub-test/catalogue")  # readable by the learners' sessions
 
 
@@ -157,6 +158,16 @@ class HubClient:
             r = api.delete(path)
             assert r.status_code in (202, 204), r.text
         wait_until(lambda: self.server(user, token, name) is None, timeout, "server stopped")
+
+    def publish_course(self, folder: Path) -> None:
+        """Publish a course into this hub's catalogue with the trainer's command line."""
+        done = subprocess.run(
+            [FACTORYHUB, "course", "publish", str(folder), "--site", str(self.hub.site_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
 
     def routes(self) -> dict:
         api = f"http://127.0.0.1:{self.hub.site.hub.proxy_api_port}/api/routes"

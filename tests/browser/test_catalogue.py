@@ -3,7 +3,6 @@ resources and current estimated start; "Start course" lands in JupyterLab with t
 notebooks in the learner's home; a second start keeps the learner's edits and duplicates
 nothing."""
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,23 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coursekit import good_course
 
 pytestmark = pytest.mark.browser
-
-
-def publish(hub_client, folder: Path) -> None:
-    done = subprocess.run(
-        [
-            "/opt/factoryhub/venv/bin/factoryhub",
-            "course",
-            "publish",
-            str(folder),
-            "--site",
-            str(hub_client.hub.site_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def contents(hub_client, token: str, path: str) -> dict:
@@ -58,8 +40,8 @@ SKILLS = [
 
 def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_path):
     for name in SKILLS:
-        publish(hub_client, REPO / "notebooks" / name)
-    publish(hub_client, good_course(tmp_path))
+        hub_client.publish_course(REPO / "notebooks" / name)
+    hub_client.publish_course(good_course(tmp_path))
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{hub_client.base}/hub/login")
     page.fill("#username_input", "carol")

@@ -13,20 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_course_preset_through_the_api(hub_client):
-    done = subprocess.run(
-        [
-            "/opt/factoryhub/venv/bin/factoryhub",
-            "course",
-            "publish",
-            str(REPO / "notebooks" / "pytorch-gpu"),
-            "--site",
-            str(hub_client.hub.site_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    hub_client.publish_course(REPO / "notebooks" / "pytorch-gpu")
     token = hub_client.login_token("alice")
     hub_client.start("alice", token, name="dl", options={"course": "pytorch-gpu"})
     job = job_of("alice", "dl")
