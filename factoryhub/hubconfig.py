@@ -30,11 +30,17 @@ def _set_hub(c: Config, site: Site) -> None:
     c.JupyterHub.cleanup_proxy = False
 
 
+ROUTE_CHECK_SECONDS = 5
+
+
 def _set_proxy(c: Config, site: Site) -> None:
     # The proxy runs as its own daemon (started by `factoryhub demo`), so restarting the hub
     # leaves every route in place. The token comes from CONFIGPROXY_AUTH_TOKEN.
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.hub.proxy_api_port}"
+    # A restarted proxy (see factoryhub.supervise) starts empty; the hub re-adds every route at
+    # its route check, which runs with the last-activity update: every few seconds, not 5 min.
+    c.JupyterHub.last_activity_interval = ROUTE_CHECK_SECONDS
 
 
 def _set_auth(c: Config, site: Site) -> None:

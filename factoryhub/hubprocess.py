@@ -1,7 +1,8 @@
 """The hub and its proxy as two daemons: configurable-http-proxy first, then JupyterHub.
 
-The proxy is started on its own so that restarting the hub never drops a route. Both share the
-proxy's API token, kept in the hub's state directory (mode 0600).
+The proxy is started on its own so that restarting the hub never drops a route, under a
+supervisor that restarts it if it dies (F15). Both share the proxy's API token, kept in the
+hub's state directory (mode 0600).
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class HubInstance:
     @property
     def proxy_pidfile(self) -> Path:
         return self.state_dir / "proxy.pid"
+
+    @property
+    def proxy_child_pidfile(self) -> Path:
+        """The proxy process itself (its supervisor's pid is in `proxy_pidfile`)."""
+        return self.state_dir / "proxy-child.pid"
 
     @property
     def hub_api(self) -> str:
@@ -97,8 +103,16 @@ def _answers(url: str) -> bool:
 
 def start_proxy(hub: HubInstance) -> int:
     hub.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    supervised = [
+        str(VENV / "bin" / "python"),
+        "-m",
+        "factoryhub.supervise",
+        str(hub.proxy_child_pidfile),
+        "--",
+        *hub.proxy_argv(),
+    ]
     pid = spawn_daemon(
-        hub.proxy_argv(), hub.proxy_pidfile, hub.state_dir / "proxy.log", env=hub.environment()
+        supervised, hub.proxy_pidfile, hub.state_dir / "proxy.log", env=hub.environment()
     )
     api = f"http://127.0.0.1:{hub.site.hub.proxy_api_port}/api/routes"
     wait_for(lambda: _answers(api), 20, "configurable-http-proxy", interval=0.1)

@@ -65,6 +65,16 @@ _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{0,40}", re.ASCII)
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ")
 
 
+class SessionFailed(RuntimeError):
+    """The session's job ended before its server was ready. JupyterHub shows
+    `jupyterhub_message` as is: in the progress stream, and as the REST API's JSON `message`
+    when the job fails before the hub's slow-spawn timeout."""
+
+    @property
+    def jupyterhub_message(self) -> str:
+        return str(self)
+
+
 @lru_cache(maxsize=8)
 def _cached_site(path: str, mtime: float) -> Site:
     return load_site(path)
@@ -347,7 +357,7 @@ class SlurmSpawner(Spawner):
         if phase in (Phase.ENDING, Phase.ENDED):
             log = f"{self.site.session.log_dir}/session-{info.job_id}.log"
             tail = await read_tail_as(self.user.name, log)
-            raise RuntimeError(
+            raise SessionFailed(
                 f"Your session's Slurm job {info.job_id} ended ({info.state}, {info.reason})"
                 f" before JupyterLab was ready. The end of ~/{log}:\n{tail}"
             )

@@ -32,6 +32,19 @@ FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"
 TEST_CATALOGUE = Path("/srv/factoryhub-test/catalogue")  # readable by the learners' sessions
 
 
+def slow_environment() -> Path:
+    """A Python prefix whose `jupyterhub-singleuser` sleeps 15 s before it starts the real one."""
+    prefix = Path("/srv/factoryhub-test/slow-env")
+    (prefix / "bin").mkdir(parents=True, exist_ok=True)
+    for name in ("python", "jupyterhub-singleuser"):
+        script = prefix / "bin" / name
+        real = f"/opt/factoryhub/venv/bin/{name}"
+        delay = "sleep 15\n" if name == "jupyterhub-singleuser" else ""
+        script.write_text(f'#!/bin/bash\n{delay}exec {real} "$@"\n')
+        script.chmod(0o755)
+    return prefix
+
+
 def write_test_site(state_dir: Path) -> Path:
     """The demo site with the test hub's ports, state directory and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
@@ -49,6 +62,8 @@ def write_test_site(state_dir: Path) -> Path:
     raw["slurm"].update(sweep_interval=3.0, orphan_grace=5.0)  # orphans found within seconds
     # An environment without a server in it: its jobs die before reporting a port (F14).
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
+    # One whose server takes 15 s to start: a job that runs before its port is known (F2).
+    raw["environments"]["slow"] = {"label": "Slow (tests)", "prefix": str(slow_environment())}
     path = state_dir / "site.toml"
     path.write_text(tomli_w.dumps(raw))
     return path
@@ -140,6 +155,9 @@ class HubClient:
         path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
         with self.api(token) as api:
             r = api.post(path, json={"user_options": options or {}})
+            if r.status_code == 500 and r.json().get("message"):
+                # the spawn failed before the hub's slow-spawn timeout: the reply says why
+                return [{"failed": True, "message": r.json()["message"]}]
             assert r.status_code in (201, 202), r.text
             events = []
             with api.stream("GET", f"{path}/progress", timeout=timeout) as stream:

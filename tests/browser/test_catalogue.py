@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 def contents(hub_client, token: str, path: str) -> dict:
     r = httpx.get(
-        f"{hub_client.base}/user/carol/course-good-course/api/contents/{path}",
+        f"{hub_client.base}/user/trainer/course-good-course/api/contents/{path}",
         headers={"Authorization": f"token {token}"},
         timeout=30,
     )
@@ -44,8 +44,8 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     hub_client.publish_course(good_course(tmp_path))
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{hub_client.base}/hub/login")
-    page.fill("#username_input", "carol")
-    page.fill("#password_input", PASSWORDS["carol"])
+    page.fill("#username_input", "trainer")
+    page.fill("#password_input", PASSWORDS["trainer"])
     page.click("#login_submit")
     page.wait_for_url("**/hub/**")
     page.goto(f"{hub_client.base}/services/factoryhub/")
@@ -61,11 +61,11 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
 
     card.locator("a.start").click()
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
-    assert "/user/carol/course-good-course/lab/tree/courses/good-course/01-sum.ipynb" in page.url
+    assert "/user/trainer/course-good-course/lab/tree/courses/good-course/01-sum.ipynb" in page.url
     page.wait_for_timeout(1500)
     page.screenshot(path=IMAGES / "course-started.png")
 
-    token = hub_client.login_token("carol")
+    token = hub_client.login_token("trainer")
     listing = contents(hub_client, token, "courses/good-course")
     names = {item["name"] for item in listing["content"]}
     assert {"01-sum.ipynb", "02-data.ipynb", "course.toml"} <= names
@@ -73,13 +73,13 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     nb = contents(hub_client, token, "courses/good-course/01-sum.ipynb")
     nb["content"]["cells"][0]["source"] = "# My notes"
     r = httpx.put(
-        f"{hub_client.base}/user/carol/course-good-course/api/contents/courses/good-course/01-sum.ipynb",
+        f"{hub_client.base}/user/trainer/course-good-course/api/contents/courses/good-course/01-sum.ipynb",
         json={"type": "notebook", "content": nb["content"]},
         headers={"Authorization": f"token {token}"},
         timeout=30,
     )
     assert r.status_code == 200, r.text
-    hub_client.stop("carol", token, name="course-good-course")
+    hub_client.stop("trainer", token, name="course-good-course")
     page.goto(f"{hub_client.base}/services/factoryhub/catalogue")
     page.locator("#course-good-course a.start").click()
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
@@ -87,5 +87,5 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     assert {item["name"] for item in again["content"]} == names
     kept = contents(hub_client, token, "courses/good-course/01-sum.ipynb")
     assert kept["content"]["cells"][0]["source"] == "# My notes"
-    hub_client.stop("carol", token, name="course-good-course")
-    wait_until(lambda: not hub_client.server("carol", token, "course-good-course"), 30, "stopped")
+    hub_client.stop("trainer", token, name="course-good-course")
+    wait_until(lambda: not hub_client.server("trainer", token, "course-good-course"), 30, "stopped")

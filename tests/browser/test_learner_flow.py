@@ -37,7 +37,7 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
     page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
 
     page.wait_for_selector(".jp-LabShell", timeout=120_000)
-    page.wait_for_selector(".jp-Launcher", timeout=60_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
     assert "/user/carol/lab" in page.url
     page.screenshot(path=IMAGES / "jupyterlab-in-slurm-job.png")
 

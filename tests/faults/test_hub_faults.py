@@ -4,7 +4,9 @@
 import os
 import signal
 import subprocess
+import time
 
+import httpx
 import pytest
 from realsite import job_of, squeue_row, wait_until
 
@@ -143,3 +145,57 @@ def test_i1_a_tagged_job_without_a_server_record_is_cancelled(hub_client):
     finally:
         subprocess.run(["scancel", ghost, own], check=False)
     hub_client.stop("alice", token)
+
+
+def test_f15_proxy_killed_routes_restored_within_seconds(hub_client, real_hub):
+    token = hub_client.login_token("alice")
+    hub_client.start("alice", token)
+    url = f"{hub_client.base}/user/alice/api/status"
+    headers = {"Authorization": f"token {token}"}
+    assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+    proxy = int(real_hub.proxy_child_pidfile.read_text())
+    os.kill(proxy, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def routed() -> bool:
+        try:
+            return httpx.get(url, headers=headers, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(routed, 20, "alice's route back through a restarted proxy", interval=0.5)
+    assert time.monotonic() - killed < 15
+    assert int(real_hub.proxy_child_pidfile.read_text()) != proxy
+    assert "/user/alice" in hub_client.routes()
+    hub_client.stop("alice", token)
+
+
+def test_f2_hub_killed_after_the_job_runs_before_its_port_is_known(hub_client, real_hub):
+    token = hub_client.login_token("bob")
+    with hub_client.api(token) as api:
+        r = api.post("/users/bob/server", json={"user_options": {"environment": "slow"}})
+        assert r.status_code == 202, r.text
+    job_id = wait_until(lambda: _running_job("bob"), 20, "job running, server not up yet")
+    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
+    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    start_hub(real_hub)
+    wait_until(
+        lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "COMPLETED", "gone"),
+        30,
+        "the interrupted spawn's running job cancelled, not orphaned",
+    )
+    wait_until(lambda: hub_client.server("bob", token) is None, 30, "record cleared")
+    hub_client.start("bob", token)  # the learner simply starts again
+    hub_client.stop("bob", token)
+
+
+def _running_job(user: str) -> str | None:
+    out = subprocess.run(
+        ["squeue", "-h", "-u", user, "-t", "R", "-o", "%i|%j"], capture_output=True, text=True
+    ).stdout
+    ids = [
+        i
+        for i, name in (line.split("|", 1) for line in out.splitlines())
+        if name == f"fh:test:{user}:"
+    ]
+    return ids[0] if ids else None

@@ -1,0 +1,68 @@
+"""Keep one child process running: restart it when it dies, stop it when told (F15).
+
+configurable-http-proxy runs under this supervisor, so a proxy that crashes or is killed is back
+within a second; the hub re-adds its routes at its next route check (`last_activity_interval`,
+a few seconds on FactoryHub). SIGTERM or SIGINT stop the child and the supervisor.
+
+    python -m factoryhub.supervise CHILD_PIDFILE -- ARGV...
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FASTEST_RESTART = 0.2  # seconds between restarts while the child keeps running
+SLOWEST_RESTART = 10.0  # back-off cap for a child that dies right after starting
+
+
+def next_delay(previous: float, lived: float) -> float:
+    """Wait longer each time the child dies young; start over after a good run (pure)."""
+    if lived > 30:
+        return FASTEST_RESTART
+    return min(max(previous * 2, FASTEST_RESTART), SLOWEST_RESTART)
+
+
+def supervise(argv: list[str], child_pidfile: Path) -> int:
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    delay = 0.0
+    while not stopping:
+        started = time.monotonic()
+        child = subprocess.Popen(argv)
+        child_pidfile.write_text(str(child.pid))
+        child.wait()
+        if stopping:
+            break
+        delay = next_delay(delay, time.monotonic() - started)
+        print(
+            f"supervise: {argv[0]} exited ({child.returncode}); restarting in {delay:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(delay)
+    child_pidfile.unlink(missing_ok=True)
+    return 0
+
+
+def main(args: list[str]) -> int:
+    if len(args) < 3 or args[1] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    return supervise(args[2:], Path(args[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
