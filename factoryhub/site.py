@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
+WARN_ENV = "FACTORYHUB_WARN_SECONDS"  # how long before its end Slurm warns the session
 
 
 class SiteError(ValueError):

@@ -42,7 +42,9 @@ def supervise(argv: list[str], child_pidfile: Path) -> int:
     while not stopping:
         started = time.monotonic()
         child = subprocess.Popen(argv)
-        child_pidfile.write_text(str(child.pid))
+        staged = child_pidfile.with_suffix(".new")
+        staged.write_text(str(child.pid))
+        staged.replace(child_pidfile)  # readers never see a half-written file
         child.wait()
         if stopping:
             break

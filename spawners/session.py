@@ -25,6 +25,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from factoryhub.site import WARN_ENV
+
 from .port_report import report_port
 
 
@@ -33,6 +35,8 @@ class SessionClock:
 
     def __init__(self) -> None:
         self.job_id = os.environ.get("SLURM_JOB_ID", "")
+        lead = os.environ.get(WARN_ENV, "")
+        self.warn_seconds = int(lead) if lead.isdigit() else None  # the spawner's --signal lead
         self.end: datetime | None = None
         self.warned_at: datetime | None = None
 
@@ -61,6 +65,7 @@ class SessionClock:
             "end": self.end.isoformat() if self.end else None,
             "seconds_left": left,
             "warned": self.warned_at is not None,
+            "warn_seconds": self.warn_seconds,
         }
 
 

@@ -32,7 +32,7 @@ from traitlets import Any, Float, Unicode, default
 
 from factoryhub.capacity import Capacity
 from factoryhub.jobstate import Phase, classify_state
-from factoryhub.site import SITE_ENV, Site, load_site, public_site_data
+from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .estimate import SERVICE_NAME, Estimate, estimate_start, never_reason
@@ -266,6 +266,7 @@ class SlurmSpawner(Spawner):
         env.update(self.get_env())
         env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
         env[SITE_ENV] = json.dumps(public_site_data(self.site))  # for the session's widgets
+        env[WARN_ENV] = str(warning_seconds(self.request, self.site))  # for JupyterLab's warning
         if self.request.course:  # synced into the learner's home by the session (as them)
             env[COURSE_ENV] = self.request.course
             env[COURSE_SOURCE_ENV] = str(catalogue_dir(self.site) / self.request.course)

@@ -65,8 +65,9 @@ def test_widgets_render_in_jupyterlab(page, hub_client):
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     page.click(".jp-Notebook")
     page.keyboard.press("Escape")
-    page.click("text=Run", timeout=10_000)
-    page.click("text=Run All Cells")
+    # The menu bar's own items (cell text such as "run_path" must not match).
+    page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
+    page.locator("li[data-command='runmenu:run-all']").click()
 
     outputs = page.locator(".jp-Cell-outputArea")
     gpu = outputs.nth(1)

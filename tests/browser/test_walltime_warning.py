@@ -1,0 +1,65 @@
+"""F11 in a real browser: a session near its walltime warns in JupyterLab (a notification that
+stays) and saves the notebook the learner left unsaved, before Slurm ends the job."""
+
+import httpx
+import pytest
+from chromium import IMAGES
+from realsite import PASSWORDS
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = {
+    "type": "notebook",
+    "content": {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "",
+                "metadata": {},
+                "outputs": [],
+                "execution_count": None,
+                "id": "c0",
+            }
+        ],
+    },
+}
+
+
+def test_walltime_warning_notifies_and_saves_open_notebooks(page, hub_client):
+    token = hub_client.login_token("carol")
+    # 3 minutes: Slurm's warning comes halfway (up to a minute early), well before the end.
+    hub_client.start("carol", token, options={"walltime": "00:03:00"})
+    api = f"{hub_client.base}/user/carol/api/contents/unsaved-work.ipynb"
+    headers = {"Authorization": f"token {token}"}
+    assert httpx.put(api, json=NOTEBOOK, headers=headers, timeout=30).status_code in (200, 201)
+    # JupyterLab's own autosave off, so only FactoryHub's warning can save the typed text.
+    settings = (
+        f"{hub_client.base}/user/carol/lab/api/settings/@jupyterlab/docmanager-extension:plugin"
+    )
+    r = httpx.put(settings, json={"raw": '{"autosave": false}'}, headers=headers, timeout=30)
+    assert r.status_code == 204, r.text
+
+    page.goto(f"{hub_client.base}/hub/login")
+    page.fill("#username_input", "carol")
+    page.fill("#password_input", PASSWORDS["carol"])
+    page.click("#login_submit")
+    page.wait_for_url("**/user/carol/lab**", timeout=60_000)
+    page.goto(f"{hub_client.base}/user/carol/lab/tree/unsaved-work.ipynb?reset")
+    editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .cm-content").first
+    editor.wait_for(timeout=60_000)
+    editor.click()
+    page.keyboard.type("answer = 42  # typed, never saved by hand")
+    on_disk = httpx.get(api, headers=headers, timeout=30).json()
+    assert on_disk["content"]["cells"][0]["source"] == ""  # typed, not saved yet
+
+    notice = page.locator(
+        ".jp-toast-message, .Toastify__toast-body", has_text="This session ends at"
+    )
+    notice.first.wait_for(timeout=170_000)
+    page.screenshot(path=IMAGES / "walltime-warning.png")
+    saved = httpx.get(api, headers=headers, timeout=30).json()
+    assert "answer = 42" in saved["content"]["cells"][0]["source"]
+    hub_client.stop("carol", token)
