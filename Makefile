@@ -1,7 +1,7 @@
 # FactoryHub: the README's commands. Run as root on Debian 12.
 PY := /opt/factoryhub/venv/bin
 
-.PHONY: demo test stop status lint unit courses
+.PHONY: demo test stop status lint unit courses bench
 
 demo:            ## install everything, start Slurm + proxy + hub, print URL and accounts
 	deploy/install.sh
@@ -14,10 +14,16 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	$(PY)/pytest -p no:cacheprovider
 	$(PY)/factoryhub course check
 	$(PY)/factoryhub course validate --on slurm --reports reports
+	$(PY)/python benchmarks/run.py --smoke --out reports/bench-smoke
 
 lint:
 	$(PY)/ruff check .
 	$(PY)/ruff format --check .
+
+bench:           ## FactoryHub against its peers (docs/performance.md, benchmarks/results/)
+	deploy/install.sh --test
+	$(PY)/factoryhub slurm start --repo $(CURDIR)
+	$(PY)/python benchmarks/run.py
 
 courses:         ## validate every course in notebooks/ on the embedded Slurm (reports/)
 	$(PY)/factoryhub course validate --on slurm --reports reports

@@ -1,0 +1,267 @@
+"""`make bench`: FactoryHub against its peers, side by side in one run, alternating, with ratios.
+
+Measured here: P4 (course validation against a loop of papermill's command line on the same
+notebooks) and P6 (a two-worker Dask cluster through the widget against dask-jobqueue used
+directly). Results: benchmarks/results/<name>.json (with versions and the machine), a PNG plot,
+and the table in docs/performance.md. `--smoke` runs one tiny pair of each so the harness cannot
+rot (part of `make test`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRATCH = Path(tempfile.mkdtemp(prefix="factoryhub-bench-"))
+SCRATCH.chmod(0o755)  # the learner's and trainer's runs read and write below it
+VENV = Path("/opt/factoryhub/venv/bin")
+LEARNER, TRAINER = "alice", "trainer"
+
+
+def as_user(user: str, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """argv run as `user` with their HOME, and `env` on top."""
+    extra = [f"{k}={v}" for k, v in (env or {}).items()]
+    home = f"HOME=/home/{user}"
+    return [
+        "/usr/sbin/runuser",
+        "-u",
+        user,
+        "--",
+        "/usr/bin/env",
+        home,
+        f"USER={user}",
+        *extra,
+        *argv,
+    ]
+
+
+def timed(argv: list[str], cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, cwd=cwd, capture_output=True, text=True, timeout=1800)
+    return time.perf_counter() - started
+
+
+def site_env() -> dict[str, str]:
+    from factoryhub.site import SITE_ENV, load_site, public_site_data
+
+    site = load_site(REPO / "hub_config" / "site.toml")
+    return {
+        SITE_ENV: json.dumps(public_site_data(site)),
+        "PATH": f"{VENV}:/usr/bin:/bin",  # as in a session: the environment's tools first
+    }
+
+
+def p6(repeat: int) -> dict[str, object]:
+    """Two-worker cluster to first result: widget vs dask-jobqueue, alternating."""
+    probe = str(REPO / "benchmarks" / "dask_start.py")
+    env = site_env()
+    runs: dict[str, list[float]] = {"factoryhub widget": [], "dask-jobqueue": []}
+    for _ in range(repeat):
+        for name, mode in (("factoryhub widget", "widget"), ("dask-jobqueue", "direct")):
+            out = subprocess.run(
+                as_user(LEARNER, [str(VENV / "python"), probe, mode], env),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                cwd=f"/home/{LEARNER}",
+            )
+            runs[name].append(float(out.stdout.strip().splitlines()[-1]))
+    return summary(runs, "factoryhub widget", "dask-jobqueue", target="≤ 1.2× dask-jobqueue")
+
+
+def papermill_loop(courses: list[Path]) -> list[str]:
+    """One shell-free command per notebook: papermill's CLI with the course's smoke parameters."""
+    from factoryhub.courses.model import load_course
+
+    commands = []
+    for folder in courses:
+        course = load_course(folder)
+        for notebook in course.notebooks:
+            params = course.validation.parameters_for(notebook)
+            argv = [str(VENV / "papermill"), notebook, f"executed-{notebook}"]
+            for key, value in params.items():
+                argv += ["-y", f"{key}: {json.dumps(value)}"]
+            commands.append(json.dumps({"cwd": str(folder), "argv": argv}))
+    return commands
+
+
+def p4(courses: list[Path], repeat: int) -> dict[str, object]:
+    """Course validation on Slurm vs papermill's CLI run notebook after notebook (as trainer)."""
+    validate = [
+        str(VENV / "factoryhub"),
+        "course",
+        "validate",
+        "--on",
+        "slurm",
+        "--reports",
+        str(SCRATCH / "reports"),
+        *map(str, courses),
+    ]
+    loop = papermill_loop(courses)
+    env = site_env()
+    runs: dict[str, list[float]] = {"factoryhub course validate": [], "papermill CLI loop": []}
+    for _ in range(repeat):
+        runs["factoryhub course validate"].append(timed(validate, cwd=REPO))
+        started = time.perf_counter()
+        for item in map(json.loads, loop):
+            work = SCRATCH / "papermill" / Path(item["cwd"]).name
+            subprocess.run(["rm", "-rf", str(work)], check=True)
+            work.parent.mkdir(exist_ok=True)
+            subprocess.run(["cp", "-r", item["cwd"], str(work)], check=True)
+            subprocess.run(["chown", "-R", TRAINER, str(work)], check=True)
+            subprocess.run(
+                as_user(TRAINER, item["argv"], env),
+                check=True,
+                cwd=work,
+                capture_output=True,
+                timeout=1800,
+            )
+        runs["papermill CLI loop"].append(time.perf_counter() - started)
+    return summary(
+        runs, "papermill CLI loop", "factoryhub course validate", target="factoryhub ≥ 2× faster"
+    )
+
+
+def summary(runs: dict[str, list[float]], num: str, den: str, target: str) -> dict[str, object]:
+    """Medians and the pair-by-pair ratio num/den."""
+    ratios = [a / b for a, b in zip(runs[num], runs[den], strict=True)]
+    return {
+        "runs_s": runs,
+        "median_s": {k: statistics.median(v) for k, v in runs.items()},
+        "ratio": f"{num} / {den}",
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "target": target,
+    }
+
+
+def versions() -> dict[str, str]:
+    names = [
+        "factoryhub",
+        "jupyterhub",
+        "dask",
+        "distributed",
+        "dask-jobqueue",
+        "papermill",
+        "nbval",
+        "torch",
+    ]
+    found = {n: metadata.version(n) for n in names}
+    found["slurm"] = subprocess.run(["sinfo", "-V"], capture_output=True, text=True).stdout.strip()
+    found["python"] = platform.python_version()
+    return found
+
+
+def machine() -> dict[str, object]:
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+    }
+
+
+def plot(results: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 3), dpi=100)
+    axes = figure.subplots(1, len(results))
+    for ax, (name, result) in zip(
+        list(axes) if len(results) > 1 else [axes], results.items(), strict=True
+    ):
+        medians = result["median_s"]
+        ax.bar(list(medians), list(medians.values()), color=["#1565c0", "#9e9e9e"])
+        ax.set_title(f"{name}: {result['ratio_median']:.2f}x", fontsize=9)
+        ax.set_ylabel("seconds (median)")
+        ax.tick_params(axis="x", labelsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def table(results: dict[str, dict]) -> str:
+    rows = [
+        "| benchmark | FactoryHub (median s) | peer (median s) | ratio (median, pair by pair)"
+        " | target |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        ours = next(v for k, v in r["median_s"].items() if "factoryhub" in k)
+        peer = next(v for k, v in r["median_s"].items() if "factoryhub" not in k)
+        ratio = f"{r['ratio']} = {r['ratio_median']:.2f}"
+        rows.append(f"| {name} | {ours:.1f} | {peer:.1f} | {ratio} | {r['target']} |")
+    return "\n".join(rows)
+
+
+def performance_page(record: dict) -> str:
+    """docs/performance.md from a full run (written by `make bench`, committed)."""
+    versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
+    m = record["machine"]
+    return f"""# Performance
+
+Measured by `make bench` (benchmarks/run.py): FactoryHub and its peer in the same run,
+alternating, {record["repeat"]} pairs; medians and the median of the pair-by-pair ratios.
+Raw figures: [benchmarks/results/bench.json](../benchmarks/results/bench.json).
+
+{table(record["results"])}
+
+![medians](../benchmarks/results/bench.png)
+
+- **P4**: `factoryhub course validate --on slurm` on every course in notebooks/
+  ({", ".join(record["courses"])}) — papermill execution *and* nbval comparison, one Slurm job per
+  notebook, in parallel — against papermill's command line run notebook after notebook as the
+  trainer, with the same smoke parameters (execution only, no comparison).
+- **P6**: seconds from the start of a fresh Python process until a two-worker Slurm-backed Dask
+  cluster returned a result: `factoryhub.widgets.SessionCluster` (TLS, private dashboard socket,
+  reaper) against dask-jobqueue's `SLURMCluster` with the same partition, worker size and
+  walltime.
+
+Not measured yet (issue 8 stays open): P1–P3 (time to ready for 1, 10 and 50 learners against
+stock batchspawner 1.3.0 and the machine's floor) and P5 (scheduler queries and hub CPU with 50
+running servers).
+
+Machine: {m["platform"]}, {m["cpus"]} CPUs, {m["memory_gb"]} GiB. Versions: {versions}.
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="one tiny pair of each")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    courses = sorted(p.parent for p in (REPO / "notebooks").glob("*/course.toml"))
+    if args.smoke:
+        courses, args.repeat = [REPO / "notebooks" / "first-steps"], 1
+    results = {"P4 course validation": p4(courses, args.repeat), "P6 Dask cluster": p6(args.repeat)}
+    name = "smoke" if args.smoke else "bench"
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "machine": machine(),
+        "versions": versions(),
+        "courses": [c.name for c in courses],
+        "repeat": args.repeat,
+        "results": results,
+    }
+    (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
+    plot(results, args.out / f"{name}.png")
+    print(table(results))
+    if not args.smoke:
+        (REPO / "docs" / "performance.md").write_text(performance_page(record), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
