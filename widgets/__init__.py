@@ -3,22 +3,25 @@
     from factoryhub.widgets import GPURequest, JobMonitor, DaskCluster, EnergyPanel
 
 Each takes an optional `SessionContext` (read from the session's environment by default); the
-logic behind them is plain functions and coroutines, tested without a browser.
+logic behind them is plain functions and coroutines, tested without a browser. Names are
+imported on first use, so `SessionCluster` alone does not pay for ipywidgets.
 """
 
-from .context import SessionContext, session_context
-from .dask_cluster import SessionCluster
-from .dask_panel import DaskCluster
-from .energy_panel import EnergyPanel
-from .gpu_request import GPURequest
-from .monitor import JobMonitor
+from importlib import import_module
 
-__all__ = [
-    "DaskCluster",
-    "EnergyPanel",
-    "GPURequest",
-    "JobMonitor",
-    "SessionCluster",
-    "SessionContext",
-    "session_context",
-]
+_HOMES = {
+    "DaskCluster": ".dask_panel",
+    "EnergyPanel": ".energy_panel",
+    "GPURequest": ".gpu_request",
+    "JobMonitor": ".monitor",
+    "SessionCluster": ".dask_cluster",
+    "SessionContext": ".context",
+    "session_context": ".context",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name], __name__), name)
