@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from factoryhub.spawners.jobscript import resource_options
-from factoryhub.spawners.request import access_for, parse_request
 
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import SITE_ENV, Site, public_site_data
 from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.spawners.jobscript import resource_options
+from factoryhub.spawners.request import access_for, parse_request
 
 from .execute import NotebookResult, course_cells
 from .model import Course

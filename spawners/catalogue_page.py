@@ -8,11 +8,11 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from factoryhub.courses.catalogue import catalogue_dir, published
-from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
+from factoryhub.courses.catalogue import catalogue_dir, published
+from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import SlurmClient
 

@@ -18,13 +18,13 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
-from factoryhub.courses.model import COURSE_NAME
-from factoryhub.courses.sync import sync_course
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
+from factoryhub.courses.model import COURSE_NAME
+from factoryhub.courses.sync import sync_course
 from factoryhub.site import WARN_ENV
 
 from .port_report import report_port

@@ -13,17 +13,9 @@ import json
 import logging
 import os
 import pwd
-import re
 import time
 from functools import lru_cache
 
-from factoryhub.courses.catalogue import (
-    COURSE_ENV,
-    COURSE_SOURCE_ENV,
-    catalogue_dir,
-    course_presets,
-    landing_page,
-)
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
@@ -31,35 +23,30 @@ from tornado import web
 from traitlets import Any, Float, Unicode, default
 
 from factoryhub.capacity import Capacity
+from factoryhub.courses.catalogue import (
+    COURSE_ENV,
+    COURSE_SOURCE_ENV,
+    catalogue_dir,
+)
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
-from .estimate import SERVICE_NAME, Estimate, estimate_start, never_reason
-from .form import render_options_form
+from .estimate import Estimate, estimate_start
 from .jobscript import SessionJob, render_job_script
 from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
+from .options import UNAVAILABLE, apply_request, live_options_form, warning_seconds
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
 from .request import (
     FIELDS,
     RequestError,
     ResourceRequest,
-    access_for,
     bounded_options,
-    parse_request,
 )
 from .sweeper import cancel_session_workers, ensure_sweep
 from .watcher import JobWatcher, Snapshot
-
-_UNAVAILABLE = (
-    "The scheduler is not answering right now, so nothing was submitted."
-    " Running sessions are not affected; try again in a minute."
-)
-
-# Named servers' names go into job names: keep them to what any Slurm and shell take.
-_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{0,40}", re.ASCII)
 
 # Environment variables the job may inherit from the hub besides JupyterHub's own.
 _PASSED_ENV = ("LANG", "LC_ALL", "TZ")
@@ -90,60 +77,6 @@ def _shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
     if key not in _WATCHERS:
         _WATCHERS[key] = JobWatcher(client, log)
     return _WATCHERS[key]
-
-
-def warning_seconds(request: ResourceRequest, site: Site) -> int:
-    """How long before its end Slurm warns a session: the site's lead, at most half the
-    walltime (a 10-minute warning on a 15-minute debug session would come at once)."""
-    return min(site.session.warn_minutes * 60, request.walltime_minutes * 30)
-
-
-async def _apply_request(spawner: SlurmSpawner, options: dict) -> None:
-    """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
-    400; store only the normalised request, never the raw options.
-
-    Every field is checked against the site first, with no scheduler call; only a request that
-    passed is held against the live scheduler (reservations, and whether it could ever start:
-    a walltime over the partition's real MaxTime would otherwise pend forever).
-    """
-    site, user = spawner.site, spawner.user.name
-    try:
-        if not _SERVER_NAME.fullmatch(spawner.name or ""):
-            raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
-        options = bounded_options(options or {})
-        without_reservation = {k: v for k, v in options.items() if k != "reservation"}
-        courses = course_presets(site) if options.get("course") else {}
-        request = parse_request(without_reservation, site, access_for(site, user), courses)
-        if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
-            raise web.HTTPError(503, _UNAVAILABLE)
-        # a workshop's reservation may have just begun: read those fresh
-        fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
-        capacity = await spawner.live_capacity(max_age=fresh)
-        if capacity is not None:
-            access = access_for(site, user, capacity.reservations)
-            request = parse_request(options, site, access, courses)
-            if reason := never_reason(request, capacity):
-                raise RequestError(f"cannot start: {reason}")
-    except RequestError as exc:
-        spawner.user_options = spawner.orm_spawner.user_options = {}
-        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
-    spawner.request = request
-    spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
-    if request.course:
-        spawner.default_url = landing_page(site, request.course)
-
-
-async def _live_options_form(spawner: SlurmSpawner) -> str:
-    """The spawn form with the partitions' free capacity and the default request's estimate."""
-    capacity = await spawner.live_capacity()
-    reservations = capacity.reservations if capacity else ()
-    access = access_for(spawner.site, spawner.user.name, reservations)
-    estimate = None
-    if capacity is not None:
-        estimate = await spawner.estimate(parse_request({}, spawner.site, access), capacity)
-    root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
-    url = f"{root}/services/{SERVICE_NAME}/estimate"
-    return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)
 
 
 class SlurmSpawner(Spawner):
@@ -183,11 +116,11 @@ class SlurmSpawner(Spawner):
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
-        return _apply_request
+        return apply_request
 
     @default("options_form")
     def _default_options_form(self):
-        return _live_options_form
+        return live_options_form
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -284,7 +217,7 @@ class SlurmSpawner(Spawner):
     async def start(self) -> tuple[str, int]:
         self._ensure_sweep()
         if self.request is None:
-            await _apply_request(self, self.user_options)
+            await apply_request(self, self.user_options)
         try:
             account = pwd.getpwnam(self.user.name)
         except KeyError:
@@ -315,7 +248,7 @@ class SlurmSpawner(Spawner):
             )
         except SchedulerUnavailable as exc:
             self.log.warning("sbatch for %s: %s", self._log_name, exc)
-            raise web.HTTPError(503, _UNAVAILABLE) from None
+            raise web.HTTPError(503, UNAVAILABLE) from None
         except SlurmError as exc:
             raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
         self.job_id = job_id

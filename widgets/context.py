@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factoryhub.spawners.request import UserAccess, access_for
-
 from factoryhub.capacity import Capacity
 from factoryhub.site import SITE_ENV, Site, SiteError, site_from_data
 from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.spawners.request import UserAccess, access_for
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping
 
 import ipywidgets as widgets
+
+from factoryhub.slurm import SchedulerUnavailable, SlurmError
 from factoryhub.spawners.estimate import Estimate, estimate_start
 from factoryhub.spawners.request import (
     RequestError,
@@ -18,8 +20,6 @@ from factoryhub.spawners.request import (
     access_for,
     parse_request,
 )
-
-from factoryhub.slurm import SchedulerUnavailable, SlurmError
 
 from .advice import suggest
 from .background import spawn

@@ -9,14 +9,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from factoryhub.spawners.estimate import phrase_start
-from factoryhub.spawners.reasons import explain_pending
-
 from factoryhub.durations import DurationError, describe_seconds, parse_seconds
 from factoryhub.energy import EnergyFigure, JobUsage, job_energy
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import Site
 from factoryhub.slurm import UserJob
+from factoryhub.spawners.estimate import phrase_start
+from factoryhub.spawners.reasons import explain_pending
 
 _GRES = re.compile(r"gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
 LIVE_PHASES = (Phase.QUEUED, Phase.STARTING, Phase.RUNNING, Phase.PAUSED)

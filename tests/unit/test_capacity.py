@@ -4,6 +4,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+
+from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.spawners import parse_request
 from factoryhub.spawners.estimate import (
     estimate_from_capacity,
@@ -11,8 +13,6 @@ from factoryhub.spawners.estimate import (
     parse_test_only,
     phrase_start,
 )
-
-from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 
 PARTITIONS = (
     "PartitionName=cpu AllowGroups=ALL Default=YES DefaultTime=01:00:00 MaxTime=12:00:00"

@@ -5,6 +5,7 @@ from xml.etree import ElementTree as ET
 
 import nbformat
 from coursekit import broken_course, good_course
+
 from factoryhub.courses.execute import CellResult, NotebookResult, compare_cells
 from factoryhub.courses.model import load_course
 from factoryhub.courses.outputs import OutputComparison, cell_options

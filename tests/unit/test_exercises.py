@@ -1,6 +1,7 @@
 """Course exercises: checked answers, hints, solutions, and the solve switch of validation."""
 
 import pytest
+
 from factoryhub.courses.exercises import Exercises
 
 SOLUTIONS = """

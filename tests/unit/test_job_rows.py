@@ -4,10 +4,10 @@ from datetime import datetime
 
 import pytest
 from conftest import user_job
-from factoryhub.widgets.jobrows import describe_job, gpus_of, job_row, job_rows, rows_table
 
 from factoryhub.jobstate import Phase
 from factoryhub.slurm import SlurmError, parse_user_jobs
+from factoryhub.widgets.jobrows import describe_job, gpus_of, job_row, job_rows, rows_table
 
 NOW = datetime(2030, 1, 1, 12, 0, 0)
 

@@ -1,4 +1,5 @@
 import pytest
+
 from factoryhub.spawners import parse_request
 from factoryhub.spawners.jobscript import SessionJob, render_job_script
 

@@ -1,4 +1,5 @@
 import pytest
+
 from factoryhub.spawners.port_report import format_port_report, parse_port_report
 
 

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+
 from factoryhub.spawners import RequestError, parse_request
 
 
@@ -79,9 +80,8 @@ def test_options_must_be_an_object(demo_site, raw):
 
 
 def _access(demo_site, user, reservations=()):
-    from factoryhub.spawners.request import access_for
-
     from factoryhub.capacity import Reservation
+    from factoryhub.spawners.request import access_for
 
     live = tuple(
         Reservation(name=n, users=u, accounts=(), partition="", active=a, end="")

@@ -3,10 +3,11 @@
 from types import SimpleNamespace
 
 import pytest
+from tornado import web
+
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.livesite import forget_readings
 from factoryhub.spawners.spawner import _WATCHERS
-from tornado import web
 
 
 @pytest.fixture
@@ -239,7 +240,7 @@ async def test_scheduler_down_refuses_at_once_after_checking_the_input(spawner, 
 
 def test_warning_comes_ten_minutes_ahead_or_halfway(demo_site):
     from factoryhub.spawners import parse_request
-    from factoryhub.spawners.spawner import warning_seconds
+    from factoryhub.spawners.options import warning_seconds
 
     assert warning_seconds(parse_request({"walltime": "02:00:00"}, demo_site), demo_site) == 600
     assert warning_seconds(parse_request({"walltime": "00:06:00"}, demo_site), demo_site) == 180

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from conftest import job_info
+
 from factoryhub.spawners.sweeper import orphans
 
 NOW = datetime(2026, 11, 25, 12, 0, 0)

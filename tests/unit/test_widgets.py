@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from conftest import job_info, user_job
+
+from factoryhub.site import SiteError, parse_site, public_site_data
 from factoryhub.spawners.sweeper import orphaned_workers
 from factoryhub.widgets import EnergyPanel, GPURequest, JobMonitor, SessionContext
 from factoryhub.widgets.context import session_context
@@ -22,8 +24,6 @@ from factoryhub.widgets.energy_panel import energy_plot, factors_line, session_l
 from factoryhub.widgets.gpu_request import batch_environment
 from factoryhub.widgets.monitor import carry_over, tail_lines
 from factoryhub.widgets.reaper import cancel_argv
-
-from factoryhub.site import SiteError, parse_site, public_site_data
 
 
 @pytest.fixture

@@ -1,0 +1,82 @@
+"""The user-options hooks of `SlurmSpawner`: checking a request (form and REST alike) and the
+live spawn form. Kept apart from the spawner's job lifecycle; both take the spawner."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from tornado import web
+
+from factoryhub.courses.catalogue import course_presets, landing_page
+from factoryhub.site import Site
+
+from .estimate import SERVICE_NAME, never_reason
+from .form import render_options_form
+from .livesite import CAPACITY_MAX_AGE
+from .request import RequestError, ResourceRequest, access_for, bounded_options, parse_request
+
+if TYPE_CHECKING:
+    from .spawner import SlurmSpawner
+
+UNAVAILABLE = (
+    "The scheduler is not answering right now, so nothing was submitted."
+    " Running sessions are not affected; try again in a minute."
+)
+
+# Named servers' names go into job names: keep them to what any Slurm and shell take.
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{0,40}", re.ASCII)
+
+
+def warning_seconds(request: ResourceRequest, site: Site) -> int:
+    """How long before its end Slurm warns a session: the site's lead, at most half the
+    walltime (a 10-minute warning on a 15-minute debug session would come at once)."""
+    return min(site.session.warn_minutes * 60, request.walltime_minutes * 30)
+
+
+async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
+    """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
+    400; store only the normalised request, never the raw options.
+
+    Every field is checked against the site first, with no scheduler call; only a request that
+    passed is held against the live scheduler (reservations, and whether it could ever start:
+    a walltime over the partition's real MaxTime would otherwise pend forever).
+    """
+    site, user = spawner.site, spawner.user.name
+    try:
+        if not _SERVER_NAME.fullmatch(spawner.name or ""):
+            raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
+        options = bounded_options(options or {})
+        without_reservation = {k: v for k, v in options.items() if k != "reservation"}
+        courses = course_presets(site) if options.get("course") else {}
+        request = parse_request(without_reservation, site, access_for(site, user), courses)
+        if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
+            raise web.HTTPError(503, UNAVAILABLE)
+        # a workshop's reservation may have just begun: read those fresh
+        fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
+        capacity = await spawner.live_capacity(max_age=fresh)
+        if capacity is not None:
+            access = access_for(site, user, capacity.reservations)
+            request = parse_request(options, site, access, courses)
+            if reason := never_reason(request, capacity):
+                raise RequestError(f"cannot start: {reason}")
+    except RequestError as exc:
+        spawner.user_options = spawner.orm_spawner.user_options = {}
+        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
+    spawner.request = request
+    spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
+    if request.course:
+        spawner.default_url = landing_page(site, request.course)
+
+
+async def live_options_form(spawner: SlurmSpawner) -> str:
+    """The spawn form with the partitions' free capacity and the default request's estimate."""
+    capacity = await spawner.live_capacity()
+    reservations = capacity.reservations if capacity else ()
+    access = access_for(spawner.site, spawner.user.name, reservations)
+    estimate = None
+    if capacity is not None:
+        estimate = await spawner.estimate(parse_request({}, spawner.site, access), capacity)
+    root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
+    url = f"{root}/services/{SERVICE_NAME}/estimate"
+    return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)
