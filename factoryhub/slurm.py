@@ -140,7 +140,7 @@ def parse_node_addresses(text: str) -> dict[str, str]:
     """NodeName → NodeAddr from `scontrol show node --oneliner`."""
     addresses: dict[str, str] = {}
     for line in text.splitlines():
-        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        fields = parse_fields(line)
         if "NodeName" in fields:
             addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
     return addresses
@@ -201,8 +201,8 @@ def parse_user_jobs(text: str) -> list[UserJob]:
     return sorted(jobs, key=lambda j: int(j.job_id.split("_")[0]), reverse=True)
 
 
-def parse_job_fields(text: str) -> dict[str, str]:
-    """`Key=Value` pairs of one `scontrol show job --oneliner` line."""
+def parse_fields(text: str) -> dict[str, str]:
+    """`Key=Value` pairs of one `scontrol show … --oneliner` line."""
     return dict(re.findall(r"(\w+)=(\S*)", text))
 
 
@@ -311,7 +311,7 @@ class SlurmClient:
     async def job_output_path(self, job_id: str) -> str:
         """Where a job writes its standard output (`scontrol show job`'s StdOut)."""
         result = await self.run([self._cmd("scontrol"), "show", "job", job_id, "--oneliner"])
-        return parse_job_fields(result.stdout).get("StdOut", "")
+        return parse_fields(result.stdout).get("StdOut", "")
 
     async def consumed_energy(self, job_ids: Iterable[str]) -> dict[str, float]:
         """Joules Slurm's energy accounting measured per job (`sacct`); empty where the site

@@ -281,6 +281,37 @@ async def _collect_stdout(ws, msg_id: str) -> str:
             return "".join(out)
 
 
+def notebook_model(cells: list[str]) -> dict:
+    """A notebook of code cells, as the Jupyter contents API takes it."""
+    code = [
+        {
+            "cell_type": "code",
+            "source": c,
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+            "id": f"c{i}",
+        }
+        for i, c in enumerate(cells)
+    ]
+    metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    content = {"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": code}
+    return {"type": "notebook", "content": content}
+
+
+def server_job(user: str, state: str) -> str | None:
+    """The id of `user`'s default test server's job in Slurm state `state` (PD, R…), if any."""
+    out = subprocess.run(
+        ["squeue", "-h", "-u", user, "-t", state, "-o", "%i|%j"], capture_output=True, text=True
+    ).stdout
+    ids = [
+        i
+        for i, name in (line.split("|", 1) for line in out.splitlines())
+        if name == f"fh:test:{user}:"
+    ]
+    return ids[0] if ids else None
+
+
 def job_of(user: str, server: str = "") -> str:
     """The id of the live test job carrying `user`'s server (by its job name)."""
     out = subprocess.run(

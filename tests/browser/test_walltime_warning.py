@@ -4,28 +4,11 @@ stays) and saves the notebook the learner left unsaved, before Slurm ends the jo
 import httpx
 import pytest
 from chromium import IMAGES
-from realsite import PASSWORDS
+from realsite import PASSWORDS, notebook_model
 
 pytestmark = pytest.mark.browser
 
-NOTEBOOK = {
-    "type": "notebook",
-    "content": {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-        "cells": [
-            {
-                "cell_type": "code",
-                "source": "",
-                "metadata": {},
-                "outputs": [],
-                "execution_count": None,
-                "id": "c0",
-            }
-        ],
-    },
-}
+NOTEBOOK = notebook_model([""])
 
 
 def test_walltime_warning_notifies_and_saves_open_notebooks(page, hub_client):

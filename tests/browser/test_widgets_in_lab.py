@@ -5,7 +5,7 @@ import httpx
 import pytest
 from chromium import IMAGES
 from playwright.sync_api import expect
-from realsite import PASSWORDS
+from realsite import PASSWORDS, notebook_model
 
 pytestmark = pytest.mark.browser
 
@@ -25,33 +25,11 @@ CELLS = [
 ]
 
 
-def notebook(cells: list[str]) -> dict:
-    return {
-        "type": "notebook",
-        "content": {
-            "nbformat": 4,
-            "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
-            "cells": [
-                {
-                    "cell_type": "code",
-                    "source": c,
-                    "metadata": {},
-                    "outputs": [],
-                    "execution_count": None,
-                    "id": f"c{i}",
-                }
-                for i, c in enumerate(cells)
-            ],
-        },
-    }
-
-
 def test_widgets_render_in_jupyterlab(page, hub_client):
     token = hub_client.login_token("alice")
     hub_client.start("alice", token, options={"partition": "cpu", "cpus": 2})
     api = f"{hub_client.base}/user/alice/api/contents/widgets-tour.ipynb"
-    r = httpx.put(api, json=notebook(CELLS), headers={"Authorization": f"token {token}"})
+    r = httpx.put(api, json=notebook_model(CELLS), headers={"Authorization": f"token {token}"})
     assert r.status_code in (200, 201), r.text
 
     page.set_viewport_size({"width": 1400, "height": 1000})

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from realsite import job_of, squeue_row, wait_until
+from realsite import job_of, server_job, squeue_row, wait_until
 
 from factoryhub.daemons import running_pid
 from factoryhub.hubprocess import start_hub
@@ -30,7 +30,7 @@ def test_f1_hub_killed_while_the_job_is_pending(hub_client, real_hub):
         with hub_client.api(token) as api:
             r = api.post("/users/alice/server", json={"user_options": {"partition": "cpu"}})
             assert r.status_code == 202, r.text
-        job_id = wait_until(lambda: _pending_job("alice"), 20, "job pending")
+        job_id = wait_until(lambda: server_job("alice", "PD"), 20, "job pending")
         os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
         wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
         assert squeue_row(job_id)["state"] == "PENDING"
@@ -46,18 +46,6 @@ def test_f1_hub_killed_while_the_job_is_pending(hub_client, real_hub):
     hub_client.start("alice", token)  # no admin needed to start again
     assert job_of("alice") != job_id
     hub_client.stop("alice", token)
-
-
-def _pending_job(user: str) -> str | None:
-    out = subprocess.run(
-        ["squeue", "-h", "-u", user, "-t", "PD", "-o", "%i|%j"], capture_output=True, text=True
-    ).stdout
-    ids = [
-        i
-        for i, name in (line.split("|", 1) for line in out.splitlines())
-        if name.startswith("fh:test:")
-    ]
-    return ids[0] if ids else None
 
 
 def test_f12_node_down_leaves_no_zombie_and_no_requeued_orphan(hub_client):
@@ -177,7 +165,7 @@ def test_f2_hub_killed_after_the_job_runs_before_its_port_is_known(hub_client, r
     with hub_client.api(token) as api:
         r = api.post("/users/bob/server", json={"user_options": {"environment": "slow"}})
         assert r.status_code == 202, r.text
-    job_id = wait_until(lambda: _running_job("bob"), 20, "job running, server not up yet")
+    job_id = wait_until(lambda: server_job("bob", "R"), 20, "job running, server not up yet")
     os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
     wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
     start_hub(real_hub)
@@ -189,18 +177,6 @@ def test_f2_hub_killed_after_the_job_runs_before_its_port_is_known(hub_client, r
     wait_until(lambda: hub_client.server("bob", token) is None, 30, "record cleared")
     hub_client.start("bob", token)  # the learner simply starts again
     hub_client.stop("bob", token)
-
-
-def _running_job(user: str) -> str | None:
-    out = subprocess.run(
-        ["squeue", "-h", "-u", user, "-t", "R", "-o", "%i|%j"], capture_output=True, text=True
-    ).stdout
-    ids = [
-        i
-        for i, name in (line.split("|", 1) for line in out.splitlines())
-        if name == f"fh:test:{user}:"
-    ]
-    return ids[0] if ids else None
 
 
 def test_f16_database_locked_for_seconds(hub_client, real_hub):
