@@ -64,21 +64,34 @@ def test_queued_session_says_why_and_where_in_line(page, hub_client):
         page.wait_for_selector("#spawn_form")
         page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
         page.wait_for_function(
-            "document.body.innerText.includes('number 2 in line')", timeout=30_000
+            "document.body !== null && document.body.innerText.includes('number 2 in line')",
+            timeout=30_000,
         )
         text = page.inner_text("body")
         assert "the nodes that fit your request are down or reserved" in text
         page.screenshot(path=IMAGES / "spawn-queued.png")
-    finally:
-        subprocess.run(["scontrol", "update", "nodename=cn[01-02]", "state=resume"], check=False)
+    except BaseException:
+        _resume_and_stop(hub_client, alice)  # leave no server behind for the next tests
+        raise
+    _resume_and_stop(hub_client, alice, check=True)
+
+
+def _resume_and_stop(hub_client, alice: str, check: bool = False) -> None:
+    """Resume the nodes; both queued sessions become ready (asserted when `check`), then stop."""
+    subprocess.run(["scontrol", "update", "nodename=cn[01-02]", "state=resume"], check=False)
     for user in ("alice", "carol"):
         token = alice if user == "alice" else hub_client.login_token("carol")
-        wait_until(
-            lambda u=user, t=token: hub_client.server(u, t) and hub_client.server(u, t)["ready"],
-            60,
-            f"{user} ready after resume",
-        )
-        hub_client.stop(user, token)
+        try:
+            wait_until(
+                lambda u=user, t=token: (hub_client.server(u, t) or {}).get("ready"),
+                60,
+                f"{user} ready after resume",
+            )
+        except AssertionError:
+            if check:
+                raise
+        if hub_client.server(user, token):
+            hub_client.stop(user, token)
 
 
 def test_form_without_javascript_refuses_with_the_limit_inline(hub_client):
