@@ -48,6 +48,10 @@ class SlurmSettings:
     command_timeout: float = 20.0
     poll_interval: float = 10.0
     start_poll_interval: float = 0.25
+    # Start a session with an immediate allocation (salloc --immediate, then srun from the hub
+    # host) when its partition has room this instant, and queue it with sbatch otherwise.
+    # Needs the nodes to reach srun on the hub host (SrunPortRange where a firewall sits).
+    immediate_start: bool = True
     sweep_interval: float = 300.0  # how often orphaned jobs are looked for; 0 turns it off
     orphan_grace: float = 120.0  # a tagged job this old with no server record is an orphan
 

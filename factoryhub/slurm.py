@@ -125,6 +125,15 @@ def parse_job_id(text: str) -> str:
     return match.group(1)
 
 
+_GRANTED = re.compile(r"Granted job allocation (\d+)")
+
+
+def parse_allocation(text: str) -> str | None:
+    """The job id from `salloc`'s "Granted job allocation N", None when there is none."""
+    match = _GRANTED.search(text)
+    return match.group(1) if match else None
+
+
 def parse_position(text: str, job_id: str) -> int | None:
     """Where `job_id` is in a priority-sorted list of job ids (1-based), None if absent."""
     ids = text.split()
@@ -276,6 +285,62 @@ class SlurmClient:
         argv = [*self._as(user, "sbatch"), "--parsable"]
         result = await self.run(argv, stdin=script, env=env, cwd=cwd)
         return parse_job_id(result.stdout)
+
+    async def allocate_now(
+        self, options: list[str], *, user: str, env: Mapping[str, str], cwd: str
+    ) -> str | None:
+        """An allocation that starts this instant (`salloc --immediate --no-shell`) as `user`,
+        or None when Slurm would not start it at once: no room right now, or anything else the
+        queue should decide and explain (limits, reservations). Batch jobs wait for the
+        controller's scheduling tick; an immediate allocation does not."""
+        argv = [*self._as(user, "salloc"), "--immediate", "--no-shell", *options]
+        try:
+            result = await self.run(argv, env=env, cwd=cwd)
+        except SchedulerUnavailable:
+            raise
+        except SlurmError:
+            return None  # "Requested nodes are busy", a limit, …: sbatch will say or queue
+        return parse_allocation(result.stderr)
+
+    async def launch_step(
+        self,
+        job_id: str,
+        options: list[str],
+        command: list[str],
+        *,
+        user: str,
+        env: Mapping[str, str],
+        cwd: str,
+        log_path: str,
+    ) -> None:
+        """Start `command` as a step of allocation `job_id` through a detached `srun`
+        (`setsid --fork`): the hub waits only for the fork, never for the step, and the step
+        outlives the hub (it even outlives its `srun`). `srun`'s own messages go to
+        `log_path`, a file of the hub's."""
+        srun = [self._cmd("srun"), f"--jobid={job_id}", *options, *command]
+        argv = ["/usr/bin/setsid", "--fork", *srun]
+        if self.switch_user:
+            argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
+        with open(log_path, "ab", buffering=0) as log:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=dict(env),
+                    cwd=cwd,
+                )
+            except OSError as exc:
+                raise SlurmError(f"cannot run srun: {exc}") from None
+            try:
+                returncode = await asyncio.wait_for(proc.wait(), self.timeout)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise SlurmError(f"srun did not detach within {self.timeout:g} s") from None
+        if returncode != 0:
+            raise SlurmError(f"srun could not be started (exit {returncode})")
 
     async def query(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
         """One `squeue` for all `job_ids`; jobs Slurm no longer knows are absent."""

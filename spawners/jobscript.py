@@ -74,19 +74,58 @@ def sbatch_options(job: SessionJob) -> list[str]:
     return options
 
 
-def render_job_script(job: SessionJob) -> str:
-    """The whole batch script. Pure: golden-tested without Slurm."""
+def _session_lines(job: SessionJob) -> list[str]:
     log_dir = _checked(job.log_dir, _SAFE_PATH, "log directory").strip("/")
-    lines = ["#!/bin/bash"]
-    lines += [f"#SBATCH {option}" for option in sbatch_options(job)]
-    lines += [
+    return [
         "# The session's output goes to the learner's own log file, written as the learner.",
         f'mkdir -p "$HOME/{log_dir}"',
         f'exec >>"$HOME/{log_dir}/session-$SLURM_JOB_ID.log" 2>&1',
         'echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',
         "# Slurm's walltime warning (SIGUSR1) is ignored until the server installs its handler.",
         "trap '' USR1",
-        f"exec {shlex.join(job.command)}",
+    ]
+
+
+def render_job_script(job: SessionJob) -> str:
+    """The whole batch script. Pure: golden-tested without Slurm."""
+    lines = ["#!/bin/bash"]
+    lines += [f"#SBATCH {option}" for option in sbatch_options(job)]
+    lines += _session_lines(job)
+    lines += [f"exec {shlex.join(job.command)}", ""]
+    return "\n".join(lines)
+
+
+def salloc_options(job: SessionJob) -> list[str]:
+    """The options of an immediate allocation: the batch script's, less its output file and
+    its warning signal. An allocation has no batch shell, and Slurm would signal every process
+    of the step, killing the learner's kernels (seen: the kernel restarted, its state lost);
+    the session's own clock warns instead (`session._warn_before_end`)."""
+    name = _checked(job.job_name, _SAFE_NAME, "job name")
+    return [f"--job-name={name}", *resource_options(job.request)]
+
+
+def step_options(job: SessionJob) -> list[str]:
+    """`srun`'s options for the session's step in its allocation."""
+    return [
+        f"--job-name={_checked(job.job_name, _SAFE_NAME, 'job name')}",
+        "--ntasks=1",
+        f"--cpus-per-task={int(job.request.cpus)}",
+        "--input=none",
+        "--output=/dev/null",
+        "--export=ALL",
+    ]
+
+
+def render_step_script(job: SessionJob, scancel: str) -> str:
+    """The script of an immediate allocation's step (run by `bash -c`). Unlike a batch job,
+    an allocation outlives its last step, so when the server exits the script ends the
+    allocation itself (`scancel` of its own job), leaving nothing to look like a session."""
+    scancel = _checked(scancel, _SAFE_PATH, "scancel path")
+    lines = _session_lines(job)
+    lines += [
+        shlex.join(job.command),
+        'echo "FactoryHub session: the server exited with status $?; ending job $SLURM_JOB_ID"',
+        f'exec {scancel} "$SLURM_JOB_ID"',
         "",
     ]
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """The jupyter-server extension every session loads (`factoryhub.spawners.session`).
 
 - reports the server's port to the hub through the job's Slurm comment (`port_report`);
-- knows when the job's walltime ends, and takes Slurm's warning signal (`--signal=B:USR1@…`)
-  instead of dying from it: the job script ignores SIGUSR1 until this handler is in place;
+- knows when the job's walltime ends and warns `warn_seconds` before it, by its own clock and by
+  Slurm's warning signal (`--signal=B:USR1@…`) for batch jobs, which it takes instead of dying
+  from it: the job script ignores SIGUSR1 until this handler is in place;
 - answers ``GET <base_url>factoryhub/session`` with the job id, its end and the seconds left,
   for the learner's own pages and widgets (authenticated like every Jupyter API);
 - in a session started from the catalogue, syncs the course into the learner's home.
@@ -39,6 +40,7 @@ class SessionClock:
         self.warn_seconds = int(lead) if lead.isdigit() else None  # the spawner's --signal lead
         self.end: datetime | None = None
         self.warned_at: datetime | None = None
+        self.signalled = False  # Slurm's warning signal came (the clock may have come first)
 
     async def read_end(self) -> None:
         squeue = shutil.which("squeue")
@@ -66,6 +68,7 @@ class SessionClock:
             "seconds_left": left,
             "warned": self.warned_at is not None,
             "warn_seconds": self.warn_seconds,
+            "slurm_signal": self.signalled,
         }
 
 
@@ -78,19 +81,37 @@ class SessionHandler(APIHandler):
         self.finish(json.dumps(clock.to_json(datetime.now())))
 
 
+def _on_slurm_signal(serverapp, clock: SessionClock) -> None:
+    clock.signalled = True
+    _on_walltime_warning(serverapp, clock)
+
+
 def _on_walltime_warning(serverapp, clock: SessionClock) -> None:
+    if clock.warned_at is not None:
+        return
     clock.warned_at = datetime.now()
     end = clock.end.strftime("%H:%M") if clock.end else "soon"
     serverapp.log.warning(
-        "factoryhub: walltime warning from Slurm: this session ends at %s; save your work", end
+        "factoryhub: walltime warning: this session ends at %s; save your work", end
     )
+
+
+async def _warn_before_end(serverapp, clock: SessionClock) -> None:
+    """The session's own clock warns `warn_seconds` before the end, whichever comes first with
+    Slurm's signal: a session started as an immediate allocation gets no batch-shell signal
+    (Slurm would signal every process of the step, kernels included)."""
+    await clock.read_end()
+    if clock.end is None or clock.warn_seconds is None:
+        return
+    delay = (clock.end - datetime.now()).total_seconds() - clock.warn_seconds
+    asyncio.get_running_loop().call_later(max(0.0, delay), _on_walltime_warning, serverapp, clock)
 
 
 async def _take_walltime_warning(serverapp, clock: SessionClock) -> None:
     # Registered on the loop that actually runs the server (the one current at extension load
     # time may not be); this replaces the job script's "ignore SIGUSR1".
     asyncio.get_running_loop().add_signal_handler(
-        signal.SIGUSR1, _on_walltime_warning, serverapp, clock
+        signal.SIGUSR1, _on_slurm_signal, serverapp, clock
     )
 
 
@@ -124,5 +145,5 @@ def _load_jupyter_server_extension(serverapp) -> None:
     serverapp.web_app.add_handlers(".*$", [(route, SessionHandler)])
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
-    IOLoop.current().add_callback(clock.read_end)
+    IOLoop.current().add_callback(_warn_before_end, serverapp, clock)
     sync_course_into_home(serverapp)

@@ -15,6 +15,7 @@ import os
 import pwd
 import time
 from functools import lru_cache
+from pathlib import Path
 
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
@@ -33,7 +34,13 @@ from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_dat
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .estimate import Estimate, estimate_start
-from .jobscript import SessionJob, render_job_script
+from .jobscript import (
+    SessionJob,
+    render_job_script,
+    render_step_script,
+    salloc_options,
+    step_options,
+)
 from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
 from .options import UNAVAILABLE, apply_request, live_options_form, warning_seconds
@@ -176,6 +183,7 @@ class SlurmSpawner(Spawner):
         super().clear_state()
         if self.job_id:
             self.watcher.untrack(self.job_id)
+            self._step_log(self.job_id).unlink(missing_ok=True)
         self.job_id = ""
         self.job_node = ""
 
@@ -238,25 +246,65 @@ class SlurmSpawner(Spawner):
             log_dir=self.site.session.log_dir,
             signal=f"B:USR1@{warning_seconds(self.request, self.site)}",
         )
-        self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
         try:
-            job_id = await self.slurm_client.submit(
-                render_job_script(job),
-                user=self.user.name,
-                env=self.job_environment(),
-                cwd=home,
-            )
+            started = self.site.slurm.immediate_start and await self._start_now(job, home)
+            if not started:
+                await self._queue(job, home)
         except SchedulerUnavailable as exc:
-            self.log.warning("sbatch for %s: %s", self._log_name, exc)
+            self.log.warning("starting %s: %s", self._log_name, exc)
             raise web.HTTPError(503, UNAVAILABLE) from None
         except SlurmError as exc:
             raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
+        return await self._wait_until_listening()
+
+    def _adopt(self, job_id: str) -> None:
+        """Make `job_id` this server's job, persisted before anything else happens (I1)."""
         self.job_id = job_id
         self._persist_state()
         self.watcher.track(job_id)
+
+    async def _start_now(self, job: SessionJob, home: str) -> bool:
+        """The fast path: an allocation granted this instant, the server as its step. False
+        when the partition has no room right now (or a limit applies): the queue decides."""
+        env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
+        env["PATH"] = "/usr/bin:/bin"
+        job_id = await self.slurm_client.allocate_now(
+            salloc_options(job), user=self.user.name, env=env, cwd=home
+        )
+        if job_id is None:
+            return False
+        self._adopt(job_id)
+        self.log.info("%s allocated at once as Slurm job %s", self._log_name, job_id)
+        self.progress_log.add(
+            10, f"Room in {self.request.partition} now: started as Slurm job {job_id}"
+        )
+        scancel = os.path.join(self.site.slurm.bin_dir, "scancel")
+        steps = Path(self.site.hub.state_dir) / "steps"
+        steps.mkdir(mode=0o700, exist_ok=True)
+        try:
+            await self.slurm_client.launch_step(
+                job_id,
+                step_options(job),
+                ["/bin/bash", "--noprofile", "--norc", "-c", render_step_script(job, scancel)],
+                user=self.user.name,
+                env=self.job_environment(),
+                cwd=home,
+                log_path=str(steps / f"job-{job_id}.log"),
+            )
+        except SlurmError:
+            await self._cancel_quietly()
+            raise
+        return True
+
+    async def _queue(self, job: SessionJob, home: str) -> None:
+        """The batch path: `sbatch`; the job waits for the scheduler, the learner sees why."""
+        self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
+        job_id = await self.slurm_client.submit(
+            render_job_script(job), user=self.user.name, env=self.job_environment(), cwd=home
+        )
+        self._adopt(job_id)
         self.log.info("%s submitted as Slurm job %s", self._log_name, job_id)
         self.progress_log.add(10, f"Submitted as Slurm job {job_id}")
-        return await self._wait_until_listening()
 
     async def _wait_until_listening(self) -> tuple[str, int]:
         interval = self.site.slurm.start_poll_interval
@@ -296,6 +344,8 @@ class SlurmSpawner(Spawner):
                 f" before JupyterLab was ready. The end of ~/{log}:\n{tail}"
             )
         port = parse_port_report(info.comment)
+        if phase is Phase.RUNNING and port is None:
+            await self._fail_if_step_failed(info.job_id)
         if phase is not Phase.RUNNING or port is None:
             return None
         self.job_node = info.nodes
@@ -303,6 +353,23 @@ class SlurmSpawner(Spawner):
         host = addresses.get(info.nodes, info.nodes)
         self.progress_log.add(95, f"JupyterLab is listening on {info.nodes}")
         return host, port
+
+    def _step_log(self, job_id: str) -> Path:
+        return Path(self.site.hub.state_dir) / "steps" / f"job-{job_id}.log"
+
+    async def _fail_if_step_failed(self, job_id: str) -> None:
+        """An immediate allocation whose `srun` reported an error before the server came up
+        would otherwise hold its resources until the start timeout: end it now, and say why."""
+        try:
+            with self._step_log(job_id).open(errors="replace") as log:
+                errors = [line.strip() for line in log.read(8192).splitlines() if "error" in line]
+        except FileNotFoundError:
+            return
+        if errors:
+            await self._cancel_quietly()
+            raise SessionFailed(
+                f"Your session's Slurm job {job_id} could not start JupyterLab: {errors[0][:300]}"
+            )
 
     # -- poll, stop, progress ---------------------------------------------------------------
 

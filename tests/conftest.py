@@ -77,6 +77,7 @@ class FakeSlurm(SlurmClient):
         self.calls: list[tuple[str, object]] = []
         self.down = False
         self.next_id = 100
+        self.room = True  # whether an immediate allocation is granted
         self.addresses = {"cn01": "10.0.0.1"}
         self.expected_start = "2030-01-01T00:00:00"
         self.live = Capacity(
@@ -104,6 +105,17 @@ class FakeSlurm(SlurmClient):
         self._check()
         self.next_id += 1
         return str(self.next_id)
+
+    async def allocate_now(self, options, *, user: str, env: dict, cwd: str) -> str | None:
+        self.calls.append(("salloc", (list(options), user, dict(env), cwd)))
+        self._check()
+        if not self.room:
+            return None
+        self.next_id += 1
+        return str(self.next_id)
+
+    async def launch_step(self, job_id, options, command, *, user, env, cwd, log_path) -> None:
+        self.calls.append(("srun", (job_id, list(options), list(command), user, dict(env))))
 
     async def query(self, job_ids) -> dict[str, JobInfo]:
         ids = set(job_ids)

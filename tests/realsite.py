@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -86,6 +87,15 @@ def cancel_test_jobs() -> None:
     ids = [line.split()[0] for line in out.splitlines() if " fh:test:" in line]
     if ids:
         subprocess.run(["scancel", *ids], check=False)
+
+
+def job_id_in(events: list[dict]) -> str:
+    """The Slurm job id a spawn's progress events name ("… Slurm job N")."""
+    for event in events:
+        match = re.search(r"Slurm job (\d+)", event.get("message", ""))
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no job id in {[e.get('message') for e in events]}")
 
 
 def squeue_row(job_id: str) -> dict[str, str]:

@@ -62,9 +62,10 @@ def test_f12_node_down_leaves_no_zombie_and_no_requeued_orphan(hub_client):
     try:
         wait_until(lambda: hub_client.server("bob", token) is None, 30, "server record cleared")
         assert "/user/bob" not in hub_client.routes()
-        # Never requeued into a session nobody routes to: the job is over for good.
+        # Never requeued into a session nobody routes to: the job is over for good (a batch
+        # job would be requeued and is cancelled; an immediate allocation ends as NODE_FAIL).
         wait_until(
-            lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone"),
+            lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "NODE_FAIL", "gone"),
             30,
             "job cancelled",
         )

@@ -59,7 +59,9 @@ def test_f14_job_dying_before_its_port_fails_the_spawn_fast_with_its_error(hub_c
     elapsed = time.monotonic() - started
     last = events[-1]
     assert last.get("failed"), events
-    assert "ended (FAILED" in last["message"]
+    # A batch job ends FAILED; an immediate allocation is ended by its step (CANCELLED) after
+    # it logged the server's exit status. Either way the learner reads the job's own error.
+    assert "ended (" in last["message"]
     assert "/opt/no-such-env/bin/jupyterhub-singleuser" in last["message"]
     assert "No such file or directory" in last["message"]
     assert elapsed < 15, f"took {elapsed:.1f} s"

@@ -1,31 +1,64 @@
-"""The session knows its end and survives Slurm's walltime warning (SIGUSR1 ahead of the end).
+"""The session knows its end and warns before it, on both start paths, without losing a kernel.
 
-With a 3-minute walltime the warning comes halfway (Slurm sends it up to a minute early); an
-unprepared Python server would die from SIGUSR1."""
+- A session started as an immediate allocation has no batch shell for Slurm to signal (Slurm
+  would signal every process of the step, kernels too): its own clock warns.
+- A queued session is a batch job: Slurm's warning signal (SIGUSR1 ahead of the end, up to a
+  minute early) reaches the server, which takes it instead of dying from it.
+
+With a 3-minute walltime the warning is due halfway."""
+
+import subprocess
 
 import httpx
 import pytest
-from realsite import job_of, squeue_row, wait_until
+from realsite import job_of, kernel_in, server_job, squeue_row, wait_until
 
 pytestmark = pytest.mark.integration
+NODES = "nodename=cn[01-02]"
 
 
-def test_walltime_warning_is_taken_and_time_left_is_known(hub_client):
-    token = hub_client.login_token("carol")
-    hub_client.start("carol", token, options={"walltime": "00:03:00"})
-    job_id = job_of("carol")
-    url = f"{hub_client.base}/user/carol/factoryhub/session"
-    headers = {"Authorization": f"token {token}"}
+def _session(hub_client, user: str, token: str) -> dict:
+    url = f"{hub_client.base}/user/{user}/factoryhub/session"
+    r = httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
 
-    def session():
-        r = httpx.get(url, headers=headers, timeout=10)
-        assert r.status_code == 200, r.text
-        return r.json()
 
-    info = session()
-    assert info["job_id"] == job_id and 0 < info["seconds_left"] <= 180
-    warned = wait_until(lambda: session()["warned"], 120, "Slurm's walltime warning", interval=2)
-    assert warned
-    assert squeue_row(job_id)["state"] == "RUNNING"  # the signal did not kill the session
-    assert hub_client.server("carol", token)["ready"]
-    hub_client.stop("carol", token)
+def _queued_start(hub_client, user: str, token: str, options: dict) -> None:
+    """Start a session that cannot start at once (nodes drained), then let it run: the queue
+    path, a batch job."""
+    subprocess.run(["scontrol", "update", NODES, "state=drain", "reason=fh-test"], check=True)
+    try:
+        with hub_client.api(token) as api:
+            r = api.post(f"/users/{user}/server", json={"user_options": options})
+            assert r.status_code == 202, r.text
+        wait_until(lambda: server_job(user, "PD"), 10, "the queued job")
+    finally:
+        subprocess.run(["scontrol", "update", NODES, "state=resume"], check=True)
+    wait_until(lambda: (hub_client.server(user, token) or {}).get("ready"), 60, "queued ready")
+
+
+async def test_walltime_warning_on_both_paths_keeps_kernels_and_time_left_is_known(hub_client):
+    short = {"walltime": "00:03:00"}
+    carol, bob = hub_client.login_token("carol"), hub_client.login_token("bob")
+    events = hub_client.start_events("carol", carol, options=short)
+    assert any("Room in cpu now" in e["message"] for e in events)  # the immediate path
+    _queued_start(hub_client, "bob", bob, short)
+    jobs = {"carol": job_of("carol"), "bob": job_of("bob")}
+    info = _session(hub_client, "carol", carol)
+    assert info["job_id"] == jobs["carol"] and 0 < info["seconds_left"] <= 180
+    async with (
+        kernel_in(hub_client.base, "/user/carol/", carol) as carol_kernel,
+        kernel_in(hub_client.base, "/user/bob/", bob) as bob_kernel,
+    ):
+        await carol_kernel("answer = 41")
+        await bob_kernel("answer = 41")
+        wait_until(lambda: _session(hub_client, "carol", carol)["warned"], 150, "carol's clock")
+        wait_until(lambda: _session(hub_client, "bob", bob)["slurm_signal"], 150, "bob's signal")
+        assert not _session(hub_client, "carol", carol)["slurm_signal"]  # no step signalled
+        for user, token, kernel in (("carol", carol, carol_kernel), ("bob", bob, bob_kernel)):
+            assert squeue_row(jobs[user])["state"] == "RUNNING"  # the warning killed nothing
+            assert hub_client.server(user, token)["ready"]
+            assert (await kernel("print(answer + 1)")).strip() == "42"  # nor the kernel
+    hub_client.stop("carol", carol)
+    hub_client.stop("bob", bob)

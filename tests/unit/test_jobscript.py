@@ -1,7 +1,13 @@
 import pytest
 
 from factoryhub.spawners import parse_request
-from factoryhub.spawners.jobscript import SessionJob, render_job_script
+from factoryhub.spawners.jobscript import (
+    SessionJob,
+    render_job_script,
+    render_step_script,
+    salloc_options,
+    step_options,
+)
 
 GOLDEN = """#!/bin/bash
 #SBATCH --job-name=fh:demo:alice:gpu-lab
@@ -75,3 +81,17 @@ def test_unsafe_values_never_reach_the_script(demo_site, changes, what):
 def test_command_words_are_quoted(demo_site):
     script = render_job_script(_job(demo_site, command=("/x/bin/server", "--name=$(reboot)")))
     assert "exec /x/bin/server '--name=$(reboot)'" in script
+
+
+def test_an_immediate_allocation_is_never_signalled_and_its_step_ends_it(demo_site):
+    job = _job(demo_site, signal="B:USR1@300")
+    options = salloc_options(job)
+    # No batch shell: Slurm would signal every process of the step, kernels included.
+    assert not any(o.startswith(("--signal", "--output")) for o in options)
+    script = render_step_script(job, "/usr/bin/scancel")
+    assert not script.startswith("#!") and "#SBATCH" not in script
+    lines = script.splitlines()
+    assert lines[-1] == 'exec /usr/bin/scancel "$SLURM_JOB_ID"'  # when the server exits
+    assert "--cpus-per-task=" + str(job.request.cpus) in step_options(job)
+    with pytest.raises(ValueError, match="scancel path"):
+        render_step_script(job, "/usr/bin/scancel; reboot")

@@ -8,6 +8,7 @@ from factoryhub.slurm import (
     SlurmError,
     UnknownJob,
     classify_failure,
+    parse_allocation,
     parse_job_id,
     parse_node_addresses,
     parse_squeue,
@@ -63,6 +64,13 @@ def test_job_ids():
     assert parse_job_id("123;factory\n") == "123"
     with pytest.raises(SlurmError):
         parse_job_id("sbatch: error: something\n")
+
+
+def test_allocation_ids():
+    # salloc prints to stderr; a refusal ("Requested nodes are busy") carries no id.
+    assert parse_allocation("salloc: Granted job allocation 1059\n") == "1059"
+    busy = "salloc: error: Job submit/allocate failed: Requested nodes are busy\n"
+    assert parse_allocation(busy) is None
 
 
 def test_node_addresses():

@@ -7,7 +7,8 @@ from tornado import web
 
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.livesite import forget_readings
-from factoryhub.spawners.spawner import _WATCHERS
+from factoryhub.spawners.request import parse_request
+from factoryhub.spawners.spawner import _WATCHERS, SessionFailed
 
 
 @pytest.fixture
@@ -253,3 +254,58 @@ async def test_unusable_server_names_are_a_400(spawner, fake_slurm, name):
         await spawner.apply_user_options(spawner, {})
     assert err.value.status_code == 400 and "server name" in err.value.log_message
     assert fake_slurm.calls == []
+
+
+@pytest.fixture
+def starting(spawner, fake_slurm, repo, tmp_path):
+    """A spawner whose site keeps its state in tmp_path, ready for `_submit_and_wait`; the
+    job the fake grants next is running with its port reported."""
+    import tomllib
+
+    import tomli_w
+
+    raw = tomllib.loads((repo / "hub_config" / "site.toml").read_text())
+    raw["hub"]["state_dir"] = str(tmp_path)
+    (tmp_path / "site.toml").write_text(tomli_w.dumps(raw))
+    spawner.site_path = str(tmp_path / "site.toml")
+    spawner.orm_spawner = None
+    spawner.get_env = lambda: {"JUPYTERHUB_API_TOKEN": "secret"}  # JupyterHub's, for a hub
+    spawner.request = parse_request({"partition": "cpu"}, spawner.site)
+    next_id = str(fake_slurm.next_id + 1)
+    fake_slurm.set_job(next_id, "RUNNING", nodes="cn01", comment="fhport:45678")
+    return spawner
+
+
+def _kinds(fake_slurm) -> list[str]:
+    return [kind for kind, _ in fake_slurm.calls if kind in ("salloc", "srun", "submit")]
+
+
+async def test_room_now_starts_an_allocation_and_the_server_as_its_step(starting, fake_slurm):
+    assert await starting._submit_and_wait("/home/alice") == ("10.0.0.1", 45678)
+    assert _kinds(fake_slurm) == ["salloc", "srun"]  # no batch job, no scheduler tick
+    salloc_options, user, env, _ = dict(fake_slurm.calls)["salloc"]
+    assert user == "alice" and "--partition=cpu" in salloc_options
+    assert not any("TOKEN" in key for key in env)  # the allocation carries no secret
+    job_id, _, command, _, step_env = dict(fake_slurm.calls)["srun"]
+    assert job_id == starting.job_id and command[:4] == ["/bin/bash", "--noprofile", "--norc", "-c"]
+    assert 'exec /usr/bin/scancel "$SLURM_JOB_ID"' in command[-1]  # no allocation outlives it
+    assert "JUPYTERHUB_API_TOKEN" in step_env
+
+
+async def test_no_room_now_queues_a_batch_job(starting, fake_slurm):
+    fake_slurm.room = False
+    assert await starting._submit_and_wait("/home/alice") == ("10.0.0.1", 45678)
+    assert _kinds(fake_slurm) == ["salloc", "submit"]
+    assert "Submitted as Slurm job" in " ".join(e["message"] for e in starting.progress_log.events)
+
+
+async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slurm, tmp_path):
+    job_id = str(fake_slurm.next_id + 1)
+    fake_slurm.set_job(job_id, "RUNNING", nodes="cn01")  # the server never reports a port
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / f"job-{job_id}.log").write_text(
+        "srun: error: Unable to create step for job 101: Job/step already completing\n"
+    )
+    with pytest.raises(SessionFailed, match="Unable to create step"):
+        await starting._submit_and_wait("/home/alice")
+    assert ("cancel", job_id) in fake_slurm.calls

@@ -1,0 +1,365 @@
+"""P1–P3 and P5 of `make bench`: time to ready for N learners pressing start at once, and the
+steady state with N running servers — FactoryHub, stock batchspawner 1.3.0 (its own virtual
+environment, benchmarks/peer/) and the machine's floor, in the same run, alternating.
+
+- Time to ready: from each learner's spawn request (REST, as a browser's form post does) to the
+  first 200 of their server through the proxy, waiting on the hub's progress event stream.
+- The floor: a bare JupyterLab launched with an immediate allocation (`salloc --immediate`, then
+  `srun`) plus a route in a configurable-http-proxy; ready at its first 200 through the proxy.
+- Steady state: scheduler job queries counted by slurmctld itself (`sdiag`) and the hub
+  process's CPU time, over a window with N servers running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import tomli_w
+
+from factoryhub.accounts import ensure_accounts
+from factoryhub.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
+from factoryhub.hubprocess import CHP, HubInstance, start_hub, stop_hub
+from factoryhub.site import DemoAccount, load_site
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = Path("/opt/factoryhub/venv/bin")
+PEER = Path("/opt/factoryhub/peer-venv/bin")
+GROUP = "factoryhub"
+TOKEN = secrets.token_hex(24)  # the benchmark's service token on both hubs
+# The same session on every side: one CPU, 1 GB, one hour, in the default partition.
+FACTORYHUB_OPTIONS = {"partition": "cpu", "cpus": 1, "memory_gb": 1, "walltime": "01:00:00"}
+SLURM_REQUEST = ["--partition=cpu", "--nodes=1", "--ntasks=1", "--cpus-per-task=1", "--mem=1G"]
+
+
+def learners(n: int) -> list[str]:
+    names = [f"learner{i:02d}" for i in range(1, n + 1)]
+    accounts = tuple(DemoAccount(name, secrets.token_urlsafe(16)) for name in names)
+    ensure_accounts(accounts, GROUP)
+    return names
+
+
+@dataclass
+class Hub:
+    """A running hub of one kind, reached through its own proxy."""
+
+    name: str
+    api: str  # http://…/hub/api
+    proxy: str  # http://… (public)
+    pidfile: Path
+    poll_interval: float
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {TOKEN}"}
+
+
+# -- the hubs ----------------------------------------------------------------------------------
+
+
+def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
+    """FactoryHub with the demo site's settings (its defaults), on ports of its own."""
+    state = scratch / "factoryhub"
+    state.mkdir(mode=0o700)
+    raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
+    raw["hub"].update(
+        id="bench",
+        url="http://127.0.0.1:28000",
+        hub_port=28081,
+        proxy_api_port=28001,
+        service_port=28082,
+        state_dir=str(state),
+    )
+    site_path = state / "site.toml"
+    site_path.write_text(tomli_w.dumps(raw))
+    config = state / "jupyterhub_config.py"
+    config.write_text(
+        f"load_subconfig({str(REPO / 'hub_config' / 'jupyterhub_config.py')!r})\n"
+        f"c.JupyterHub.services.append({{'name': 'bench', 'api_token': {TOKEN!r}}})\n"
+        "c.JupyterHub.load_roles.append({'name': 'bench', 'services': ['bench'], 'scopes':"
+        " ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n"
+    )
+    instance = HubInstance(load_site(site_path), site_path, config)
+    start_hub(instance)
+    hub = Hub(
+        "factoryhub",
+        instance.hub_api,
+        "http://127.0.0.1:28000",
+        instance.hub_pidfile,
+        instance.site.slurm.poll_interval,
+    )
+    return hub, instance
+
+
+def start_batchspawner(scratch: Path) -> Hub:
+    """Stock batchspawner's hub: JupyterHub from the peer's environment, its own proxy."""
+    state = scratch / "batchspawner"
+    state.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "FACTORYHUB"))}
+    env.update(
+        PATH=f"{PEER}:/usr/local/bin:/usr/bin:/bin",
+        BENCH_STATE=str(state),
+        BENCH_PORT_BASE="29000",
+        BENCH_TOKEN=TOKEN,
+        CONFIGPROXY_AUTH_TOKEN=secrets.token_hex(24),
+    )
+    pidfile = state / "daemon.pid"
+    config = REPO / "benchmarks" / "peer" / "jupyterhub_config.py"
+    argv = [str(PEER / "jupyterhub"), "-f", str(config)]
+    spawn_daemon(argv, pidfile, state / "hub.log", env=env, cwd=state)
+    api, proxy = "http://127.0.0.1:29081/hub/api", "http://127.0.0.1:29000"
+    hub = Hub("batchspawner", api, proxy, pidfile, 30)  # JupyterHub's default poll interval
+    wait_for(lambda: _answers(f"{hub.api}/"), 90, "batchspawner's JupyterHub", interval=0.2)
+    return hub
+
+
+def stop_batchspawner(hub: Hub) -> None:
+    stop_daemon(hub.pidfile, timeout=30)
+    proxy = hub.pidfile.parent / "proxy.pid"
+    if running_pid(proxy):
+        stop_daemon(proxy)
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+# -- time to ready through a hub -------------------------------------------------------------
+
+
+async def _ready_through_hub(client: httpx.AsyncClient, hub: Hub, user: str) -> float:
+    """Seconds from the spawn request to the server's first 200 through the proxy."""
+    started = time.perf_counter()
+    options = FACTORYHUB_OPTIONS if hub.name == "factoryhub" else {}
+    r = await client.post(f"{hub.api}/users/{user}/server", json={"user_options": options})
+    if r.status_code not in (201, 202):
+        raise RuntimeError(f"{hub.name}: spawn of {user} answered {r.status_code}: {r.text[:300]}")
+    url = await _wait_for_ready_event(client, hub, user)
+    r = await client.get(f"{hub.proxy}{url}api/status")
+    if r.status_code != 200:
+        raise RuntimeError(f"{hub.name}: {user}'s server answered {r.status_code} when ready")
+    return time.perf_counter() - started
+
+
+async def _wait_for_ready_event(client: httpx.AsyncClient, hub: Hub, user: str) -> str:
+    """The server's URL from the progress event stream's `ready` event."""
+    async with client.stream("GET", f"{hub.api}/users/{user}/server/progress") as events:
+        async for line in events.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[5:])
+            if event.get("ready"):
+                return event["url"]
+            if event.get("failed"):
+                raise RuntimeError(f"{hub.name}: spawn of {user} failed: {event.get('message')}")
+    raise RuntimeError(f"{hub.name}: progress of {user} ended without ready")
+
+
+async def _stop_all(client: httpx.AsyncClient, hub: Hub, users: list[str]) -> None:
+    await asyncio.gather(*(client.delete(f"{hub.api}/users/{u}/server") for u in users))
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        listed = await asyncio.gather(*(client.get(f"{hub.api}/users/{u}") for u in users))
+        if not any(r.json().get("servers") for r in listed):
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{hub.name}: servers still listed 180 s after stop")
+
+
+async def hub_run(hub: Hub, users: list[str], steady_s: float = 0) -> dict[str, object]:
+    """All `users` press start at once; optionally hold them running for `steady_s` (P5)."""
+    limits = httpx.Limits(max_connections=4 * len(users) + 10)
+    async with httpx.AsyncClient(
+        headers=hub.headers(), timeout=httpx.Timeout(900), limits=limits
+    ) as client:
+        await client.post(f"{hub.api}/users", json={"usernames": users})  # 201, or 409 if known
+        try:
+            times = await asyncio.gather(*(_ready_through_hub(client, hub, u) for u in users))
+            steady = await asyncio.to_thread(steady_state, hub, steady_s) if steady_s else None
+        finally:
+            await _stop_all(client, hub, users)
+    wait_for_no_jobs(users)
+    return {"times_s": sorted(times), "steady": steady}
+
+
+# -- the floor -------------------------------------------------------------------------------
+
+
+async def _floor_one(user: str, port: int, proxy_api: str, proxy_token: str) -> tuple[float, str]:
+    """A bare JupyterLab as `user` through an immediate allocation and a proxy route."""
+    token = secrets.token_hex(16)
+    prefix = f"/floor/{user}/"
+    started = time.perf_counter()
+    salloc = ["runuser", "-u", user, "--", "salloc", "--immediate", "--no-shell", "--time=10"]
+    proc = await asyncio.create_subprocess_exec(
+        *salloc, *SLURM_REQUEST, "--job-name=floor", stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    job = re.search(r"Granted job allocation (\d+)", err.decode())
+    if not job:
+        raise RuntimeError(f"floor: no immediate allocation for {user}: {err.decode()[:200]}")
+    lab = [
+        str(VENV / "jupyter-lab"),
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.base_url={prefix}",
+        f"--IdentityProvider.token={token}",
+    ]
+    srun = ["srun", f"--jobid={job.group(1)}", "--ntasks=1", "--input=none", "--output=/dev/null"]
+    launch = ["runuser", "-u", user, "--", "setsid", "--fork", *srun, *lab]
+    step = await asyncio.create_subprocess_exec(
+        *launch, cwd=f"/home/{user}", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    await step.wait()
+    while not _listening(port):
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(timeout=60) as client:
+        route = f"{proxy_api}/api/routes{prefix.rstrip('/')}"
+        headers = {"Authorization": f"token {proxy_token}"}
+        await client.post(route, json={"target": f"http://127.0.0.1:{port}"}, headers=headers)
+        r = await client.get(f"http://127.0.0.1:27000{prefix}api/status?token={token}")
+        if r.status_code != 200:
+            raise RuntimeError(f"floor: {user}'s server answered {r.status_code}")
+    return time.perf_counter() - started, job.group(1)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_floor_proxy(scratch: Path) -> tuple[Path, str, str]:
+    state = scratch / "floor"
+    state.mkdir(mode=0o700)
+    token = secrets.token_hex(24)
+    argv = [str(CHP), "--ip", "127.0.0.1", "--port", "27000", "--api-port", "27001"]
+    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": token}
+    pidfile = state / "proxy.pid"
+    spawn_daemon(argv, pidfile, state / "proxy.log", env=env)
+    api = "http://127.0.0.1:27001"
+    wait_for(lambda: _answers(f"{api}/api/routes"), 20, "the floor's proxy")
+    return pidfile, api, token
+
+
+async def floor_run(users: list[str], proxy_api: str, proxy_token: str) -> dict[str, object]:
+    results = await asyncio.gather(
+        *(_floor_one(u, 30000 + i, proxy_api, proxy_token) for i, u in enumerate(users))
+    )
+    subprocess.run(["scancel", *(job for _, job in results)], check=False)
+    wait_for_no_jobs(users)
+    return {"times_s": sorted(t for t, _ in results), "steady": None}
+
+
+# -- the scheduler's side --------------------------------------------------------------------
+
+
+def wait_for_no_jobs(users: list[str], timeout: float = 180) -> None:
+    def gone() -> bool:
+        argv = ["squeue", "--noheader", "--format=%i", f"--user={','.join(users)}"]
+        return not subprocess.run(argv, capture_output=True, text=True).stdout.strip()
+
+    wait_for(gone, timeout, "the benchmark's jobs to leave the queue", interval=0.5)
+
+
+def job_queries() -> int:
+    """Job-information RPCs slurmctld has served since its counters were reset (`sdiag`)."""
+    out = subprocess.run(["sdiag"], capture_output=True, text=True, check=True).stdout
+    pattern = r"REQUEST_JOB_INFO(?:_SINGLE)?\s+\(\s*\d+\)\s+count:(\d+)"
+    return sum(int(n) for n in re.findall(pattern, out))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steady_state(hub: Hub, window_s: float) -> dict[str, float]:
+    """Scheduler job queries and hub CPU over `window_s` with the servers running."""
+    pid = running_pid(hub.pidfile) or 0
+    queries, cpu, started = job_queries(), cpu_seconds(pid), time.monotonic()
+    time.sleep(window_s)
+    elapsed = time.monotonic() - started
+    queries, cpu = job_queries() - queries, cpu_seconds(pid) - cpu
+    return {
+        "window_s": elapsed,
+        "job_queries": queries,
+        "poll_interval_s": hub.poll_interval,
+        "queries_per_poll_interval": queries / (elapsed / hub.poll_interval),
+        "hub_cpu_s_per_min": cpu * 60 / elapsed,
+    }
+
+
+# -- the series ------------------------------------------------------------------------------
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return {"p50": statistics.median(ordered), "p95": p95, "last": ordered[-1]}
+
+
+def spawn_series(
+    scratch: Path, sizes: dict[str, tuple[int, int]], steady_s: float
+) -> dict[str, object]:
+    """For each named size (learners, repetitions): floor, FactoryHub and batchspawner in turn,
+    repetition after repetition; P5 on the last repetition of the largest size."""
+    users = learners(max(n for n, _ in sizes.values()))
+    factoryhub, instance = start_factoryhub(scratch)
+    peer = start_batchspawner(scratch)
+    floor_pidfile, floor_api, floor_token = start_floor_proxy(scratch)
+    largest = max(sizes, key=lambda k: sizes[k][0])
+    results: dict[str, object] = {}
+    try:
+        for name, (n, repeat) in sizes.items():
+            runs: dict[str, list[dict]] = {"floor": [], "factoryhub": [], "batchspawner": []}
+            for rep in range(repeat):
+                hold = steady_s if name == largest and rep == repeat - 1 else 0
+                runs["floor"].append(asyncio.run(floor_run(users[:n], floor_api, floor_token)))
+                runs["factoryhub"].append(asyncio.run(hub_run(factoryhub, users[:n], hold)))
+                runs["batchspawner"].append(asyncio.run(hub_run(peer, users[:n], hold)))
+            results[name] = summarise(n, runs)
+    finally:
+        stop_hub(instance)
+        stop_batchspawner(peer)
+        stop_daemon(floor_pidfile)
+    return results
+
+
+def summarise(n: int, runs: dict[str, list[dict]]) -> dict[str, object]:
+    """Per system: each run's p50/p95/last; ratios pair by pair on the run's last learner (and
+    p50), reported as medians over the repetitions."""
+    stats = {k: [percentiles(r["times_s"]) for r in v] for k, v in runs.items()}
+
+    def ratio(num: str, den: str, key: str) -> float:
+        pairs = zip(stats[num], stats[den], strict=True)
+        return statistics.median(a[key] / b[key] for a, b in pairs)
+
+    return {
+        "learners": n,
+        "runs": runs,
+        "stats": stats,
+        "median": {
+            k: {q: statistics.median(s[q] for s in v) for q in ("p50", "p95", "last")}
+            for k, v in stats.items()
+        },
+        "factoryhub_x_floor": {q: ratio("factoryhub", "floor", q) for q in ("p50", "last")},
+        "batchspawner_over_factoryhub": {
+            q: ratio("batchspawner", "factoryhub", q) for q in ("p50", "last")
+        },
+        "steady": {k: r[-1]["steady"] for k, r in runs.items() if r[-1]["steady"]},
+    }
