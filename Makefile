@@ -14,6 +14,7 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	$(PY)/pytest -p no:cacheprovider
 	$(PY)/factoryhub course check
 	$(PY)/factoryhub course validate --on slurm --reports reports
+	benchmarks/peer/install.sh
 	$(PY)/python benchmarks/run.py --smoke --out reports/bench-smoke
 
 lint:
@@ -23,6 +24,7 @@ lint:
 bench:           ## FactoryHub against its peers (docs/performance.md, benchmarks/results/)
 	deploy/install.sh --test
 	$(PY)/factoryhub slurm start --repo $(CURDIR)
+	benchmarks/peer/install.sh
 	$(PY)/python benchmarks/run.py
 
 courses:         ## validate every course in notebooks/ on the embedded Slurm (reports/)

@@ -1,10 +1,12 @@
 """`make bench`: FactoryHub against its peers, side by side in one run, alternating, with ratios.
 
-Measured here: P4 (course validation against a loop of papermill's command line on the same
-notebooks) and P6 (a two-worker Dask cluster through the widget against dask-jobqueue used
-directly). Results: benchmarks/results/<name>.json (with versions and the machine), a PNG plot,
-and the table in docs/performance.md. `--smoke` runs one tiny pair of each so the harness cannot
-rot (part of `make test`).
+Measured here: P1–P3 and P5 (time to ready for 1, 10 and 50 learners and the steady state with
+50 servers, against stock batchspawner 1.3.0 and the machine's floor: benchmarks/spawn.py), P4
+(course validation against a loop of papermill's command line on the same notebooks) and P6 (a
+two-worker Dask cluster through the widget against dask-jobqueue used directly). Results:
+benchmarks/results/<name>.json (with versions and the machine), PNG plots, and the tables in
+docs/performance.md. `--smoke` runs one tiny round of each so the harness cannot rot (part of
+`make test`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -20,6 +23,8 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
+
+from spawn import spawn_series
 
 REPO = Path(__file__).resolve().parent.parent
 SCRATCH = Path(tempfile.mkdtemp(prefix="factoryhub-bench-"))
@@ -205,15 +210,109 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def spawn_table(spawns: dict[str, dict]) -> str:
+    rows = [
+        "| benchmark | learners | floor p50 / last (s) | FactoryHub p50 / p95 / last (s)"
+        " | batchspawner p50 / p95 / last (s) | FactoryHub × floor (last) | batchspawner ÷"
+        " FactoryHub (last) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in spawns.items():
+        m = r["median"]
+
+        def cell(system: str, keys: tuple[str, ...], m=m) -> str:
+            return " / ".join(f"{m[system][k]:.2f}" for k in keys)
+
+        rows.append(
+            f"| {name} | {r['learners']} | {cell('floor', ('p50', 'last'))}"
+            f" | {cell('factoryhub', ('p50', 'p95', 'last'))}"
+            f" | {cell('batchspawner', ('p50', 'p95', 'last'))}"
+            f" | {r['factoryhub_x_floor']['last']:.2f}"
+            f" | {r['batchspawner_over_factoryhub']['last']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def steady_table(spawns: dict[str, dict]) -> str:
+    rows = [
+        "| system | servers | window (s) | job queries (sdiag) | poll interval (s)"
+        " | queries per poll interval | hub CPU (s per minute) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in spawns.values():
+        for system, st in r["steady"].items():
+            rows.append(
+                f"| {system} | {r['learners']} | {st['window_s']:.0f} | {st['job_queries']}"
+                f" | {st['poll_interval_s']:g} | {st['queries_per_poll_interval']:.2f}"
+                f" | {st['hub_cpu_s_per_min']:.2f} |"
+            )
+    return "\n".join(rows)
+
+
+def plot_spawns(spawns: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3 * len(spawns) + 1, 3), dpi=100)
+    axes = figure.subplots(1, len(spawns))
+    axes = list(axes) if len(spawns) > 1 else [axes]
+    colours = {"floor": "#9e9e9e", "factoryhub": "#1565c0", "batchspawner": "#e65100"}
+    for ax, (name, r) in zip(axes, spawns.items(), strict=True):
+        systems = list(r["median"])
+        ax.bar(
+            systems, [r["median"][k]["last"] for k in systems], color=[colours[k] for k in systems]
+        )
+        ax.set_title(f"{name}: last learner ready", fontsize=9)
+        ax.set_ylabel("seconds (median)")
+        ax.tick_params(axis="x", labelsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
 def performance_page(record: dict) -> str:
     """docs/performance.md from a full run (written by `make bench`, committed)."""
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
     m = record["machine"]
+    spawn_reps = ", ".join(
+        f"{k}: {v['learners']} × {len(v['stats']['floor'])}" for k, v in record["spawn"].items()
+    )
     return f"""# Performance
 
-Measured by `make bench` (benchmarks/run.py): FactoryHub and its peer in the same run,
-alternating, {record["repeat"]} pairs; medians and the median of the pair-by-pair ratios.
-Raw figures: [benchmarks/results/bench.json](../benchmarks/results/bench.json).
+Measured by `make bench` (benchmarks/run.py, benchmarks/spawn.py): FactoryHub and its peers in
+the same run, alternating; medians, and the median of the pair-by-pair ratios. Raw figures:
+[benchmarks/results/bench.json](../benchmarks/results/bench.json).
+
+## P1–P3: time to ready (learners pressing start at once)
+
+From each learner's spawn request (REST, what the form posts) to the first 200 of their server
+through the proxy, waiting on the hub's progress event stream. Every repetition runs the floor,
+FactoryHub and stock batchspawner 1.3.0 in turn (learners × repetitions: {spawn_reps}); the
+same session everywhere (partition cpu, 1 CPU, 1 GB, 1 h), on the same embedded Slurm with its
+default scheduler settings.
+
+{spawn_table(record["spawn"])}
+
+![last learner ready](../benchmarks/results/bench-spawn.png)
+
+- **floor**: the same single-user server (`jupyterhub-singleuser` from FactoryHub's environment)
+  with no spawner: an immediate allocation (`salloc --immediate`, then `srun`), a route in a
+  configurable-http-proxy, ready at the first 200 of its `api` endpoint (no authentication;
+  the hubs' servers answer an authenticated `api/status`).
+- **FactoryHub**: the demo site's settings; an immediate allocation when the partition has
+  room, the batch queue otherwise.
+- **batchspawner**: stock 1.3.0 in its own environment (benchmarks/peer/), configured as its
+  README says, with the same JupyterHub, JupyterLab and session size.
+
+## P5: steady state with running servers
+
+Job-information RPCs served by slurmctld (`sdiag`) and the hub process's CPU time over a window
+with every server of the largest size running (idle).
+
+{steady_table(record["spawn"])}
+
+## P4, P6
 
 {table(record["results"])}
 
@@ -222,15 +321,12 @@ Raw figures: [benchmarks/results/bench.json](../benchmarks/results/bench.json).
 - **P4**: `factoryhub course validate --on slurm` on every course in notebooks/
   ({", ".join(record["courses"])}) — papermill execution *and* nbval comparison, one Slurm job per
   notebook, in parallel — against papermill's command line run notebook after notebook as the
-  trainer, with the same smoke parameters (execution only, no comparison).
+  trainer, with the same smoke parameters (execution only, no comparison); {record["repeat"]}
+  pairs.
 - **P6**: seconds from the start of a fresh Python process until a two-worker Slurm-backed Dask
   cluster returned a result: `factoryhub.widgets.SessionCluster` (TLS, private dashboard socket,
   reaper) against dask-jobqueue's `SLURMCluster` with the same partition, worker size and
-  walltime.
-
-Not measured yet (issue 8 stays open): P1–P3 (time to ready for 1, 10 and 50 learners against
-stock batchspawner 1.3.0 and the machine's floor) and P5 (scheduler queries and hub CPU with 50
-running servers).
+  walltime; {record["repeat"]} pairs.
 
 Machine: {m["platform"]}, {m["cpus"]} CPUs, {m["memory_gb"]} GiB. Versions: {versions}.
 """
@@ -238,13 +334,18 @@ Machine: {m["platform"]}, {m["cpus"]} CPUs, {m["memory_gb"]} GiB. Versions: {ver
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="one tiny pair of each")
+    parser.add_argument("--smoke", action="store_true", help="one tiny round of each")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the benchmark's hubs
     courses = sorted(p.parent for p in (REPO / "notebooks").glob("*/course.toml"))
+    sizes, steady_s = {"P1 one learner": (1, 5), "P2 10 learners": (10, 3)}, 60.0
+    sizes["P3 50 learners"] = (50, 2)
     if args.smoke:
         courses, args.repeat = [REPO / "notebooks" / "first-steps"], 1
+        sizes, steady_s = {"P1 one learner": (1, 1)}, 5.0
+    spawns = spawn_series(SCRATCH, sizes, steady_s)
     results = {"P4 course validation": p4(courses, args.repeat), "P6 Dask cluster": p6(args.repeat)}
     name = "smoke" if args.smoke else "bench"
     args.out.mkdir(parents=True, exist_ok=True)
@@ -253,11 +354,13 @@ def main() -> int:
         "versions": versions(),
         "courses": [c.name for c in courses],
         "repeat": args.repeat,
+        "spawn": spawns,
         "results": results,
     }
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
     plot(results, args.out / f"{name}.png")
-    print(table(results))
+    plot_spawns(spawns, args.out / f"{name}-spawn.png")
+    print(spawn_table(spawns), steady_table(spawns), table(results), sep="\n\n")
     if not args.smoke:
         (REPO / "docs" / "performance.md").write_text(performance_page(record), encoding="utf-8")
     return 0

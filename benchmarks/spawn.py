@@ -4,8 +4,9 @@ environment, benchmarks/peer/) and the machine's floor, in the same run, alterna
 
 - Time to ready: from each learner's spawn request (REST, as a browser's form post does) to the
   first 200 of their server through the proxy, waiting on the hub's progress event stream.
-- The floor: a bare JupyterLab launched with an immediate allocation (`salloc --immediate`, then
-  `srun`) plus a route in a configurable-http-proxy; ready at its first 200 through the proxy.
+- The floor: the same single-user server (jupyterhub-singleuser) with no hub behind it, launched
+  with an immediate allocation (`salloc --immediate`, then `srun`), plus a route in a
+  configurable-http-proxy; ready at its first 200 through the proxy.
 - Steady state: scheduler job queries counted by slurmctld itself (`sdiag`) and the hub
   process's CPU time, over a window with N servers running.
 """
@@ -199,12 +200,17 @@ async def hub_run(hub: Hub, users: list[str], steady_s: float = 0) -> dict[str, 
 # -- the floor -------------------------------------------------------------------------------
 
 
-async def _floor_one(user: str, port: int, proxy_api: str, proxy_token: str) -> tuple[float, str]:
-    """A bare JupyterLab as `user` through an immediate allocation and a proxy route."""
-    token = secrets.token_hex(16)
+async def _floor_one(
+    user: str, port: int, proxy: tuple[str, str], hub_api: str
+) -> tuple[float, str]:
+    """The single-user server every hub here runs (jupyterhub-singleuser, from FactoryHub's
+    environment), bare: as `user` through an immediate allocation, with the environment a hub
+    would give it but no spawner behind, and a proxy route. Ready at the first 200 of its `api`
+    endpoint (the one JupyterHub checks) through the proxy."""
     prefix = f"/floor/{user}/"
     started = time.perf_counter()
-    salloc = ["runuser", "-u", user, "--", "salloc", "--immediate", "--no-shell", "--time=10"]
+    as_user = ["/usr/sbin/runuser", "-u", user, "--"]
+    salloc = [*as_user, "salloc", "--immediate", "--no-shell", "--time=10"]
     proc = await asyncio.create_subprocess_exec(
         *salloc, *SLURM_REQUEST, "--job-name=floor", stderr=asyncio.subprocess.PIPE
     )
@@ -212,27 +218,38 @@ async def _floor_one(user: str, port: int, proxy_api: str, proxy_token: str) -> 
     job = re.search(r"Granted job allocation (\d+)", err.decode())
     if not job:
         raise RuntimeError(f"floor: no immediate allocation for {user}: {err.decode()[:200]}")
-    lab = [
-        str(VENV / "jupyter-lab"),
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        f"--ServerApp.base_url={prefix}",
-        f"--IdentityProvider.token={token}",
-    ]
+    env = {
+        "PATH": f"{VENV}:/usr/bin:/bin",
+        "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
+        # The server asks a hub's API for its version as it starts: FactoryHub's (any real hub
+        # would do; nothing else of it is used, and the token is nobody's).
+        "JUPYTERHUB_API_URL": hub_api,
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}",
+        "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
+    }
     srun = ["srun", f"--jobid={job.group(1)}", "--ntasks=1", "--input=none", "--output=/dev/null"]
-    launch = ["runuser", "-u", user, "--", "setsid", "--fork", *srun, *lab]
+    server = [str(VENV / "jupyterhub-singleuser"), "--ServerApp.ip=127.0.0.1"]
+    launch = [*as_user, "setsid", "--fork", *srun, *server]
     step = await asyncio.create_subprocess_exec(
-        *launch, cwd=f"/home/{user}", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        *launch, cwd=f"/home/{user}", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     await step.wait()
+    deadline = time.monotonic() + 300
     while not _listening(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"floor: {user}'s server not listening after 300 s")
         await asyncio.sleep(0.02)
     async with httpx.AsyncClient(timeout=60) as client:
+        proxy_api, proxy_token = proxy
         route = f"{proxy_api}/api/routes{prefix.rstrip('/')}"
         headers = {"Authorization": f"token {proxy_token}"}
-        await client.post(route, json={"target": f"http://127.0.0.1:{port}"}, headers=headers)
-        r = await client.get(f"http://127.0.0.1:27000{prefix}api/status?token={token}")
+        r = await client.post(route, json={"target": f"http://127.0.0.1:{port}"}, headers=headers)
+        r.raise_for_status()
+        r = await client.get(f"http://127.0.0.1:27000{prefix}api")
         if r.status_code != 200:
             raise RuntimeError(f"floor: {user}'s server answered {r.status_code}")
     return time.perf_counter() - started, job.group(1)
@@ -256,9 +273,9 @@ def start_floor_proxy(scratch: Path) -> tuple[Path, str, str]:
     return pidfile, api, token
 
 
-async def floor_run(users: list[str], proxy_api: str, proxy_token: str) -> dict[str, object]:
+async def floor_run(users: list[str], proxy: tuple[str, str], hub_api: str) -> dict[str, object]:
     results = await asyncio.gather(
-        *(_floor_one(u, 30000 + i, proxy_api, proxy_token) for i, u in enumerate(users))
+        *(_floor_one(u, 30000 + i, proxy, hub_api) for i, u in enumerate(users))
     )
     subprocess.run(["scancel", *(job for _, job in results)], check=False)
     wait_for_no_jobs(users)
@@ -329,7 +346,8 @@ def spawn_series(
             runs: dict[str, list[dict]] = {"floor": [], "factoryhub": [], "batchspawner": []}
             for rep in range(repeat):
                 hold = steady_s if name == largest and rep == repeat - 1 else 0
-                runs["floor"].append(asyncio.run(floor_run(users[:n], floor_api, floor_token)))
+                floor = floor_run(users[:n], (floor_api, floor_token), factoryhub.api)
+                runs["floor"].append(asyncio.run(floor))
                 runs["factoryhub"].append(asyncio.run(hub_run(factoryhub, users[:n], hold)))
                 runs["batchspawner"].append(asyncio.run(hub_run(peer, users[:n], hold)))
             results[name] = summarise(n, runs)

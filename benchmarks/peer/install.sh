@@ -18,3 +18,11 @@ if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt"; then
   cp "$here/requirements.txt" "$venv/requirements.txt"
 fi
 chmod -R a+rX "$venv"
+# Stock batchspawner connects to the node *name* Slurm reports (%B). On a real cluster node names
+# resolve; on the embedded one-host site they do not, so map each node to its NodeAddr (needs
+# slurmctld up).
+scontrol show node --oneliner | sed -n 's/^NodeName=\([^ ]*\) .*NodeAddr=\([^ ]*\) .*/\2 \1/p' |
+  while read -r addr name; do
+    grep -qE "^[0-9.]+ $name # factoryhub embedded node$" /etc/hosts ||
+      echo "$addr $name # factoryhub embedded node" >> /etc/hosts
+  done
