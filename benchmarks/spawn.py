@@ -285,6 +285,21 @@ async def floor_run(users: list[str], proxy: tuple[str, str], hub_api: str) -> d
 # -- the scheduler's side --------------------------------------------------------------------
 
 
+def resume_nodes_drained_by_kills() -> list[str]:
+    """Nodes Slurm drained because a cancelled job's processes outlived its kill signals
+    ("Kill task failed": seen once with stock batchspawner's 50 jobs cancelled at once on this
+    2-core site) are resumed so the next run has the whole partition; each is reported."""
+    argv = ["sinfo", "--noheader", "--list-reasons", "--format=%N|%E|%H"]
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    events = []
+    for line in out.splitlines():
+        nodes, reason, when = [*line.split("|"), "", ""][:3]
+        if "kill task failed" in reason.lower():
+            subprocess.run(["scontrol", "update", f"nodename={nodes}", "state=resume"], check=True)
+            events.append(f"{when}: {nodes} drained ({reason}); resumed")
+    return events
+
+
 def wait_for_no_jobs(users: list[str], timeout: float = 180) -> None:
     def gone() -> bool:
         argv = ["squeue", "--noheader", "--format=%i", f"--user={','.join(users)}"]
@@ -332,7 +347,7 @@ def percentiles(times: list[float]) -> dict[str, float]:
 
 def spawn_series(
     scratch: Path, sizes: dict[str, tuple[int, int]], steady_s: float
-) -> dict[str, object]:
+) -> tuple[dict[str, dict], list[str]]:
     """For each named size (learners, repetitions): floor, FactoryHub and batchspawner in turn,
     repetition after repetition; P5 on the last repetition of the largest size."""
     users = learners(max(n for n, _ in sizes.values()))
@@ -341,21 +356,24 @@ def spawn_series(
     floor_pidfile, floor_api, floor_token = start_floor_proxy(scratch)
     largest = max(sizes, key=lambda k: sizes[k][0])
     results: dict[str, object] = {}
+    events: list[str] = []
     try:
         for name, (n, repeat) in sizes.items():
             runs: dict[str, list[dict]] = {"floor": [], "factoryhub": [], "batchspawner": []}
             for rep in range(repeat):
+                events += resume_nodes_drained_by_kills()
                 hold = steady_s if name == largest and rep == repeat - 1 else 0
                 floor = floor_run(users[:n], (floor_api, floor_token), factoryhub.api)
                 runs["floor"].append(asyncio.run(floor))
                 runs["factoryhub"].append(asyncio.run(hub_run(factoryhub, users[:n], hold)))
                 runs["batchspawner"].append(asyncio.run(hub_run(peer, users[:n], hold)))
             results[name] = summarise(n, runs)
+        events += resume_nodes_drained_by_kills()
     finally:
         stop_hub(instance)
         stop_batchspawner(peer)
         stop_daemon(floor_pidfile)
-    return results
+    return results, events
 
 
 def summarise(n: int, runs: dict[str, list[dict]]) -> dict[str, object]:

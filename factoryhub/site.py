@@ -38,6 +38,9 @@ class HubSettings:
     admin_users: tuple[str, ...] = ()
     trainers: tuple[str, ...] = ()
     allowed_group: str = "factoryhub"  # Unix group whose members may log in
+    # Sessions are refused while state_dir has less free space than this: a session's job id
+    # must be recorded before its job may exist (the hub database lives in state_dir).
+    min_free_mb: int = 64
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,29 @@ def parse_job_id(text: str) -> str:
     return match.group(1)
 
 
+@dataclass(frozen=True)
+class Associations:
+    """The Slurm accounts and QoS a user may charge, as the accounting database has them."""
+
+    accounts: tuple[str, ...] = ()
+    qos: tuple[str, ...] = ()
+
+
+def parse_associations(text: str) -> Associations:
+    """`sacctmgr --noheader --parsable2 show associations … format=Account,QOS` rows: one per
+    association, its QoS comma-separated; names kept in order, once."""
+    accounts: dict[str, None] = {}
+    qos: dict[str, None] = {}
+    for line in text.splitlines():
+        account, bar, names = line.strip().partition("|")
+        if not bar:
+            continue
+        if account:
+            accounts[account] = None
+        qos.update(dict.fromkeys(n for n in names.split(",") if n))
+    return Associations(tuple(accounts), tuple(qos))
+
+
 _GRANTED = re.compile(r"Granted job allocation (\d+)")
 
 
@@ -391,6 +414,17 @@ class SlurmClient:
         except SlurmError:
             return {}  # "Slurm accounting storage is disabled" on sites without slurmdbd
         return parse_consumed_energy(result.stdout)
+
+    async def associations(self, user: str) -> Associations | None:
+        """`user`'s accounts and QoS from the accounting database; None where the site has
+        none (`sacctmgr` refuses at once without slurmdbd) or it does not answer."""
+        argv = [self._cmd("sacctmgr"), "--noheader", "--parsable2", "show", "associations"]
+        argv += ["where", f"users={user}", "format=Account,QOS"]
+        try:
+            result = await self.run(argv)
+        except SlurmError:
+            return None
+        return parse_associations(result.stdout)
 
     async def queue_position(self, job_id: str, partition: str) -> int | None:
         """1-based place of a pending job among its partition's pending jobs, by priority."""

@@ -17,7 +17,7 @@ from factoryhub.site import Site, load_site
 from factoryhub.slurm import SlurmClient
 
 from .estimate import Estimate, estimate_start
-from .livesite import CapacityCache
+from .livesite import CapacityCache, association_cache
 from .request import RequestError, access_for, parse_request
 
 _LEVEL_ORDER = {level: i for i, level in enumerate(LEVELS)}  # beginners' courses first
@@ -90,7 +90,9 @@ class CatalogueHandler(HubOAuthenticated, web.RequestHandler):
         self.hub_prefix = hub_prefix
 
     async def _estimate(self, course: Course, capacity, user: str) -> Estimate:
-        access = access_for(self.site, user, capacity.reservations if capacity else ())
+        reservations = capacity.reservations if capacity else ()
+        associations = await association_cache(self.client).get(user)
+        access = access_for(self.site, user, reservations, associations)
         try:
             request = parse_request(
                 course.resources.to_options(course.environment), self.site, access

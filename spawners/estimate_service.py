@@ -26,8 +26,15 @@ from factoryhub.slurm import SlurmClient
 
 from .catalogue_page import CatalogueHandler
 from .estimate import SERVICE_NAME, estimate_start
-from .livesite import CapacityCache, capacity_cache
-from .request import FIELDS, RequestError, access_for, bounded_options, parse_request
+from .livesite import CapacityCache, association_cache, capacity_cache
+from .request import (
+    FIELDS,
+    RequestError,
+    access_for,
+    bounded_options,
+    parse_request,
+    without_live_fields,
+)
 
 
 class EstimateHandler(HubOAuthenticated, web.RequestHandler):
@@ -53,9 +60,11 @@ class EstimateHandler(HubOAuthenticated, web.RequestHandler):
         options = {key: self.get_argument(key) for key in FIELDS if key in self.request.arguments}
         try:
             bounded_options(options)  # refuse oversized or unknown input before any query
+            without_live_fields(options)
             capacity = await self.cache.get()
             reservations = capacity.reservations if capacity else ()
-            access = access_for(self.site, user, reservations)
+            associations = await association_cache(self.client).get(user)
+            access = access_for(self.site, user, reservations, associations)
             request = parse_request(options, self.site, access)
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})

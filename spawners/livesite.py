@@ -1,5 +1,6 @@
 """The scheduler's live view, read at most every few seconds however many forms, estimates
-and spawns ask for it: one cache per Slurm installation in a process."""
+and spawns ask for it: one cache per Slurm installation in a process. Users' accounts and QoS
+from the accounting database (where there is one) are kept a minute per user."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 import time
 
 from factoryhub.capacity import Capacity
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.slurm import Associations, SlurmClient, SlurmError
 
 CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
+ASSOCIATIONS_MAX_AGE = 60.0  # seconds a user's accounts and QoS are trusted
 
 _log = logging.getLogger(__name__)
 
@@ -35,7 +37,25 @@ class CapacityCache:
         return self._value
 
 
+class AssociationCache:
+    """Each user's accounts and QoS (`sacctmgr`), refreshed after `ASSOCIATIONS_MAX_AGE`."""
+
+    def __init__(self, client: SlurmClient) -> None:
+        self.client = client
+        self._readings: dict[str, tuple[float, Associations | None]] = {}
+
+    async def get(self, user: str) -> Associations | None:
+        """None on a site without an accounting database: site.toml's [access] applies."""
+        taken, value = self._readings.get(user, (0.0, None))
+        if taken and time.monotonic() - taken < ASSOCIATIONS_MAX_AGE:
+            return value
+        value = await self.client.associations(user)
+        self._readings[user] = (time.monotonic(), value)
+        return value
+
+
 _CACHES: dict[int, CapacityCache] = {}
+_ASSOCIATIONS: dict[int, AssociationCache] = {}
 
 
 def capacity_cache(client: SlurmClient) -> CapacityCache:
@@ -43,6 +63,12 @@ def capacity_cache(client: SlurmClient) -> CapacityCache:
     return _CACHES.setdefault(id(client), CapacityCache(client))
 
 
+def association_cache(client: SlurmClient) -> AssociationCache:
+    """The process-wide accounts-and-QoS cache for `client`."""
+    return _ASSOCIATIONS.setdefault(id(client), AssociationCache(client))
+
+
 def forget_readings() -> None:
     """Drop every cached reading (tests that change what the scheduler says)."""
     _CACHES.clear()
+    _ASSOCIATIONS.clear()

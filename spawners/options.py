@@ -13,12 +13,23 @@ from factoryhub.site import Site
 
 from .estimate import SERVICE_NAME, never_reason
 from .form import render_options_form
-from .livesite import CAPACITY_MAX_AGE
-from .request import RequestError, ResourceRequest, access_for, bounded_options, parse_request
+from .livesite import CAPACITY_MAX_AGE, association_cache
+from .request import (
+    RequestError,
+    ResourceRequest,
+    access_for,
+    bounded_options,
+    parse_request,
+    without_live_fields,
+)
 
 if TYPE_CHECKING:
     from .spawner import SlurmSpawner
 
+DISK_FULL = (
+    "The hub cannot record new sessions right now (its disk is full), so nothing was"
+    " submitted. Running sessions and your files are not affected; try again later."
+)
 UNAVAILABLE = (
     "The scheduler is not answering right now, so nothing was submitted."
     " Running sessions are not affected; try again in a minute."
@@ -47,19 +58,20 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
         if not _SERVER_NAME.fullmatch(spawner.name or ""):
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
         options = bounded_options(options or {})
-        without_reservation = {k: v for k, v in options.items() if k != "reservation"}
         courses = course_presets(site) if options.get("course") else {}
-        request = parse_request(without_reservation, site, access_for(site, user), courses)
+        parse_request(without_live_fields(options), site, access_for(site, user), courses)
         if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
             raise web.HTTPError(503, UNAVAILABLE)
+        associations = await association_cache(spawner.slurm_client).get(user)
         # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
         capacity = await spawner.live_capacity(max_age=fresh)
-        if capacity is not None:
-            access = access_for(site, user, capacity.reservations)
-            request = parse_request(options, site, access, courses)
-            if reason := never_reason(request, capacity):
-                raise RequestError(f"cannot start: {reason}")
+        reservations = capacity.reservations if capacity else ()
+        request = parse_request(
+            options, site, access_for(site, user, reservations, associations), courses
+        )
+        if capacity is not None and (reason := never_reason(request, capacity)):
+            raise RequestError(f"cannot start: {reason}")
     except RequestError as exc:
         spawner.user_options = spawner.orm_spawner.user_options = {}
         raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
@@ -73,7 +85,8 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     """The spawn form with the partitions' free capacity and the default request's estimate."""
     capacity = await spawner.live_capacity()
     reservations = capacity.reservations if capacity else ()
-    access = access_for(spawner.site, spawner.user.name, reservations)
+    associations = await association_cache(spawner.slurm_client).get(spawner.user.name)
+    access = access_for(spawner.site, spawner.user.name, reservations, associations)
     estimate = None
     if capacity is not None:
         estimate = await spawner.estimate(parse_request({}, spawner.site, access), capacity)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from factoryhub.durations import DurationError, describe_minutes, format_minutes, parse_minutes
 from factoryhub.site import Site
+from factoryhub.slurm import Associations
 
 MAX_OPTIONS_BYTES = 4096
 FIELDS = (
@@ -50,11 +51,17 @@ class UserAccess:
     reservations: tuple[str, ...] = ()
 
 
-def access_for(site: Site, user: str, reservations: tuple = ()) -> UserAccess:
-    """The accounts, QoS and active reservations `user` may use (pure)."""
+def access_for(
+    site: Site, user: str, reservations: tuple = (), associations: Associations | None = None
+) -> UserAccess:
+    """The accounts, QoS and active reservations `user` may use (pure): accounts and QoS from
+    the accounting database's `associations` where the site has one, from site.toml's
+    [access] otherwise."""
+    if associations is None:
+        associations = Associations(site.access.accounts_of(user), site.access.qos_of(user))
     return UserAccess(
-        accounts=site.access.accounts_of(user),
-        qos=site.access.qos_of(user),
+        accounts=associations.accounts,
+        qos=associations.qos,
         reservations=tuple(r.name for r in reservations if r.active and r.admits(user)),
     )
 
@@ -148,6 +155,24 @@ def bounded_options(raw: object) -> dict[str, object]:
     if unknown:
         raise RequestError(f"unknown option {unknown[0]!r} (known: {', '.join(FIELDS)})")
     return {key: _single(value, key) for key, value in raw.items()}
+
+
+LIVE_FIELDS = ("account", "qos", "reservation")  # checked against what the scheduler says
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}", re.ASCII)
+
+
+def without_live_fields(options: dict[str, object]) -> dict[str, object]:
+    """`options` less the fields only the live scheduler can check (accounts and QoS from
+    `sacctmgr`, reservations from `scontrol`), once their form is known to be a Slurm name:
+    anything else is refused here, before any scheduler call."""
+    for field in LIVE_FIELDS:
+        value = options.get(field)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or not _SLURM_NAME.fullmatch(value):
+            shown = value[:40] if isinstance(value, str) else type(value).__name__
+            raise RequestError(f"{field}: {shown!r} is not a name Slurm uses", field)
+    return {k: v for k, v in options.items() if k not in LIVE_FIELDS}
 
 
 def _entitled(options: dict[str, object], field: str, allowed: tuple[str, ...]) -> str:

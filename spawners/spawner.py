@@ -13,9 +13,9 @@ import json
 import logging
 import os
 import pwd
+import shutil
 import time
 from functools import lru_cache
-from pathlib import Path
 
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
@@ -34,16 +34,11 @@ from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_dat
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .estimate import Estimate, estimate_start
-from .jobscript import (
-    SessionJob,
-    render_job_script,
-    render_step_script,
-    salloc_options,
-    step_options,
-)
+from .jobscript import SessionJob
+from .launch import Launch, step_error, step_log
 from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
-from .options import UNAVAILABLE, apply_request, live_options_form, warning_seconds
+from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
 from .request import (
@@ -183,7 +178,7 @@ class SlurmSpawner(Spawner):
         super().clear_state()
         if self.job_id:
             self.watcher.untrack(self.job_id)
-            self._step_log(self.job_id).unlink(missing_ok=True)
+            step_log(self.site.hub.state_dir, self.job_id).unlink(missing_ok=True)
         self.job_id = ""
         self.job_node = ""
 
@@ -230,6 +225,7 @@ class SlurmSpawner(Spawner):
             account = pwd.getpwnam(self.user.name)
         except KeyError:
             raise web.HTTPError(400, f"{self.user.name} has no Unix account on this site") from None
+        self._refuse_when_the_disk_is_full()
         self.ip, self.port = self.server_ip, 0
         self.progress_log = ProgressLog()
         self._position = (0.0, None)
@@ -246,10 +242,27 @@ class SlurmSpawner(Spawner):
             log_dir=self.site.session.log_dir,
             signal=f"B:USR1@{warning_seconds(self.request, self.site)}",
         )
+        launch = Launch(
+            client=self.slurm_client,
+            job=job,
+            user=self.user.name,
+            home=home,
+            environment=self.job_environment(),
+            state_dir=self.site.hub.state_dir,
+            bin_dir=self.site.slurm.bin_dir,
+        )
+        partition = self.request.partition
         try:
-            started = self.site.slurm.immediate_start and await self._start_now(job, home)
-            if not started:
-                await self._queue(job, home)
+            if self.site.slurm.immediate_start and await launch.immediately(self._adopt):
+                self.log.info("%s allocated at once as job %s", self._log_name, self.job_id)
+                self.progress_log.add(
+                    10, f"Room in {partition} now: started as Slurm job {self.job_id}"
+                )
+            else:
+                self.progress_log.add(5, f"Submitting to the {partition} partition")
+                await launch.queued(self._adopt)
+                self.log.info("%s submitted as job %s", self._log_name, self.job_id)
+                self.progress_log.add(10, f"Submitted as Slurm job {self.job_id}")
         except SchedulerUnavailable as exc:
             self.log.warning("starting %s: %s", self._log_name, exc)
             raise web.HTTPError(503, UNAVAILABLE) from None
@@ -257,54 +270,32 @@ class SlurmSpawner(Spawner):
             raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
         return await self._wait_until_listening()
 
-    def _adopt(self, job_id: str) -> None:
-        """Make `job_id` this server's job, persisted before anything else happens (I1)."""
-        self.job_id = job_id
-        self._persist_state()
-        self.watcher.track(job_id)
-
-    async def _start_now(self, job: SessionJob, home: str) -> bool:
-        """The fast path: an allocation granted this instant, the server as its step. False
-        when the partition has no room right now (or a limit applies): the queue decides."""
-        env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
-        env["PATH"] = "/usr/bin:/bin"
-        job_id = await self.slurm_client.allocate_now(
-            salloc_options(job), user=self.user.name, env=env, cwd=home
-        )
-        if job_id is None:
-            return False
-        self._adopt(job_id)
-        self.log.info("%s allocated at once as Slurm job %s", self._log_name, job_id)
-        self.progress_log.add(
-            10, f"Room in {self.request.partition} now: started as Slurm job {job_id}"
-        )
-        scancel = os.path.join(self.site.slurm.bin_dir, "scancel")
-        steps = Path(self.site.hub.state_dir) / "steps"
-        steps.mkdir(mode=0o700, exist_ok=True)
-        try:
-            await self.slurm_client.launch_step(
-                job_id,
-                step_options(job),
-                ["/bin/bash", "--noprofile", "--norc", "-c", render_step_script(job, scancel)],
-                user=self.user.name,
-                env=self.job_environment(),
-                cwd=home,
-                log_path=str(steps / f"job-{job_id}.log"),
+    def _refuse_when_the_disk_is_full(self) -> None:
+        """No job without a record (F17): refuse before the scheduler is asked at all."""
+        free = shutil.disk_usage(self.site.hub.state_dir).free
+        if free < self.site.hub.min_free_mb * 2**20:
+            self.log.error(
+                "refusing %s: %d MiB free in %s",
+                self._log_name,
+                free >> 20,
+                self.site.hub.state_dir,
             )
-        except SlurmError:
-            await self._cancel_quietly()
-            raise
-        return True
+            raise web.HTTPError(503, DISK_FULL)
 
-    async def _queue(self, job: SessionJob, home: str) -> None:
-        """The batch path: `sbatch`; the job waits for the scheduler, the learner sees why."""
-        self.progress_log.add(5, f"Submitting to the {self.request.partition} partition")
-        job_id = await self.slurm_client.submit(
-            render_job_script(job), user=self.user.name, env=self.job_environment(), cwd=home
-        )
-        self._adopt(job_id)
-        self.log.info("%s submitted as Slurm job %s", self._log_name, job_id)
-        self.progress_log.add(10, f"Submitted as Slurm job {job_id}")
+    async def _adopt(self, job_id: str) -> None:
+        """Make `job_id` this server's job, persisted before anything else happens (I1); a job
+        whose id cannot be recorded is cancelled at once."""
+        self.job_id = job_id
+        try:
+            self._persist_state()
+        except Exception:
+            self.log.exception(
+                "recording job %s of %s failed; cancelling it", job_id, self._log_name
+            )
+            await self._cancel_quietly()
+            self.job_id = ""
+            raise web.HTTPError(503, DISK_FULL) from None
+        self.watcher.track(job_id)
 
     async def _wait_until_listening(self) -> tuple[str, int]:
         interval = self.site.slurm.start_poll_interval
@@ -312,7 +303,11 @@ class SlurmSpawner(Spawner):
             snap = await self.watcher.snapshot(max_age=interval)
             info = snap.jobs.get(self.job_id)
             if snap.ok and self.job_id in snap.asked and info is None:
-                raise RuntimeError(f"Slurm job {self.job_id} vanished before the server started")
+                raise SessionFailed(
+                    f"The scheduler no longer knows your session's Slurm job {self.job_id} (it"
+                    " was restarted and lost it before the job started). Nothing is running"
+                    " for you; please start again."
+                )
             if info is not None:
                 address = await self._address_if_ready(info)
                 if address is not None:
@@ -354,21 +349,13 @@ class SlurmSpawner(Spawner):
         self.progress_log.add(95, f"JupyterLab is listening on {info.nodes}")
         return host, port
 
-    def _step_log(self, job_id: str) -> Path:
-        return Path(self.site.hub.state_dir) / "steps" / f"job-{job_id}.log"
-
     async def _fail_if_step_failed(self, job_id: str) -> None:
-        """An immediate allocation whose `srun` reported an error before the server came up
-        would otherwise hold its resources until the start timeout: end it now, and say why."""
-        try:
-            with self._step_log(job_id).open(errors="replace") as log:
-                errors = [line.strip() for line in log.read(8192).splitlines() if "error" in line]
-        except FileNotFoundError:
-            return
-        if errors:
+        """An immediate allocation whose `srun` failed before the server came up would hold its
+        resources until the start timeout: end it now, and say why."""
+        if error := step_error(step_log(self.site.hub.state_dir, job_id)):
             await self._cancel_quietly()
             raise SessionFailed(
-                f"Your session's Slurm job {job_id} could not start JupyterLab: {errors[0][:300]}"
+                f"Your session's Slurm job {job_id} could not start JupyterLab: {error}"
             )
 
     # -- poll, stop, progress ---------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,13 @@ from playwright.sync_api import sync_playwright
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.site import Site, load_site
-from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, UserJob
+from factoryhub.slurm import (
+    Associations,
+    JobInfo,
+    SchedulerUnavailable,
+    SlurmClient,
+    UserJob,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
@@ -78,6 +85,7 @@ class FakeSlurm(SlurmClient):
         self.down = False
         self.next_id = 100
         self.room = True  # whether an immediate allocation is granted
+        self.accounting: Associations | None = None  # sacctmgr's answer; None: no database
         self.addresses = {"cn01": "10.0.0.1"}
         self.expected_start = "2030-01-01T00:00:00"
         self.live = Capacity(
@@ -116,6 +124,10 @@ class FakeSlurm(SlurmClient):
 
     async def launch_step(self, job_id, options, command, *, user, env, cwd, log_path) -> None:
         self.calls.append(("srun", (job_id, list(options), list(command), user, dict(env))))
+
+    async def associations(self, user: str) -> Associations | None:
+        self.calls.append(("sacctmgr", user))
+        return self.accounting
 
     async def query(self, job_ids) -> dict[str, JobInfo]:
         ids = set(job_ids)
@@ -191,10 +203,20 @@ def real_hub(tmp_path_factory):
 
     from factoryhub.hubprocess import stop_hub
 
-    hub = start_test_hub(tmp_path_factory.mktemp("hub"))
-    yield hub
-    stop_hub(hub)
-    cancel_test_jobs()
+    # The hub's state (its database, logs) on a file system of its own, so that F17 can fill
+    # it up without filling the machine's.
+    state = tmp_path_factory.mktemp("hub")
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "factoryhub-test", str(state)],
+        check=True,
+    )
+    try:
+        hub = start_test_hub(state)
+        yield hub
+        stop_hub(hub)
+        cancel_test_jobs()
+    finally:
+        subprocess.run(["umount", "--lazy", str(state)], check=False)
 
 
 @pytest.fixture(scope="session")

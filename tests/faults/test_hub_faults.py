@@ -1,7 +1,9 @@
-"""F1: the hub killed (-9) while its job is pending: after the restart the job is cancelled
-(the spawn it belonged to is gone) and the learner can start again; never an orphan."""
+"""Faults of the hub host: F1 (the hub killed while its job is pending: after the restart the
+job is cancelled, the learner can start again; never an orphan), F2, F5, F12, F15, F16, F17
+(disk full) and I1."""
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -198,3 +200,51 @@ def test_f16_database_locked_for_seconds(hub_client, real_hub):
     with hub_client.api(token) as api:
         assert api.get("/user").json()["name"] == "carol"  # the same token still works
     hub_client.stop("carol", token)
+
+
+def _fill(filler, leave: int) -> None:
+    """Fill the hub's state file system (its own tmpfs, see conftest) up to `leave` bytes free."""
+    filler.unlink(missing_ok=True)
+    size = shutil.disk_usage(filler.parent).free - leave
+    if size > 0:
+        subprocess.run(["fallocate", "-l", str(size), str(filler)], check=True)
+
+
+def test_f17_disk_full_refuses_spawns_cleanly_and_recovers(hub_client, real_hub):
+    alice, carol = hub_client.login_token("alice"), hub_client.login_token("carol")
+    hub_client.start("alice", alice)  # a session running before, during and after the fault
+    filler = real_hub.state_dir / "filler"
+    before = _user_jobs("carol")
+    try:
+        # Nearly full (below the site's min_free_mb): FactoryHub refuses, asks Slurm nothing.
+        _fill(filler, leave=8 * 2**20)
+        with hub_client.api(carol) as api:
+            r = api.post("/users/carol/server", json={"user_options": {}})
+        assert r.status_code == 503, r.text
+        assert "disk is full" in r.json()["message"]
+        # Completely full: JupyterHub's own database write fails first; still no job.
+        _fill(filler, leave=0)
+        with hub_client.api(carol) as api:
+            r = api.post("/users/carol/server", json={"user_options": {}})
+        assert r.status_code >= 500, r.text
+        assert _user_jobs("carol") == before
+        r = httpx.get(
+            f"{hub_client.base}/user/alice/api/status",
+            headers={"Authorization": f"token {alice}"},
+        )
+        assert r.status_code == 200  # the running session is untouched
+    finally:
+        filler.unlink(missing_ok=True)
+    with sqlite3.connect(real_hub.state_dir / "jupyterhub.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    wait_until(lambda: not (hub_client.server("carol", carol) or {}).get("pending"), 20, "idle")
+    hub_client.start("carol", carol)  # recovered by itself
+    hub_client.stop("carol", carol)
+    hub_client.stop("alice", alice)
+
+
+def _user_jobs(user: str) -> set[str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-u", user, "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    return set(out.split())

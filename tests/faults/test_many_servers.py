@@ -1,8 +1,10 @@
-"""F3 (hub killed with N ready servers: all re-adopted) and L2 in small (one scheduler query per
-poll interval for all servers, counted by slurmctld itself with `sdiag`)."""
+"""F3 (hub killed with N ready servers: all re-adopted), L2 in small (one scheduler query per
+poll interval for all servers, counted by slurmctld itself with `sdiag`), and L1, L3, L4 with
+50 learners."""
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -11,8 +13,10 @@ import httpx
 import pytest
 from realsite import job_of, squeue_row, wait_until
 
+from factoryhub.accounts import ensure_accounts
 from factoryhub.daemons import running_pid
 from factoryhub.hubprocess import start_hub
+from factoryhub.site import DemoAccount
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +93,63 @@ def test_l1_l3_small_many_start_together_and_stop_together(hub_client):
     assert all(squeue_row(j).get("state", "gone") in ("CANCELLED", "gone") for j in jobs)
     routes = hub_client.routes()
     assert not [r for r in routes if r.startswith("/user/")], routes
+
+
+def test_l1_l4_l3_fifty_learners_start_survive_a_hub_kill_and_stop(hub_client, real_hub):
+    """L1: 50 learners press start in the same second: all ready (or told to retry with 429),
+    no orphan. L4: the hub killed (-9) and restarted with the 50 running: all re-adopted. L3:
+    50 stops at once: no job, no route, no record left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [f"learner{i:02d}" for i in range(1, 51)]
+    ensure_accounts(tuple(DemoAccount(u, secrets.token_urlsafe(12)) for u in users), "factoryhub")
+    admin = hub_client.login_token("admin")
+    with hub_client.api(admin) as api:
+        assert api.post("/users", json={"usernames": users}).status_code in (201, 409)
+
+    def press_start(user: str) -> int:
+        with hub_client.api(admin) as api:
+            return api.post(f"/users/{user}/server", json={"user_options": {}}).status_code
+
+    def ready(user: str) -> bool:
+        return bool((hub_client.server(user, admin) or {}).get("ready"))
+
+    pressed = time.monotonic()
+    with ThreadPoolExecutor(len(users)) as pool:
+        answers = dict(zip(users, pool.map(press_start, users), strict=True))
+    assert set(answers.values()) <= {201, 202, 429}, answers
+    started = [u for u, status in answers.items() if status != 429]
+    waits: dict[str, float] = {}
+    deadline = time.monotonic() + 300
+    while len(waits) < len(started) and time.monotonic() < deadline:
+        with ThreadPoolExecutor(10) as pool:
+            for user, is_ready in zip(started, pool.map(ready, started), strict=True):
+                if is_ready and user not in waits:
+                    waits[user] = time.monotonic() - pressed
+        time.sleep(1)
+    assert len(waits) == len(started), sorted(set(started) - set(waits))
+    times = sorted(waits.values())
+    print(f"L1: {len(started)} of 50 ready (429: {50 - len(started)}); p95 {times[-3]:.1f} s")
+    jobs = {u: job_of(u) for u in started}  # exactly one live job each: no orphan
+
+    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
+    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    start_hub(real_hub)
+    routes = hub_client.routes()
+    with ThreadPoolExecutor(10) as pool:
+        assert all(pool.map(ready, started))
+    assert all(f"/user/{u}" in routes for u in started)
+    assert {u: job_of(u) for u in started} == jobs
+    assert all(squeue_row(j)["state"] == "RUNNING" for j in jobs.values())
+
+    def stop(user: str) -> int:
+        with hub_client.api(admin) as api:
+            return api.delete(f"/users/{user}/server").status_code
+
+    with ThreadPoolExecutor(len(started)) as pool:
+        assert set(pool.map(stop, started)) <= {202, 204}
+    wait_until(
+        lambda: all(hub_client.server(u, admin) is None for u in started), 120, "records cleared"
+    )
+    assert all(squeue_row(j).get("state", "gone") in ("CANCELLED", "gone") for j in jobs.values())
+    assert not [r for r in hub_client.routes() if r.startswith("/user/learner")]

@@ -1,7 +1,10 @@
-"""Faults of shared/reliability.md injected into the real Slurm: F6 (controller down) and
-F14 (a job that dies before it reports its port)."""
+"""Faults of shared/reliability.md injected into the real Slurm: F6 (controller down), F7, F8,
+F9 (controller crash right after submit), F13 and F14 (a job that dies before it reports its
+port)."""
 
+import signal
 import subprocess
+import threading
 import time
 
 import httpx
@@ -139,3 +142,36 @@ def test_f7_scheduler_that_stops_answering_drops_nothing(hub_client, real_hub):
     )
     assert r.status_code == 200
     hub_client.stop("alice", token)
+
+
+def test_f9_controller_crash_right_after_submit(hub_client):
+    """slurmctld killed (-9) the moment the learner's job exists, restarted two seconds later:
+    the spawn either completes (the controller had saved the job) or fails with a clear
+    message; either way no job is left without a server and the learner can start again."""
+    token = hub_client.login_token("bob")
+    before = _ids("bob")
+    outcome: list[list[dict]] = []
+    spawn = threading.Thread(target=lambda: outcome.append(hub_client.start_events("bob", token)))
+    spawn.start()
+    try:
+        new = wait_until(lambda: _ids("bob") - before, 30, "bob's job", interval=0.01)
+        stop_daemon(CTLD_PID, sig=signal.SIGKILL)
+        time.sleep(2)
+    finally:
+        ensure_slurm(REPO / "deploy")
+    spawn.join(120)
+    assert outcome, "the spawn never ended"
+    last = outcome[0][-1]
+    if last.get("failed"):
+        clear = ("no longer knows", "ended (", "could not start JupyterLab")
+        assert any(reason in last["message"] for reason in clear), last
+        wait_until(lambda: not _live(bob_jobs=new), 30, "no job left behind")
+        hub_client.start("bob", token)  # the learner simply starts again
+    else:
+        assert last.get("ready"), outcome
+    hub_client.stop("bob", token)
+    assert not _live(bob_jobs=_ids("bob") - before)
+
+
+def _live(bob_jobs: set[str]) -> set[str]:
+    return {j for j in bob_jobs if squeue_row(j).get("state") in ("PENDING", "RUNNING")}

@@ -3,12 +3,14 @@
 import pytest
 
 from factoryhub.slurm import (
+    Associations,
     Completed,
     SchedulerUnavailable,
     SlurmError,
     UnknownJob,
     classify_failure,
     parse_allocation,
+    parse_associations,
     parse_job_id,
     parse_node_addresses,
     parse_squeue,
@@ -71,6 +73,15 @@ def test_allocation_ids():
     assert parse_allocation("salloc: Granted job allocation 1059\n") == "1059"
     busy = "salloc: error: Job submit/allocate failed: Requested nodes are busy\n"
     assert parse_allocation(busy) is None
+
+
+def test_associations():
+    # `sacctmgr --noheader --parsable2 show associations where users=bob format=Account,QOS`
+    text = "training|normal,workshop\nai-research|normal\n"
+    assert parse_associations(text) == Associations(
+        accounts=("training", "ai-research"), qos=("normal", "workshop")
+    )
+    assert parse_associations("") == Associations()
 
 
 def test_node_addresses():

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
+from factoryhub.slurm import Associations
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.livesite import forget_readings
 from factoryhub.spawners.request import parse_request
@@ -237,6 +238,29 @@ async def test_scheduler_down_refuses_at_once_after_checking_the_input(spawner, 
         await spawner.apply_user_options(spawner, {"cpus": 2})
     assert err.value.status_code == 503 and "nothing was submitted" in err.value.log_message
     assert fake_slurm.count("submit") == 0
+
+
+async def test_accounts_and_qos_come_from_the_accounting_database_where_there_is_one(
+    spawner, fake_slurm
+):
+    # site.toml offers "training"/"normal"; the accounting database knows better.
+    fake_slurm.accounting = Associations(accounts=("ai-research",), qos=("workshop",))
+    await spawner.apply_user_options(spawner, {"account": "ai-research", "qos": "workshop"})
+    assert (spawner.request.account, spawner.request.qos) == ("ai-research", "workshop")
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"account": "training"})
+    assert "account: 'training' is not available to you (yours: ai-research)" in str(
+        err.value.log_message
+    )
+    form = await spawner.options_form(spawner)
+    assert 'value="ai-research"' in form and 'value="training"' not in form
+
+
+async def test_a_malformed_account_is_refused_before_any_scheduler_call(spawner, fake_slurm):
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"account": "training\n#SBATCH --uid=0"})
+    assert err.value.status_code == 400 and "not a name Slurm uses" in err.value.log_message
+    assert fake_slurm.calls == []
 
 
 def test_warning_comes_ten_minutes_ahead_or_halfway(demo_site):
