@@ -32,7 +32,7 @@ import tomli_w
 from factoryhub.accounts import ensure_accounts
 from factoryhub.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from factoryhub.hubprocess import CHP, HubInstance, start_hub, stop_hub
-from factoryhub.site import DemoAccount, load_site
+from factoryhub.site import DemoAccount, another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path("/opt/factoryhub/venv/bin")
@@ -73,14 +73,7 @@ def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
     state = scratch / "factoryhub"
     state.mkdir(mode=0o700)
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
-    raw["hub"].update(
-        id="bench",
-        url="http://127.0.0.1:28000",
-        hub_port=28081,
-        proxy_api_port=28001,
-        service_port=28082,
-        state_dir=str(state),
-    )
+    raw = another_hub(raw, "bench", 28000, str(state))
     site_path = state / "site.toml"
     site_path.write_text(tomli_w.dumps(raw))
     config = state / "jupyterhub_config.py"

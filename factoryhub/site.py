@@ -198,6 +198,21 @@ def _check(site: Site) -> Site:
     return site
 
 
+def another_hub(raw: dict, hub_id: str, port_base: int, state_dir: str) -> dict:
+    """site.toml data for a second hub on the same site (tests, benchmarks): its own tag,
+    ports (public `port_base`, proxy API +1, hub API +81, service +82) and state directory."""
+    hub = {
+        **raw.get("hub", {}),
+        "id": hub_id,
+        "url": f"http://127.0.0.1:{port_base}",
+        "proxy_api_port": port_base + 1,
+        "hub_port": port_base + 81,
+        "service_port": port_base + 82,
+        "state_dir": state_dir,
+    }
+    return {**raw, "hub": hub}
+
+
 def site_from_data(raw: object) -> Site:
     """A `Site` from already-parsed data (TOML or the JSON of `public_site_data`)."""
     return _check(_build(Site, raw, ""))

@@ -60,9 +60,14 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
         options = bounded_options(options or {})
         courses = course_presets(site) if options.get("course") else {}
         parse_request(without_live_fields(options), site, access_for(site, user), courses)
+        # accounts and QoS: the accounting database (cached a minute), not the controller
+        associations = await association_cache(spawner.slurm_client).get(user)
+        access = access_for(site, user, (), associations)
+        parse_request(
+            {k: v for k, v in options.items() if k != "reservation"}, site, access, courses
+        )
         if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
             raise web.HTTPError(503, UNAVAILABLE)
-        associations = await association_cache(spawner.slurm_client).get(user)
         # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
         capacity = await spawner.live_capacity(max_age=fresh)

@@ -23,7 +23,7 @@ from tornado.websocket import websocket_connect
 from factoryhub.accounts import ensure_accounts
 from factoryhub.embedded import ensure_slurm
 from factoryhub.hubprocess import HubInstance, start_hub
-from factoryhub.site import load_site
+from factoryhub.site import another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORDS = {a.name: a.password for a in load_site(REPO / "hub_config" / "site.toml").demo_accounts}
@@ -49,15 +49,8 @@ def slow_environment() -> Path:
 def write_test_site(state_dir: Path) -> Path:
     """The demo site with the test hub's ports, state directory and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
-    raw["hub"].update(
-        id="test",
-        url="http://127.0.0.1:18000",
-        hub_port=18081,
-        proxy_api_port=18001,
-        service_port=18082,
-        state_dir=str(state_dir),
-        catalogue_dir=str(TEST_CATALOGUE),
-    )
+    raw = another_hub(raw, "test", 18000, str(state_dir))
+    raw["hub"]["catalogue_dir"] = str(TEST_CATALOGUE)
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
     raw["slurm"].update(sweep_interval=3.0, orphan_grace=5.0)  # orphans found within seconds

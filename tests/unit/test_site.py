@@ -47,3 +47,22 @@ def test_minimal_site_takes_defaults():
 def test_bad_sites_name_the_key(text, message):
     with pytest.raises(SiteError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_site(text)
+
+
+def test_another_hub_has_its_own_tag_ports_and_state(repo):
+    import tomllib
+
+    from factoryhub.site import another_hub, site_from_data
+
+    raw = tomllib.loads((repo / "hub_config" / "site.toml").read_text())
+    site = site_from_data(another_hub(raw, "bench", 28000, "/tmp/bench-state"))
+    hub = site.hub
+    assert (hub.id, hub.url, hub.proxy_api_port, hub.hub_port, hub.service_port) == (
+        "bench",
+        "http://127.0.0.1:28000",
+        28001,
+        28081,
+        28082,
+    )
+    assert hub.state_dir == "/tmp/bench-state" and hub.admin_users == ("admin",)
+    assert raw["hub"]["id"] != "bench"  # the original data is left as it was

@@ -244,16 +244,16 @@ async def test_accounts_and_qos_come_from_the_accounting_database_where_there_is
     spawner, fake_slurm
 ):
     # site.toml offers "training"/"normal"; the accounting database knows better.
-    fake_slurm.accounting = Associations(accounts=("ai-research",), qos=("workshop",))
+    fake_slurm.accounting = Associations(accounts=("ai-research", "hpc-course"), qos=("workshop",))
     await spawner.apply_user_options(spawner, {"account": "ai-research", "qos": "workshop"})
     assert (spawner.request.account, spawner.request.qos) == ("ai-research", "workshop")
     with pytest.raises(web.HTTPError) as err:
         await spawner.apply_user_options(spawner, {"account": "training"})
-    assert "account: 'training' is not available to you (yours: ai-research)" in str(
+    assert "account: 'training' is not available to you (yours: ai-research, hpc-course)" in str(
         err.value.log_message
     )
     form = await spawner.options_form(spawner)
-    assert 'value="ai-research"' in form and 'value="training"' not in form
+    assert 'value="hpc-course"' in form and 'value="training"' not in form
 
 
 async def test_a_malformed_account_is_refused_before_any_scheduler_call(spawner, fake_slurm):
