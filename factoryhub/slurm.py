@@ -335,11 +335,13 @@ class SlurmClient:
         env: Mapping[str, str],
         cwd: str,
         log_path: str,
+        stdout: int | None = None,
     ) -> None:
         """Start `command` as a step of allocation `job_id` through a detached `srun`
         (`setsid --fork`): the hub waits only for the fork, never for the step, and the step
         outlives the hub (it even outlives its `srun`). `srun`'s own messages go to
-        `log_path`, a file of the hub's."""
+        `log_path`, a file of the hub's; what the step writes to its standard output goes to
+        the file descriptor `stdout` (nowhere by default)."""
         srun = [self._cmd("srun"), f"--jobid={job_id}", *options, *command]
         argv = ["/usr/bin/setsid", "--fork", *srun]
         if self.switch_user:
@@ -349,7 +351,7 @@ class SlurmClient:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
                     stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
+                    stdout=asyncio.subprocess.DEVNULL if stdout is None else stdout,
                     stderr=log,
                     env=dict(env),
                     cwd=cwd,

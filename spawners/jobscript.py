@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from factoryhub.durations import format_minutes
 
+from .port_report import READY_FD_ENV
 from .request import ResourceRequest
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}", re.ASCII)
@@ -111,7 +112,6 @@ def step_options(job: SessionJob) -> list[str]:
         "--ntasks=1",
         f"--cpus-per-task={int(job.request.cpus)}",
         "--input=none",
-        "--output=/dev/null",
         "--export=ALL",
     ]
 
@@ -121,7 +121,12 @@ def render_step_script(job: SessionJob, scancel: str) -> str:
     an allocation outlives its last step, so when the server exits the script ends the
     allocation itself (`scancel` of its own job), leaving nothing to look like a session."""
     scancel = _checked(scancel, _SAFE_PATH, "scancel path")
-    lines = _session_lines(job)
+    lines = [
+        "# The step's own output reaches the hub through srun: the server says there, on fd 3,",
+        "# the moment its port is reported, so the hub need not wait for its next look.",
+        f"exec 3>&1; export {READY_FD_ENV}=3",
+        *_session_lines(job),
+    ]
     lines += [
         shlex.join(job.command),
         'echo "FactoryHub session: the server exited with status $?; ending job $SLURM_JOB_ID"',

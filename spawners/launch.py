@@ -6,11 +6,14 @@
 - **Queued** otherwise: a batch job (`sbatch`); the learner sees its place and Slurm's reason.
 
 `srun`'s own messages go to a file of the hub's (`step_log`): an error there before the server
-reports its port fails the spawn at once instead of at the start timeout.
+reports its port fails the spawn at once instead of at the start timeout. The step's standard
+output comes back through `srun` on a pipe (`ReadyPipe`): the session writes one line there when
+its port is in Slurm, so the hub looks at once instead of at its next poll.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,6 +51,48 @@ def step_error(path: Path) -> str | None:
     return errors[0][:300] if errors else None
 
 
+class ReadyPipe:
+    """The hub's end of a step's standard output: a wake-up, never data (bounded reads).
+    Each descriptor is closed exactly once: a number closed twice may already belong to
+    another connection of the hub."""
+
+    def __init__(self) -> None:
+        self._read, self.write_fd = os.pipe()
+        self._transport: asyncio.ReadTransport | None = None
+        self._reader = asyncio.StreamReader(limit=4096)
+
+    async def start(self) -> None:
+        """Begin reading; call once the step holds its copy of `write_fd`."""
+        os.close(self.write_fd)
+        self.write_fd = -1
+        protocol = asyncio.StreamReaderProtocol(self._reader)
+        loop = asyncio.get_running_loop()
+        pipe = os.fdopen(self._read, "rb", buffering=0)
+        self._read = -1  # the transport owns it now
+        self._transport, _ = await loop.connect_read_pipe(lambda: protocol, pipe)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when the step said something (or ended) within `timeout` seconds."""
+        if self._transport is None:
+            await asyncio.sleep(timeout)
+            return False
+        try:
+            await asyncio.wait_for(self._reader.readline(), timeout)
+        except (TimeoutError, ValueError):  # nothing yet, or an over-long line: both just mean
+            return False  # "look at Slurm as usual"
+        return True
+
+    def close(self) -> None:
+        """Idempotent."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for fd in (self._read, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._read = self.write_fd = -1
+
+
 @dataclass(frozen=True)
 class Launch:
     """One session's job, about to be created as `user` from `home`."""
@@ -60,9 +105,10 @@ class Launch:
     state_dir: str
     bin_dir: str
 
-    async def immediately(self, adopt: Adopt) -> str | None:
+    async def immediately(self, adopt: Adopt) -> tuple[str, ReadyPipe] | None:
         """The job id of an allocation granted this instant with the server started as its
-        step; None when Slurm would not start it at once (the queue decides and explains)."""
+        step, and the step's output; None when Slurm would not start it at once (the queue
+        decides and explains)."""
         env = {key: os.environ[key] for key in _ALLOCATION_ENV if key in os.environ}
         env["PATH"] = "/usr/bin:/bin"
         job_id = await self.client.allocate_now(
@@ -74,6 +120,7 @@ class Launch:
         log = step_log(self.state_dir, job_id)
         log.parent.mkdir(mode=0o700, exist_ok=True)
         script = render_step_script(self.job, os.path.join(self.bin_dir, "scancel"))
+        pipe = ReadyPipe()
         try:
             await self.client.launch_step(
                 job_id,
@@ -83,12 +130,15 @@ class Launch:
                 env=self.environment,
                 cwd=self.home,
                 log_path=str(log),
+                stdout=pipe.write_fd,
             )
+            await pipe.start()
         except SlurmError:
+            pipe.close()
             with contextlib.suppress(SlurmError):
                 await self.client.cancel(job_id)
             raise
-        return job_id
+        return job_id, pipe
 
     async def queued(self, adopt: Adopt) -> str:
         """A batch job: it starts when the scheduler decides."""

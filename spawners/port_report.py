@@ -11,11 +11,13 @@ the hub takes the node from Slurm and its address from the node's NodeAddr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 
 PREFIX = "fhport:"
+READY_FD_ENV = "FACTORYHUB_READY_FD"  # a descriptor to the hub: "the port is reported, look"
 _REPORT = re.compile(r"fhport:(\d{4,5})", re.ASCII)
 LOWEST_PORT = 1024
 HIGHEST_PORT = 65535
@@ -73,3 +75,16 @@ async def report_port(serverapp) -> None:
         serverapp.log.error("factoryhub: reporting the port failed: %s", out.decode()[:300])
     else:
         serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
+        announce_ready()
+
+
+def announce_ready(environ=os.environ) -> None:
+    """Tell a hub that waits on this session's step output that the port is in Slurm now
+    (a wake-up only: the hub still reads the port from Slurm). Done once; kernels started
+    later neither inherit the descriptor nor its number."""
+    fd = environ.pop(READY_FD_ENV, "")
+    if not fd.isdigit():
+        return
+    with contextlib.suppress(OSError):
+        os.write(int(fd), b"port reported\n")
+        os.close(int(fd))

@@ -35,7 +35,7 @@ from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmEr
 
 from .estimate import Estimate, estimate_start
 from .jobscript import SessionJob
-from .launch import Launch, step_error, step_log
+from .launch import Launch, ReadyPipe, step_error, step_log
 from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
 from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
@@ -252,8 +252,11 @@ class SlurmSpawner(Spawner):
             bin_dir=self.site.slurm.bin_dir,
         )
         partition = self.request.partition
+        ready: ReadyPipe | None = None
         try:
-            if self.site.slurm.immediate_start and await launch.immediately(self._adopt):
+            started = self.site.slurm.immediate_start and await launch.immediately(self._adopt)
+            if started:
+                ready = started[1]
                 self.log.info("%s allocated at once as job %s", self._log_name, self.job_id)
                 self.progress_log.add(
                     10, f"Room in {partition} now: started as Slurm job {self.job_id}"
@@ -268,7 +271,11 @@ class SlurmSpawner(Spawner):
             raise web.HTTPError(503, UNAVAILABLE) from None
         except SlurmError as exc:
             raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
-        return await self._wait_until_listening()
+        try:
+            return await self._wait_until_listening(ready)
+        finally:
+            if ready is not None:
+                ready.close()
 
     def _refuse_when_the_disk_is_full(self) -> None:
         """No job without a record (F17): refuse before the scheduler is asked at all."""
@@ -297,10 +304,12 @@ class SlurmSpawner(Spawner):
             raise web.HTTPError(503, DISK_FULL) from None
         self.watcher.track(job_id)
 
-    async def _wait_until_listening(self) -> tuple[str, int]:
-        interval = self.site.slurm.start_poll_interval
+    async def _wait_until_listening(self, ready: ReadyPipe | None) -> tuple[str, int]:
+        """Look at the job every `start_poll_interval`, and at once when its step says its
+        port is reported (`ready`, immediate allocations only)."""
+        interval, max_age = self.site.slurm.start_poll_interval, self.site.slurm.start_poll_interval
         while True:
-            snap = await self.watcher.snapshot(max_age=interval)
+            snap = await self.watcher.snapshot(max_age=max_age)
             info = snap.jobs.get(self.job_id)
             if snap.ok and self.job_id in snap.asked and info is None:
                 raise SessionFailed(
@@ -314,7 +323,13 @@ class SlurmSpawner(Spawner):
                     return address
             elif not snap.ok:
                 self.progress_log.add(15, "The scheduler is not answering; still waiting")
-            await asyncio.sleep(interval)
+            if ready is not None and await ready.wait(interval):
+                ready.close()  # one wake-up is all it gives (closed once more by the caller)
+                ready, max_age = None, 0.0  # a fresh look now
+            else:
+                max_age = interval
+                if ready is None:
+                    await asyncio.sleep(interval)
 
     async def _queue_position(self, info: JobInfo) -> int | None:
         """The job's place in its partition's queue, asked at most every few seconds."""

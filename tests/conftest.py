@@ -122,7 +122,9 @@ class FakeSlurm(SlurmClient):
         self.next_id += 1
         return str(self.next_id)
 
-    async def launch_step(self, job_id, options, command, *, user, env, cwd, log_path) -> None:
+    async def launch_step(
+        self, job_id, options, command, *, user, env, cwd, log_path, stdout=None
+    ) -> None:
         self.calls.append(("srun", (job_id, list(options), list(command), user, dict(env))))
 
     async def associations(self, user: str) -> Associations | None:

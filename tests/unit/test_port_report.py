@@ -31,3 +31,37 @@ def test_anything_but_a_port_is_ignored(comment):
 def test_format_refuses_privileged_ports():
     with pytest.raises(ValueError):
         format_port_report(22)
+
+
+async def test_the_session_wakes_a_waiting_hub_once_through_its_step_output():
+    import os
+
+    from factoryhub.spawners.launch import ReadyPipe
+    from factoryhub.spawners.port_report import READY_FD_ENV, announce_ready
+
+    pipe = ReadyPipe()
+    step_end = os.dup(pipe.write_fd)  # what the step inherits through srun
+    await pipe.start()
+    assert not await pipe.wait(0.05)  # nothing said yet: look at Slurm as usual
+    environ = {READY_FD_ENV: str(step_end)}
+    announce_ready(environ)
+    assert await pipe.wait(1.0)
+    assert READY_FD_ENV not in environ  # kernels started later do not get it
+    announce_ready(environ)  # a second call does nothing
+    pipe.close()
+
+
+async def test_closing_the_ready_pipe_twice_closes_nothing_else():
+    import os
+
+    from factoryhub.spawners.launch import ReadyPipe
+
+    pipe = ReadyPipe()
+    await pipe.start()
+    pipe.close()
+    other_r, other_w = os.pipe()  # may reuse the numbers the pipe had
+    pipe.close()
+    os.write(other_w, b"x")  # still open: the second close touched nothing
+    assert os.read(other_r, 1) == b"x"
+    os.close(other_r)
+    os.close(other_w)
