@@ -309,8 +309,10 @@ def job_queries() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of the hub process and of the commands it ran and waited for (its `squeue`,
+    `sudo`, …): utime, stime, cutime, cstime of /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def steady_state(hub: Hub, window_s: float) -> dict[str, float]:
