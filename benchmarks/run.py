@@ -238,8 +238,12 @@ def spawn_table(spawns: dict[str, dict]) -> str:
     for name, r in spawns.items():
         m = r["median"]
 
-        def cell(system: str, keys: tuple[str, ...], m=m) -> str:
-            return " / ".join(f"{m[system][k]:.2f}" for k in keys)
+        def cell(system: str, keys: tuple[str, ...], m=m, r=r) -> str:
+            failed = r["failed"][system]
+            note = (
+                f" ({failed} of {r['learners'] * len(r['stats'][system])} failed)" if failed else ""
+            )
+            return " / ".join(f"{m[system][k]:.2f}" for k in keys) + note
 
         rows.append(
             f"| {name} | {r['learners']} | {cell('floor', ('p50', 'last'))}"
@@ -315,6 +319,10 @@ default scheduler settings.
 {spawn_table(record["spawn"])}
 
 ![last learner ready](../benchmarks/results/bench-spawn.png)
+
+A spawn that failed (the hub reported it, or its server did not answer once the hub said it was
+ready) is left out of the times, counted in the table ("k of n failed") and listed with its error
+in bench.json (`spawn` → size → `runs` → system → `failures`).
 
 - **floor**: the same single-user server (`jupyterhub-singleuser` from FactoryHub's environment)
   with no spawner: an immediate allocation (`salloc --immediate`, then `srun`), a route in a

@@ -182,12 +182,23 @@ async def hub_run(hub: Hub, users: list[str], steady_s: float = 0) -> dict[str, 
     ) as client:
         await client.post(f"{hub.api}/users", json={"usernames": users})  # 201, or 409 if known
         try:
-            times = await asyncio.gather(*(_ready_through_hub(client, hub, u) for u in users))
+            outcomes = await asyncio.gather(
+                *(_ready_through_hub(client, hub, u) for u in users), return_exceptions=True
+            )
             steady = await asyncio.to_thread(steady_state, hub, steady_s) if steady_s else None
         finally:
             await _stop_all(client, hub, users)
     wait_for_no_jobs(users)
-    return {"times_s": sorted(times), "steady": steady}
+    failures = [f"{u}: {o}"[:300] for u, o in zip(users, outcomes, strict=True) if _failed(o)]
+    times = sorted(o for o in outcomes if not _failed(o))
+    return {"times_s": times, "failures": failures, "steady": steady}
+
+
+def _failed(outcome: object) -> bool:
+    """A learner whose server never answered when ready (the error is kept, never hidden)."""
+    if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+        raise outcome  # KeyboardInterrupt, SystemExit: stop the benchmark
+    return isinstance(outcome, Exception)
 
 
 # -- the floor -------------------------------------------------------------------------------
@@ -272,7 +283,7 @@ async def floor_run(users: list[str], proxy: tuple[str, str], hub_api: str) -> d
     )
     subprocess.run(["scancel", *(job for _, job in results)], check=False)
     wait_for_no_jobs(users)
-    return {"times_s": sorted(t for t, _ in results), "steady": None}
+    return {"times_s": sorted(t for t, _ in results), "failures": [], "steady": None}
 
 
 # -- the scheduler's side --------------------------------------------------------------------
@@ -372,8 +383,9 @@ def spawn_series(
 
 
 def summarise(n: int, runs: dict[str, list[dict]]) -> dict[str, object]:
-    """Per system: each run's p50/p95/last; ratios pair by pair on the run's last learner (and
-    p50), reported as medians over the repetitions."""
+    """Per system: each run's p50/p95/last of the learners whose server became ready (spawns
+    that failed are counted and listed apart); ratios pair by pair on the run's last learner
+    (and p50), reported as medians over the repetitions."""
     stats = {k: [percentiles(r["times_s"]) for r in v] for k, v in runs.items()}
 
     def ratio(num: str, den: str, key: str) -> float:
@@ -384,6 +396,7 @@ def summarise(n: int, runs: dict[str, list[dict]]) -> dict[str, object]:
         "learners": n,
         "runs": runs,
         "stats": stats,
+        "failed": {k: sum(len(r["failures"]) for r in v) for k, v in runs.items()},
         "median": {
             k: {q: statistics.median(s[q] for s in v) for q in ("p50", "p95", "last")}
             for k, v in stats.items()
