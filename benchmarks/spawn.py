@@ -33,6 +33,7 @@ from factoryhub.accounts import ensure_accounts
 from factoryhub.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from factoryhub.hubprocess import CHP, HubInstance, start_hub, stop_hub
 from factoryhub.site import DemoAccount, another_hub, load_site
+from factoryhub.slurm import parse_allocation
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path("/opt/factoryhub/venv/bin")
@@ -219,8 +220,8 @@ async def _floor_one(
         *salloc, *SLURM_REQUEST, "--job-name=floor", stderr=asyncio.subprocess.PIPE
     )
     _, err = await proc.communicate()
-    job = re.search(r"Granted job allocation (\d+)", err.decode())
-    if not job:
+    job_id = parse_allocation(err.decode())
+    if not job_id:
         raise RuntimeError(f"floor: no immediate allocation for {user}: {err.decode()[:200]}")
     env = {
         "PATH": f"{VENV}:/usr/bin:/bin",
@@ -235,7 +236,7 @@ async def _floor_one(
         "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
         "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
     }
-    srun = ["srun", f"--jobid={job.group(1)}", "--ntasks=1", "--input=none", "--output=/dev/null"]
+    srun = ["srun", f"--jobid={job_id}", "--ntasks=1", "--input=none", "--output=/dev/null"]
     server = [str(VENV / "jupyterhub-singleuser"), "--ServerApp.ip=127.0.0.1"]
     launch = [*as_user, "setsid", "--fork", *srun, *server]
     step = await asyncio.create_subprocess_exec(
@@ -256,7 +257,7 @@ async def _floor_one(
         r = await client.get(f"http://127.0.0.1:27000{prefix}api")
         if r.status_code != 200:
             raise RuntimeError(f"floor: {user}'s server answered {r.status_code}")
-    return time.perf_counter() - started, job.group(1)
+    return time.perf_counter() - started, job_id
 
 
 def _listening(port: int) -> bool:

@@ -1,4 +1,5 @@
-"""The one seam to the scheduler: Slurm commands as argv lists, and pure parsers of their output.
+"""The one seam to the scheduler: Slurm commands as argv lists (their output is parsed by
+`factoryhub.slurmoutput`, whose names are re-exported here).
 
 Every command runs through `asyncio.create_subprocess_exec` with a deadline (an unreachable
 controller makes Slurm retry for ~9 s per call), never a shell. Failures are classified: a
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from .capacity import (
@@ -23,229 +22,56 @@ from .capacity import (
     parse_reservations,
     parse_sinfo_nodes,
 )
-
-# squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
-SQUEUE_FIELDS = (
-    "job_id",
-    "state",
-    "reason",
-    "nodes",
-    "name",
-    "user",
-    "time_left",
-    "start",
-    "comment",
+from .slurmoutput import (
+    SQUEUE_FIELDS,
+    SQUEUE_FORMAT,
+    USER_JOB_FIELDS,
+    USER_JOB_FORMAT,
+    Associations,
+    Completed,
+    JobInfo,
+    SchedulerUnavailable,
+    SlurmError,
+    UnknownJob,
+    UserJob,
+    classify_failure,
+    parse_allocation,
+    parse_associations,
+    parse_consumed_energy,
+    parse_fields,
+    parse_job_id,
+    parse_node_addresses,
+    parse_ping,
+    parse_position,
+    parse_squeue,
+    parse_user_jobs,
 )
-SQUEUE_FORMAT = "%i|%T|%r|%N|%j|%u|%L|%S|%k"
 
-_UNAVAILABLE = (
-    "unable to contact slurm controller",
-    "socket timed out",
-    "zero bytes were transmitted",
-    "transport endpoint is not connected",
-    "connection refused",
-    "slurm_receive_msg",
-    "rate limit",
-    "communication connection failure",
-)
-
-
-class SlurmError(RuntimeError):
-    """Slurm refused or failed a command; the message is Slurm's own, trimmed."""
-
-
-class SchedulerUnavailable(SlurmError):
-    """The controller could not be reached or did not answer in time: state unknown, keep."""
-
-
-class UnknownJob(SlurmError):
-    """The controller answered and does not know the job (it left the queue long ago)."""
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """One row of `squeue` for a job."""
-
-    job_id: str
-    state: str
-    reason: str
-    nodes: str
-    name: str
-    user: str
-    time_left: str
-    start: str
-    comment: str
-
-
-@dataclass(frozen=True)
-class Completed:
-    """A finished command."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def classify_failure(argv: list[str], result: Completed) -> SlurmError:
-    """The error a failed Slurm command means; pure, tested with real Slurm messages."""
-    text = (result.stderr or result.stdout).strip()
-    lowered = text.lower()
-    message = f"{Path(argv[0]).name} failed (exit {result.returncode}): {text[:500]}"
-    if "invalid job id specified" in lowered:
-        return UnknownJob(message)
-    if not text or any(marker in lowered for marker in _UNAVAILABLE):
-        return SchedulerUnavailable(message if text else f"{message}no output")
-    return SlurmError(message)
-
-
-def parse_squeue(text: str) -> dict[str, JobInfo]:
-    """Rows of `squeue --noheader --format=SQUEUE_FORMAT` by job id."""
-    jobs: dict[str, JobInfo] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|", len(SQUEUE_FIELDS) - 1)
-        if len(parts) != len(SQUEUE_FIELDS):
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        row = dict(zip(SQUEUE_FIELDS, parts, strict=True))
-        if row["comment"] == "(null)":
-            row["comment"] = ""
-        jobs[row["job_id"]] = JobInfo(**row)
-    return jobs
-
-
-_JOB_ID = re.compile(r"^(\d+)(;[\w.-]+)?$")
-
-
-def parse_job_id(text: str) -> str:
-    """The job id from `sbatch --parsable` output (``123`` or ``123;cluster``)."""
-    match = _JOB_ID.match(text.strip())
-    if not match:
-        raise SlurmError(f"sbatch printed no job id: {text.strip()[:200]!r}")
-    return match.group(1)
-
-
-@dataclass(frozen=True)
-class Associations:
-    """The Slurm accounts and QoS a user may charge, as the accounting database has them."""
-
-    accounts: tuple[str, ...] = ()
-    qos: tuple[str, ...] = ()
-
-
-def parse_associations(text: str) -> Associations:
-    """`sacctmgr --noheader --parsable2 show associations … format=Account,QOS` rows: one per
-    association, its QoS comma-separated; names kept in order, once."""
-    accounts: dict[str, None] = {}
-    qos: dict[str, None] = {}
-    for line in text.splitlines():
-        account, bar, names = line.strip().partition("|")
-        if not bar:
-            continue
-        if account:
-            accounts[account] = None
-        qos.update(dict.fromkeys(n for n in names.split(",") if n))
-    return Associations(tuple(accounts), tuple(qos))
-
-
-_GRANTED = re.compile(r"Granted job allocation (\d+)")
-
-
-def parse_allocation(text: str) -> str | None:
-    """The job id from `salloc`'s "Granted job allocation N", None when there is none."""
-    match = _GRANTED.search(text)
-    return match.group(1) if match else None
-
-
-def parse_position(text: str, job_id: str) -> int | None:
-    """Where `job_id` is in a priority-sorted list of job ids (1-based), None if absent."""
-    ids = text.split()
-    return ids.index(job_id) + 1 if job_id in ids else None
-
-
-def parse_ping(text: str) -> bool:
-    """True when `scontrol ping` reports a controller UP."""
-    return bool(re.search(r"\bis UP\b", text))
-
-
-def parse_node_addresses(text: str) -> dict[str, str]:
-    """NodeName → NodeAddr from `scontrol show node --oneliner`."""
-    addresses: dict[str, str] = {}
-    for line in text.splitlines():
-        fields = parse_fields(line)
-        if "NodeName" in fields:
-            addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
-    return addresses
-
-
-# A learner's own jobs, for the job monitor: what squeue can say in one call.
-USER_JOB_FIELDS = (
-    "job_id",
-    "state",
-    "reason",
-    "nodes",
-    "name",
-    "partition",
-    "cpus",
-    "tres",
-    "time_used",
-    "time_limit",
-    "time_left",
-    "start",
-    "submit",
-)
-USER_JOB_FORMAT = "%i|%T|%r|%N|%j|%P|%C|%b|%M|%l|%L|%S|%V"
-
-
-@dataclass(frozen=True)
-class UserJob:
-    """One of a learner's jobs as `squeue` lists it."""
-
-    job_id: str
-    state: str
-    reason: str
-    nodes: str
-    name: str
-    partition: str
-    cpus: str
-    tres: str  # generic resources per node, e.g. "gres:gpu:h100:2" or "N/A"
-    time_used: str
-    time_limit: str
-    time_left: str
-    start: str
-    submit: str
-
-
-def parse_user_jobs(text: str) -> list[UserJob]:
-    """Rows of `squeue --format=USER_JOB_FORMAT`, newest job first. The job name is the only
-    free text and may hold "|": it is taken as what lies between the fixed fields."""
-    jobs = []
-    head, tail = USER_JOB_FIELDS.index("name"), len(USER_JOB_FIELDS) - USER_JOB_FIELDS.index("name")
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) < len(USER_JOB_FIELDS):
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        name = "|".join(parts[head : len(parts) - tail + 1])
-        values = [*parts[:head], name, *parts[len(parts) - tail + 1 :]]
-        jobs.append(UserJob(*values))
-    return sorted(jobs, key=lambda j: int(j.job_id.split("_")[0]), reverse=True)
-
-
-def parse_fields(text: str) -> dict[str, str]:
-    """`Key=Value` pairs of one `scontrol show … --oneliner` line."""
-    return dict(re.findall(r"(\w+)=(\S*)", text))
-
-
-def parse_consumed_energy(text: str) -> dict[str, float]:
-    """JobID → joules from `sacct --parsable2 --format=JobID,ConsumedEnergyRaw`."""
-    energy: dict[str, float] = {}
-    for line in text.splitlines():
-        job_id, _, joules = line.partition("|")
-        if job_id.isdigit() and joules.strip().isdigit():
-            energy[job_id] = float(joules)
-    return energy
+__all__ = [
+    "SQUEUE_FIELDS",
+    "SQUEUE_FORMAT",
+    "USER_JOB_FIELDS",
+    "USER_JOB_FORMAT",
+    "Associations",
+    "Completed",
+    "JobInfo",
+    "SchedulerUnavailable",
+    "SlurmClient",
+    "SlurmError",
+    "UnknownJob",
+    "UserJob",
+    "classify_failure",
+    "parse_allocation",
+    "parse_associations",
+    "parse_consumed_energy",
+    "parse_fields",
+    "parse_job_id",
+    "parse_node_addresses",
+    "parse_ping",
+    "parse_position",
+    "parse_squeue",
+    "parse_user_jobs",
+]
 
 
 class SlurmClient:

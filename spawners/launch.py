@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,17 @@ from .jobscript import (
 
 Adopt = Callable[[str], Awaitable[None]]  # records a job id (or cancels it and raises)
 
-# What `salloc` itself runs with: nothing of the hub's or the learner's secrets.
-_ALLOCATION_ENV = ("LANG", "LC_ALL", "TZ")
+# What a session's Slurm commands take from the hub's own environment: locale settings only.
+PASSED_ENV = ("LANG", "LC_ALL", "TZ")
+
+
+def passed_environment() -> dict[str, str]:
+    return {key: os.environ[key] for key in PASSED_ENV if key in os.environ}
+
+
+def free_mib(state_dir: str) -> int:
+    """Free space where the hub keeps its records (its database lives in `state_dir`)."""
+    return shutil.disk_usage(state_dir).free >> 20
 
 
 def step_log(state_dir: str | Path, job_id: str) -> Path:
@@ -109,8 +119,7 @@ class Launch:
         """The job id of an allocation granted this instant with the server started as its
         step, and the step's output; None when Slurm would not start it at once (the queue
         decides and explains)."""
-        env = {key: os.environ[key] for key in _ALLOCATION_ENV if key in os.environ}
-        env["PATH"] = "/usr/bin:/bin"
+        env = {**passed_environment(), "PATH": "/usr/bin:/bin"}  # no secret in `salloc`
         job_id = await self.client.allocate_now(
             salloc_options(self.job), user=self.user, env=env, cwd=self.home
         )

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import pwd
-import shutil
 import time
 from functools import lru_cache
 
@@ -35,7 +33,7 @@ from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmEr
 
 from .estimate import Estimate, estimate_start
 from .jobscript import SessionJob
-from .launch import Launch, ReadyPipe, step_error, step_log
+from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
 from .livesite import CAPACITY_MAX_AGE, capacity_cache
 from .logtail import read_tail_as
 from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
@@ -48,10 +46,7 @@ from .request import (
     bounded_options,
 )
 from .sweeper import cancel_session_workers, ensure_sweep
-from .watcher import JobWatcher, Snapshot
-
-# Environment variables the job may inherit from the hub besides JupyterHub's own.
-_PASSED_ENV = ("LANG", "LC_ALL", "TZ")
+from .watcher import JobWatcher, Snapshot, shared_watcher
 
 
 class SessionFailed(RuntimeError):
@@ -69,16 +64,7 @@ def _cached_site(path: str, mtime: float) -> Site:
     return load_site(path)
 
 
-_WATCHERS: dict[tuple[str, float], JobWatcher] = {}
 POSITION_MAX_AGE = 5.0  # seconds between queue-position queries of a waiting spawn
-
-
-def _shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
-    """One watcher per hub process and Slurm installation, shared by every spawner."""
-    key = (client.bin_dir, client.timeout)
-    if key not in _WATCHERS:
-        _WATCHERS[key] = JobWatcher(client, log)
-    return _WATCHERS[key]
 
 
 class SlurmSpawner(Spawner):
@@ -139,7 +125,7 @@ class SlurmSpawner(Spawner):
 
     @property
     def watcher(self) -> JobWatcher:
-        return _shared_watcher(self.slurm_client, self.log)
+        return shared_watcher(self.slurm_client, self.log)
 
     async def live_capacity(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
         """The scheduler's partitions and free capacity (shared, at most `max_age` s old)."""
@@ -198,7 +184,7 @@ class SlurmSpawner(Spawner):
         """The environment `sbatch` runs with, exported to the job: JupyterHub's, nothing of
         root's besides locale settings."""
         prefix = self.site.environments[self.request.environment].prefix
-        env = {key: os.environ[key] for key in _PASSED_ENV if key in os.environ}
+        env = passed_environment()
         env.update(self.get_env())
         env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
         env[SITE_ENV] = json.dumps(public_site_data(self.site))  # for the session's widgets
@@ -279,14 +265,9 @@ class SlurmSpawner(Spawner):
 
     def _refuse_when_the_disk_is_full(self) -> None:
         """No job without a record (F17): refuse before the scheduler is asked at all."""
-        free = shutil.disk_usage(self.site.hub.state_dir).free
-        if free < self.site.hub.min_free_mb * 2**20:
-            self.log.error(
-                "refusing %s: %d MiB free in %s",
-                self._log_name,
-                free >> 20,
-                self.site.hub.state_dir,
-            )
+        hub = self.site.hub
+        if (free := free_mib(hub.state_dir)) < hub.min_free_mb:
+            self.log.error("refusing %s: %d MiB free in %s", self._log_name, free, hub.state_dir)
             raise web.HTTPError(503, DISK_FULL)
 
     async def _adopt(self, job_id: str) -> None:

@@ -83,3 +83,14 @@ class JobWatcher:
                 self.log.warning("scheduler not answering (%s); keeping every server", snap.error)
         self._latest = snap
         return snap
+
+
+_WATCHERS: dict[tuple[str, float], JobWatcher] = {}
+
+
+def shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
+    """One watcher per hub process and Slurm installation, shared by every spawner."""
+    key = (client.bin_dir, client.timeout)
+    if key not in _WATCHERS:
+        _WATCHERS[key] = JobWatcher(client, log)
+    return _WATCHERS[key]

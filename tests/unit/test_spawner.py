@@ -9,7 +9,8 @@ from factoryhub.slurm import Associations
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.livesite import forget_readings
 from factoryhub.spawners.request import parse_request
-from factoryhub.spawners.spawner import _WATCHERS, SessionFailed
+from factoryhub.spawners.spawner import SessionFailed
+from factoryhub.spawners.watcher import _WATCHERS
 
 
 @pytest.fixture
