@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from .capacity import (
@@ -23,6 +24,7 @@ from .capacity import (
     parse_sinfo_nodes,
 )
 from .slurmoutput import (
+    QOS_FORMAT,
     SQUEUE_FIELDS,
     SQUEUE_FORMAT,
     USER_JOB_FIELDS,
@@ -30,6 +32,7 @@ from .slurmoutput import (
     Associations,
     Completed,
     JobInfo,
+    QosLimits,
     SchedulerUnavailable,
     SlurmError,
     UnknownJob,
@@ -43,6 +46,7 @@ from .slurmoutput import (
     parse_node_addresses,
     parse_ping,
     parse_position,
+    parse_qos_limits,
     parse_squeue,
     parse_user_jobs,
 )
@@ -55,6 +59,7 @@ __all__ = [
     "Associations",
     "Completed",
     "JobInfo",
+    "QosLimits",
     "SchedulerUnavailable",
     "SlurmClient",
     "SlurmError",
@@ -69,6 +74,7 @@ __all__ = [
     "parse_node_addresses",
     "parse_ping",
     "parse_position",
+    "parse_qos_limits",
     "parse_squeue",
     "parse_user_jobs",
 ]
@@ -244,15 +250,21 @@ class SlurmClient:
         return parse_consumed_energy(result.stdout)
 
     async def associations(self, user: str) -> Associations | None:
-        """`user`'s accounts and QoS from the accounting database; None where the site has
-        none (`sacctmgr` refuses at once without slurmdbd) or it does not answer."""
-        argv = [self._cmd("sacctmgr"), "--noheader", "--parsable2", "show", "associations"]
-        argv += ["where", f"users={user}", "format=Account,QOS"]
+        """`user`'s accounts and QoS from the accounting database, defaults first, with the
+        limits of each QoS; None where the site has none (`sacctmgr` refuses at once without
+        slurmdbd) or it does not answer."""
+        sacctmgr = [self._cmd("sacctmgr"), "--noheader", "--parsable2", "show"]
+        user_argv = [*sacctmgr, "user", "withassoc", "where", f"name={user}"]
+        user_argv.append("format=DefaultAccount,Account,QOS,DefaultQOS")
         try:
-            result = await self.run(argv)
+            rows, qos = await asyncio.gather(
+                self.run(user_argv), self.run([*sacctmgr, "qos", QOS_FORMAT])
+            )
         except SlurmError:
             return None
-        return parse_associations(result.stdout)
+        found = parse_associations(rows.stdout)
+        limits = tuple(q for q in parse_qos_limits(qos.stdout) if q.name in found.qos)
+        return replace(found, limits=limits)
 
     async def queue_position(self, job_id: str, partition: str) -> int | None:
         """1-based place of a pending job among its partition's pending jobs, by priority."""

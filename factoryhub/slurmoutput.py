@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .durations import DurationError, parse_minutes
+
 # squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
 SQUEUE_FIELDS = (
     "job_id",
@@ -109,26 +111,101 @@ def parse_job_id(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class QosLimits:
+    """One QoS's limits as `sacctmgr show qos` has them; None where there is no limit."""
+
+    name: str
+    max_walltime_minutes: int | None = None
+    max_cpus_per_job: int | None = None
+    max_gpus_per_job: int | None = None
+    max_memory_mb_per_job: int | None = None
+    max_gpus_per_user: int | None = None
+
+
+@dataclass(frozen=True)
 class Associations:
-    """The Slurm accounts and QoS a user may charge, as the accounting database has them."""
+    """The Slurm accounts and QoS a user may charge, as the accounting database has them: the
+    user's defaults first, and the limits of each QoS named."""
 
     accounts: tuple[str, ...] = ()
     qos: tuple[str, ...] = ()
+    limits: tuple[QosLimits, ...] = ()
+
+    def limits_of(self, qos: str) -> QosLimits | None:
+        return next((q for q in self.limits if q.name == qos), None)
+
+
+def _defaults_first(names: dict[str, None], default: str) -> tuple[str, ...]:
+    return tuple(sorted(names, key=lambda name: name != default))
 
 
 def parse_associations(text: str) -> Associations:
-    """`sacctmgr --noheader --parsable2 show associations … format=Account,QOS` rows: one per
-    association, its QoS comma-separated; names kept in order, once."""
+    """`sacctmgr --noheader --parsable2 show user withassoc where name=<u>
+    format=DefaultAccount,Account,QOS,DefaultQOS`: one row per association, its QoS
+    comma-separated; names kept once, in order, the user's default account and QoS first."""
     accounts: dict[str, None] = {}
     qos: dict[str, None] = {}
+    default_account = default_qos = ""
     for line in text.splitlines():
-        account, bar, names = line.strip().partition("|")
-        if not bar:
+        fields = line.strip().split("|")
+        if len(fields) != 4:
             continue
+        default_account, account, names, default_qos = fields
         if account:
             accounts[account] = None
         qos.update(dict.fromkeys(n for n in names.split(",") if n))
-    return Associations(tuple(accounts), tuple(qos))
+    return Associations(
+        _defaults_first(accounts, default_account), _defaults_first(qos, default_qos)
+    )
+
+
+_MEMORY_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_tres(text: str) -> dict[str, int]:
+    """A TRES list such as ``cpu=8,gres/gpu=2,mem=16G`` as numbers (memory in MB); entries
+    that are not numbers are left out (pure)."""
+    tres: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        match = re.fullmatch(r"(\d+)([KMGT]?)", value.strip())
+        if not name or not match:
+            continue
+        number, unit = int(match.group(1)), match.group(2)
+        tres[name.strip()] = int(number * _MEMORY_MB[unit]) if name == "mem" else number
+    return tres
+
+
+QOS_FORMAT = "format=Name,MaxWall,MaxTRES,MaxTRESPU"
+
+
+def parse_qos_limits(text: str) -> tuple[QosLimits, ...]:
+    """`sacctmgr --noheader --parsable2 show qos format=Name,MaxWall,MaxTRES,MaxTRESPU`."""
+    limits = []
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4 or not fields[0]:
+            continue
+        name, wall, per_job, per_user = fields
+        job, user = parse_tres(per_job), parse_tres(per_user)
+        limits.append(
+            QosLimits(
+                name=name,
+                max_walltime_minutes=_minutes_or_none(wall),
+                max_cpus_per_job=job.get("cpu"),
+                max_gpus_per_job=job.get("gres/gpu"),
+                max_memory_mb_per_job=job.get("mem"),
+                max_gpus_per_user=user.get("gres/gpu"),
+            )
+        )
+    return tuple(limits)
+
+
+def _minutes_or_none(text: str) -> int | None:
+    try:
+        return parse_minutes(text) if text.strip() else None
+    except DurationError:
+        return None
 
 
 _GRANTED = re.compile(r"Granted job allocation (\d+)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from html import escape
 
 from factoryhub.capacity import Capacity
+from factoryhub.durations import describe_minutes
 from factoryhub.site import Site
 
 from .estimate import Estimate
@@ -92,6 +93,24 @@ _LIVE_ESTIMATE = """<script>
 </script>"""
 
 
+def _qos_label(name: str, access: UserAccess) -> str:
+    """A QoS with its per-job limits from the accounting database, e.g. "normal (per job: at
+    most 2 GPUs, 12 h)"."""
+    limit = next((q for q in access.qos_limits if q.name == name), None)
+    if limit is None:
+        return name
+    parts = []
+    if limit.max_gpus_per_job is not None:
+        parts.append(f"{limit.max_gpus_per_job} GPUs")
+    if limit.max_cpus_per_job is not None:
+        parts.append(f"{limit.max_cpus_per_job} CPUs")
+    if limit.max_memory_mb_per_job is not None:
+        parts.append(f"{limit.max_memory_mb_per_job // 1024} GB")
+    if limit.max_walltime_minutes is not None:
+        parts.append(describe_minutes(limit.max_walltime_minutes))
+    return f"{name} (per job: at most {', '.join(parts)})" if parts else name
+
+
 def _access_fields(access: UserAccess) -> list[str]:
     """Account and QoS when there is a choice; a reservation only for its members."""
     fields = []
@@ -99,9 +118,11 @@ def _access_fields(access: UserAccess) -> list[str]:
         accounts = {a: a for a in access.accounts}
         fields.append(_select("account", "Account to charge", accounts, access.accounts[0]))
     if len(access.qos) > 1:
-        fields.append(
-            _select("qos", "Quality of service", {q: q for q in access.qos}, access.qos[0])
-        )
+        choices = {q: _qos_label(q, access) for q in access.qos}
+        fields.append(_select("qos", "Quality of service", choices, access.qos[0]))
+    elif access.qos and _qos_label(access.qos[0], access) != access.qos[0]:
+        text = f"Your quality of service: {_qos_label(access.qos[0], access)}"
+        fields.append(f'<p id="fh-qos">{escape(text)}</p>')
     if access.reservations:
         choices = {"": "none", **{r: r for r in access.reservations}}
         fields.append(_select("reservation", "Reservation (e.g. your workshop)", choices, ""))

@@ -11,7 +11,7 @@ from tornado import web
 from factoryhub.courses.catalogue import course_presets, landing_page
 from factoryhub.site import Site
 
-from .estimate import SERVICE_NAME, never_reason
+from .estimate import SERVICE_NAME, Estimate, never_reason
 from .form import render_options_form
 from .livesite import CAPACITY_MAX_AGE, association_cache
 from .request import (
@@ -93,8 +93,13 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     associations = await association_cache(spawner.slurm_client).get(spawner.user.name)
     access = access_for(spawner.site, spawner.user.name, reservations, associations)
     estimate = None
-    if capacity is not None:
-        estimate = await spawner.estimate(parse_request({}, spawner.site, access), capacity)
+    try:
+        request = parse_request({}, spawner.site, access)
+    except RequestError as exc:  # e.g. no Slurm account: say so before anything is filled in
+        estimate = Estimate("never", f"cannot start: {exc}")
+    else:
+        if capacity is not None:
+            estimate = await spawner.estimate(request, capacity)
     root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
     url = f"{root}/services/{SERVICE_NAME}/estimate"
     return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from factoryhub.durations import DurationError, describe_minutes, format_minutes, parse_minutes
 from factoryhub.site import Site
-from factoryhub.slurm import Associations
+from factoryhub.slurm import Associations, QosLimits
 
 MAX_OPTIONS_BYTES = 4096
 FIELDS = (
@@ -44,11 +44,14 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class UserAccess:
-    """What this learner may name: accounts and QoS (site or sacctmgr), live reservations."""
+    """What this learner may name: accounts and QoS (site or sacctmgr), live reservations;
+    where they come from the accounting database (`accounting`), each QoS's limits too."""
 
     accounts: tuple[str, ...] = ()
     qos: tuple[str, ...] = ()
     reservations: tuple[str, ...] = ()
+    accounting: bool = False
+    qos_limits: tuple[QosLimits, ...] = ()
 
 
 def access_for(
@@ -57,12 +60,15 @@ def access_for(
     """The accounts, QoS and active reservations `user` may use (pure): accounts and QoS from
     the accounting database's `associations` where the site has one, from site.toml's
     [access] otherwise."""
+    accounting = associations is not None
     if associations is None:
         associations = Associations(site.access.accounts_of(user), site.access.qos_of(user))
     return UserAccess(
         accounts=associations.accounts,
         qos=associations.qos,
         reservations=tuple(r.name for r in reservations if r.active and r.admits(user)),
+        accounting=accounting,
+        qos_limits=associations.limits,
     )
 
 
@@ -180,8 +186,8 @@ def _entitled(options: dict[str, object], field: str, allowed: tuple[str, ...]) 
     (none for reservations, which are opt-in)."""
     default = allowed[0] if allowed and field != "reservation" else ""
     value = options.get(field, default)
-    if value in ("", None) and field == "reservation":
-        return ""
+    if value in ("", None) and (field == "reservation" or not allowed):
+        return ""  # none named: Slurm's default (for accounts and QoS, the user's own)
     if not isinstance(value, str) or value not in allowed:
         shown = value[:40] if isinstance(value, str) else type(value).__name__
         yours = ", ".join(allowed) or "none"
@@ -251,7 +257,13 @@ def parse_request(
     environment = _choice(
         options.get("environment", defaults.environment), "environment", site.environments
     )
-    return ResourceRequest(
+    if access.accounting and not access.accounts:
+        raise RequestError(
+            "account: you have no Slurm account on this site yet; ask your support team to"
+            " add you to a project",
+            "account",
+        )
+    request = ResourceRequest(
         account=_entitled(options, "account", access.accounts),
         qos=_entitled(options, "qos", access.qos),
         reservation=_entitled(options, "reservation", access.reservations),
@@ -264,3 +276,32 @@ def parse_request(
         gpu_type=gpu_type,
         course=str(options.get("course") or ""),
     )
+    check_qos_limits(request, access.qos_limits)
+    return request
+
+
+def check_qos_limits(request: ResourceRequest, limits: tuple[QosLimits, ...]) -> None:
+    """Raise `RequestError` when `request` exceeds a per-job limit of its QoS (pure)."""
+    qos = request.qos
+    limit = next((q for q in limits if q.name == qos), None)
+    if limit is None:
+        return
+    checks = (
+        ("walltime", request.walltime_minutes, limit.max_walltime_minutes),
+        ("cpus", request.cpus, limit.max_cpus_per_job),
+        ("gpus", request.gpus, limit.max_gpus_per_job),
+        ("memory_gb", request.memory_gb * 1024, limit.max_memory_mb_per_job),
+    )
+    for field, asked, most in checks:
+        if most is not None and asked > most:
+            raise RequestError(
+                f"{field}: the QoS {qos} allows at most {_amount(field, most)}", field
+            )
+
+
+def _amount(field: str, most: int) -> str:
+    if field == "walltime":
+        return f"{describe_minutes(most)} ({format_minutes(most)}) per job"
+    if field == "memory_gb":
+        return f"{most // 1024} GB per job"
+    return f"{most} {'GPUs' if field == 'gpus' else 'CPUs'} per job"

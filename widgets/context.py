@@ -39,9 +39,12 @@ class SessionContext:
             return None
 
     async def access(self) -> UserAccess:
-        """What this learner may name: accounts, QoS and the reservations open to them."""
+        """What this learner may name: accounts and QoS (with their limits, from the accounting
+        database where the site has one) and the reservations open to them."""
         capacity = await self.capacity()
-        return access_for(self.site, self.user, capacity.reservations if capacity else ())
+        associations = await self.client.associations(self.user)
+        reservations = capacity.reservations if capacity else ()
+        return access_for(self.site, self.user, reservations, associations)
 
 
 def site_from_env(environ: Mapping[str, str]) -> Site:

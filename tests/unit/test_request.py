@@ -1,8 +1,12 @@
 import re
+from dataclasses import replace
 
 import pytest
 
+from factoryhub.site import AccessSettings
+from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners import RequestError, parse_request
+from factoryhub.spawners.request import access_for
 
 
 def test_defaults_come_from_the_site(demo_site):
@@ -81,7 +85,6 @@ def test_options_must_be_an_object(demo_site, raw):
 
 def _access(demo_site, user, reservations=()):
     from factoryhub.capacity import Reservation
-    from factoryhub.spawners.request import access_for
 
     live = tuple(
         Reservation(name=n, users=u, accounts=(), partition="", active=a, end="")
@@ -128,6 +131,52 @@ def test_names_the_user_is_not_entitled_to_are_refused(demo_site, options, messa
     access = _access(demo_site, "carol", [("workshop", ("alice",), True)])
     with pytest.raises(RequestError, match=re.escape(message)):
         parse_request(options, demo_site, access)
+
+
+NORMAL = QosLimits("normal", max_walltime_minutes=720, max_gpus_per_job=2, max_gpus_per_user=4)
+LONG = QosLimits("long", max_walltime_minutes=1440, max_cpus_per_job=8, max_memory_mb_per_job=32768)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"partition": "gpu", "gpus": 3}, "gpus: the QoS normal allows at most 2 GPUs per job"),
+        (
+            {"partition": "gpu", "walltime": "13:00:00"},
+            "walltime: the QoS normal allows at most 12 h (12:00:00) per job",
+        ),
+        ({"qos": "long", "cpus": 9}, "cpus: the QoS long allows at most 8 CPUs per job"),
+        ({"qos": "long", "memory_gb": 33}, "memory_gb: the QoS long allows at most 32 GB per job"),
+        ({"partition": "gpu", "gpus": 5}, "the gpu partition allows at most 4 GPUs per job"),
+    ],
+)
+def test_live_qos_limits_are_checked_with_the_limit_in_the_message(demo_site, options, message):
+    live = Associations(("training",), ("normal", "long"), (NORMAL, LONG))
+    access = access_for(demo_site, "trainer", (), live)
+    with pytest.raises(RequestError, match=re.escape(message)):
+        parse_request(options, demo_site, access)
+
+
+def test_a_qos_with_a_higher_limit_allows_what_the_default_does_not(demo_site):
+    live = Associations(("training",), ("normal", "long"), (NORMAL, LONG))
+    access = access_for(demo_site, "trainer", (), live)
+    request = parse_request({"partition": "gpu", "gpus": 4, "qos": "long"}, demo_site, access)
+    assert (request.gpus, request.qos, request.account) == (4, "long", "training")
+    assert parse_request({"partition": "gpu", "gpus": 2}, demo_site, access).qos == "normal"
+
+
+def test_a_user_the_accounting_database_does_not_know_is_told_so(demo_site):
+    access = access_for(demo_site, "mallory", (), Associations())
+    with pytest.raises(RequestError, match="you have no Slurm account on this site yet"):
+        parse_request({}, demo_site, access)
+
+
+def test_a_site_without_accounts_lets_slurm_choose_the_default(demo_site):
+    site = replace(demo_site, access=AccessSettings())
+    request = parse_request({}, site, access_for(site, "alice"))
+    assert (request.account, request.qos) == ("", "")
+    with pytest.raises(RequestError, match="'x' is not available to you"):
+        parse_request({"account": "x"}, site, access_for(site, "alice"))
 
 
 def test_a_course_starts_from_its_preset_and_must_be_published(demo_site):

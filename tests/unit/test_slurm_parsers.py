@@ -5,6 +5,7 @@ import pytest
 from factoryhub.slurm import (
     Associations,
     Completed,
+    QosLimits,
     SchedulerUnavailable,
     SlurmError,
     UnknownJob,
@@ -13,8 +14,10 @@ from factoryhub.slurm import (
     parse_associations,
     parse_job_id,
     parse_node_addresses,
+    parse_qos_limits,
     parse_squeue,
 )
+from factoryhub.slurmoutput import parse_tres
 
 SQUEUE = (
     "1|RUNNING|None|gn01|wrap|tlearner|59:57|2026-11-25T10:19:52|(null)\n"
@@ -75,13 +78,28 @@ def test_allocation_ids():
     assert parse_allocation(busy) is None
 
 
-def test_associations():
-    # `sacctmgr --noheader --parsable2 show associations where users=bob format=Account,QOS`
-    text = "training|normal,workshop\nai-research|normal\n"
+def test_associations_put_the_users_defaults_first():
+    # `sacctmgr --noheader --parsable2 show user withassoc where name=trainer
+    #  format=DefaultAccount,Account,QOS,DefaultQOS` (22.05: rows sorted by account)
+    text = "training|ai-research|long,normal|normal\ntraining|training|long,normal|normal\n"
     assert parse_associations(text) == Associations(
-        accounts=("training", "ai-research"), qos=("normal", "workshop")
+        accounts=("training", "ai-research"), qos=("normal", "long")
     )
-    assert parse_associations("") == Associations()
+    assert parse_associations("") == Associations()  # no association: cannot submit
+
+
+def test_qos_limits():
+    # `sacctmgr --noheader --parsable2 show qos format=Name,MaxWall,MaxTRES,MaxTRESPU`
+    text = "normal|12:00:00|gres/gpu=2,mem=16G,cpu=8|gres/gpu=4\nlong|1-00:00:00||\nfree|||\n"
+    normal, long, free = parse_qos_limits(text)
+    assert normal == QosLimits("normal", 720, 8, 2, 16384, 4)
+    assert long == QosLimits("long", max_walltime_minutes=1440)
+    assert free == QosLimits("free")
+    assert parse_tres("cpu=4,mem=1500M,gres/gpu:h100=1,billing=N/A") == {
+        "cpu": 4,
+        "mem": 1500,
+        "gres/gpu:h100": 1,
+    }
 
 
 def test_node_addresses():

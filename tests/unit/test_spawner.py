@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
-from factoryhub.slurm import Associations
+from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.livesite import forget_readings
 from factoryhub.spawners.request import parse_request
@@ -255,6 +255,30 @@ async def test_accounts_and_qos_come_from_the_accounting_database_where_there_is
     )
     form = await spawner.options_form(spawner)
     assert 'value="hpc-course"' in form and 'value="training"' not in form
+
+
+async def test_live_qos_limits_refuse_before_submitting_and_show_in_the_form(spawner, fake_slurm):
+    limits = (QosLimits("normal", 720, None, 2), QosLimits("long", 1440, None, 4))
+    fake_slurm.accounting = Associations(("training",), ("normal", "long"), limits)
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"partition": "gpu", "gpus": 3})
+    assert err.value.status_code == 400
+    assert "gpus: the QoS normal allows at most 2 GPUs per job" in err.value.log_message
+    assert fake_slurm.count("submit") == 0 and spawner.user_options == {}
+    await spawner.apply_user_options(spawner, {"partition": "gpu", "gpus": 3, "qos": "long"})
+    assert (spawner.request.gpus, spawner.request.qos) == (3, "long")
+    form = await spawner.options_form(spawner)
+    assert "normal (per job: at most 2 GPUs, 12 h)" in form
+    assert "long (per job: at most 4 GPUs, 1 day)" in form
+
+
+async def test_a_learner_without_a_slurm_account_is_told_in_the_form(spawner, fake_slurm):
+    fake_slurm.accounting = Associations()  # the database answered: no association
+    form = await spawner.options_form(spawner)
+    assert "you have no Slurm account on this site yet" in form
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {})
+    assert err.value.status_code == 400 and fake_slurm.count("submit") == 0
 
 
 async def test_a_malformed_account_is_refused_before_any_scheduler_call(spawner, fake_slurm):
