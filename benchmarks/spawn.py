@@ -48,7 +48,7 @@ SLURM_REQUEST = ["--partition=cpu", "--nodes=1", "--ntasks=1", "--cpus-per-task=
 def learners(n: int) -> list[str]:
     names = [f"learner{i:02d}" for i in range(1, n + 1)]
     accounts = tuple(DemoAccount(name, secrets.token_urlsafe(16)) for name in names)
-    ensure_accounts(accounts, GROUP)
+    ensure_accounts(accounts, GROUP, load_site(REPO / "hub_config" / "site.toml").access)
     return names
 
 

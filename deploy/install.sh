@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install everything FactoryHub needs on Debian 12, as root, idempotently:
-#   deploy/install.sh          the demo (munge, Slurm, Python environment, proxy)
+#   deploy/install.sh          the demo (munge, Slurm and its accounting database, Python, proxy)
 #   deploy/install.sh --test   the same, plus what the tests need (Chromium, test packages)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/opt/factoryhub
 with_tests=${1:-}
 
-debs=(munge slurmctld slurmd slurm-client python3 python3-venv)
+debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv)
 [ "$with_tests" = "--test" ] && debs+=(chromium)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -1,12 +1,17 @@
-"""Demo accounts: real Unix users with passwords, in the group allowed to log in."""
+"""Demo accounts: real Unix users with passwords, in the group allowed to log in, and in the
+Slurm accounts site.toml's [access] grants them where the site keeps an accounting database."""
 
 from __future__ import annotations
 
 import grp
 import pwd
 import subprocess
+from pathlib import Path
 
-from .site import DemoAccount
+from .accounting import accounting_enabled, ensure_associations
+from .site import AccessSettings, DemoAccount
+
+SLURM_CONF = Path("/etc/slurm/slurm.conf")
 
 
 def _exists(lookup, name: str) -> bool:
@@ -17,8 +22,11 @@ def _exists(lookup, name: str) -> bool:
     return True
 
 
-def ensure_accounts(accounts: tuple[DemoAccount, ...], group: str) -> list[str]:
-    """Create missing users and the group, (re)set passwords; return the names created."""
+def ensure_accounts(
+    accounts: tuple[DemoAccount, ...], group: str, access: AccessSettings
+) -> list[str]:
+    """Create missing users and the group, (re)set passwords, and give each the Slurm
+    associations `access` grants (with slurmdbd); return the names created."""
     if not _exists(grp.getgrnam, group):
         subprocess.run(["groupadd", group], check=True)
     created = []
@@ -32,4 +40,6 @@ def ensure_accounts(accounts: tuple[DemoAccount, ...], group: str) -> list[str]:
         subprocess.run(
             ["chpasswd"], input=f"{account.name}:{account.password}\n", text=True, check=True
         )
+    if SLURM_CONF.exists() and accounting_enabled(SLURM_CONF.read_text()):
+        ensure_associations(access, [account.name for account in accounts])
     return created

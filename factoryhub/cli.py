@@ -36,7 +36,7 @@ def demo_start(repo: Path) -> None:
     hub = _hub(repo)
     nodes = ensure_slurm(repo / "deploy")
     print(f"Slurm is up: nodes {', '.join(nodes)}")
-    created = ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)
+    created = ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group, hub.site.access)
     if created:
         print(f"Created Unix accounts: {', '.join(created)}")
     start_hub(hub)

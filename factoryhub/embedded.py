@@ -1,4 +1,5 @@
-"""The embedded single-host Slurm site: configuration, stand-in GPUs, munge and the daemons.
+"""The embedded single-host Slurm site: configuration, stand-in GPUs, munge, the accounting
+database and the daemons.
 
 A straight list of idempotent steps; running `ensure_slurm()` twice changes nothing the second
 time. Node names are read from the rendered slurm.conf, so the layout lives in one file
@@ -15,6 +16,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from . import accounting
 from .daemons import run_daemon, running_pid, stop_daemon, wait_for
 
 SLURM_ETC = Path("/etc/slurm")
@@ -57,7 +59,14 @@ def ensure_config(deploy_dir: Path) -> bool:
         SLURM_ETC / "slurm.conf", render_slurm_conf(template, socket.gethostname())
     )
     gres = (deploy_dir / "slurm" / "gres.conf").read_text()
-    return _write_if_changed(SLURM_ETC / "gres.conf", gres) or changed
+    changed = _write_if_changed(SLURM_ETC / "gres.conf", gres) or changed
+    dbd = SLURM_ETC / "slurmdbd.conf"  # slurmdbd refuses a file others may read
+    changed = (
+        _write_if_changed(dbd, (deploy_dir / "slurm" / "slurmdbd.conf").read_text()) or changed
+    )
+    shutil.chown(dbd, "slurm", "slurm")
+    dbd.chmod(0o600)
+    return changed
 
 
 def ensure_gpu_devices() -> list[Path]:
@@ -105,19 +114,29 @@ def nodes_ready() -> bool:
 
 
 def ensure_slurm(deploy_dir: Path) -> list[str]:
-    """Configure and start munge, slurmctld and one slurmd per node; return the node names."""
+    """Configure and start munge, the accounting database (MariaDB, slurmdbd), slurmctld and
+    one slurmd per node, then the QoS of `qos.conf`; return the node names."""
     changed = ensure_config(deploy_dir)
-    nodes = node_names((SLURM_ETC / "slurm.conf").read_text())
+    conf = (SLURM_ETC / "slurm.conf").read_text()
+    nodes = node_names(conf)
     ensure_dirs(nodes)
     ensure_gpu_devices()
     if changed:
         stop_slurm(nodes)  # a changed layout needs fresh daemons
     run_daemon(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], MUNGE_PID)
+    with_accounting = accounting.accounting_enabled(conf)
+    if with_accounting:
+        accounting.ensure_database()
+        accounting.ensure_slurmdbd(accounting.cluster_name(conf))
     run_daemon(["/usr/sbin/slurmctld"], CTLD_PID)
     wait_for(controller_answers, 30, "slurmctld", interval=0.3)
     for node in nodes:
         run_daemon(["/usr/sbin/slurmd", "-N", node], slurmd_pidfile(node))
     wait_for(nodes_ready, 60, "Slurm nodes", interval=0.5)
+    if with_accounting:
+        accounting.ensure_qos(
+            accounting.parse_qos_conf((deploy_dir / "slurm" / "qos.conf").read_text())
+        )
     return nodes
 
 
@@ -125,9 +144,12 @@ def stop_slurm(nodes: list[str]) -> None:
     for node in nodes:
         stop_daemon(slurmd_pidfile(node))
     stop_daemon(CTLD_PID)
+    accounting.stop_accounting()
 
 
 def slurm_status(nodes: list[str]) -> dict[str, int | None]:
-    status = {"munged": running_pid(MUNGE_PID), "slurmctld": running_pid(CTLD_PID)}
+    status = {"munged": running_pid(MUNGE_PID), "mariadb": running_pid(accounting.DB_PID)}
+    status["slurmdbd"] = running_pid(accounting.DBD_PID)
+    status["slurmctld"] = running_pid(CTLD_PID)
     status.update({f"slurmd {node}": running_pid(slurmd_pidfile(node)) for node in nodes})
     return status

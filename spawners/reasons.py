@@ -62,3 +62,35 @@ def explain_pending(reason: str) -> str:
         if key.startswith(prefix):
             return sentence % key
     return f"Slurm says {reason[:80]!r}."
+
+
+# Submission refusals (`sbatch`/`salloc` errors): the phrase Slurm prints, and what it means.
+_REFUSALS: tuple[tuple[str, str], ...] = (
+    (
+        "Invalid account",
+        "Slurm does not let you charge that account (or not on this partition); choose another"
+        " account, or ask your support team to add you to one.",
+    ),
+    (
+        "Invalid qos",
+        "that quality of service is not yours, or not allowed on this partition; choose another.",
+    ),
+    (
+        "violates accounting/QOS policy",
+        "the request is over a limit of your account or quality of service%s; ask for less or"
+        " choose another QoS.",
+    ),
+)
+
+
+def explain_refusal(message: str) -> str:
+    """What a refused submission means, then Slurm's own last line (pure)."""
+    last = message.strip().splitlines()[-1][:200] if message.strip() else ""
+    limit = next(
+        (w for w in message.replace(":", " ").split() if w.startswith(("QOS", "Assoc"))), ""
+    )
+    for phrase, sentence in _REFUSALS:
+        if phrase.lower() in message.lower():
+            text = sentence % (f" ({limit})" if limit else "") if "%s" in sentence else sentence
+            return f"{text} (Slurm: {last})"
+    return last

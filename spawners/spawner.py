@@ -39,6 +39,7 @@ from .logtail import read_tail_as
 from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
 from .port_report import parse_port_report
 from .progress import ProgressLog, describe_job
+from .reasons import explain_refusal
 from .request import (
     FIELDS,
     RequestError,
@@ -256,7 +257,9 @@ class SlurmSpawner(Spawner):
             self.log.warning("starting %s: %s", self._log_name, exc)
             raise web.HTTPError(503, UNAVAILABLE) from None
         except SlurmError as exc:
-            raise web.HTTPError(400, f"Slurm refused the session: {exc}") from None
+            raise web.HTTPError(
+                400, f"Slurm refused the session: {explain_refusal(str(exc))}"
+            ) from None
         try:
             return await self._wait_until_listening(ready)
         finally:

@@ -13,6 +13,7 @@ import subprocess
 import time
 import tomllib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -68,7 +69,7 @@ def start_test_hub(state_dir: Path) -> HubInstance:
     shutil.rmtree(TEST_CATALOGUE, ignore_errors=True)  # each run publishes its own courses
     site_path = write_test_site(state_dir)
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
-    ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group)
+    ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group, hub.site.access)
     start_hub(hub)
     client = HubClient(hub)
     wait_until(lambda: "/services/factoryhub" in client.routes(), 30, "estimate service routed")
@@ -92,16 +93,20 @@ def job_id_in(events: list[dict]) -> str:
 
 
 def squeue_row(job_id: str) -> dict[str, str]:
-    """State, user and name of a job as root sees it ({} once Slurm forgot it)."""
+    """State, user, name, GPUs, reason, QoS and account of a job as root sees it ({} once
+    Slurm forgot it)."""
     out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%u|%b|%r|%j"],
+        ["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T|%u|%b|%r|%q|%a|%j"],
         capture_output=True,
         text=True,
     ).stdout.strip()
     if not out:
         return {}
-    state, user, gres, reason, name = out.split("|", 4)
-    return {"state": state, "user": user, "name": name, "gres": gres, "reason": reason}
+    state, user, gres, reason, qos, account, name = out.split("|", 6)
+    return {
+        **{"state": state, "user": user, "name": name, "gres": gres, "reason": reason},
+        **{"qos": qos, "account": account},
+    }
 
 
 class HubClient:
@@ -111,15 +116,21 @@ class HubClient:
         self.hub = hub
         self.base = hub.site.hub.url
 
-    def login_token(self, user: str) -> str:
-        """Log in through the real login form (PAM) and create an API token."""
-        with httpx.Client(base_url=self.base, follow_redirects=True, timeout=30) as web:
+    @contextlib.contextmanager
+    def _logged_in(self, user: str) -> Iterator[httpx.Client]:
+        """A browser-like client logged in through the real login form (PAM)."""
+        with httpx.Client(base_url=self.base, follow_redirects=True, timeout=60) as web:
             web.get("/hub/login")
             xsrf = _xsrf(web)
             r = web.post(
                 "/hub/login", data={"username": user, "password": PASSWORDS[user], "_xsrf": xsrf}
             )
             assert r.status_code == 200 and "/hub/login" not in str(r.url), r.text[:300]
+            yield web
+
+    def login_token(self, user: str) -> str:
+        """Log in through the real login form (PAM) and create an API token."""
+        with self._logged_in(user) as web:
             r = web.post(
                 f"/hub/api/users/{user}/tokens",
                 json={"note": "test"},
@@ -127,6 +138,13 @@ class HubClient:
             )
             assert r.status_code == 201, r.text
             return r.json()["token"]
+
+    def spawn_page(self, user: str) -> str:
+        """The spawn form's HTML as the learner's browser gets it."""
+        with self._logged_in(user) as web:
+            r = web.get(f"/hub/spawn/{user}")
+        assert r.status_code == 200, r.text[:300]
+        return r.text
 
     def api(self, token: str) -> httpx.Client:
         return httpx.Client(

@@ -102,7 +102,8 @@ def test_l1_l4_l3_fifty_learners_start_survive_a_hub_kill_and_stop(hub_client, r
     from concurrent.futures import ThreadPoolExecutor
 
     users = [f"learner{i:02d}" for i in range(1, 51)]
-    ensure_accounts(tuple(DemoAccount(u, secrets.token_urlsafe(12)) for u in users), "factoryhub")
+    accounts = tuple(DemoAccount(u, secrets.token_urlsafe(12)) for u in users)
+    ensure_accounts(accounts, "factoryhub", real_hub.site.access)
     admin = hub_client.login_token("admin")
     with hub_client.api(admin) as api:
         assert api.post("/users", json={"usernames": users}).status_code in (201, 409)

@@ -1,6 +1,16 @@
 from pathlib import Path
 
+import pytest
+
+from factoryhub.accounting import (
+    AccountingError,
+    accounting_enabled,
+    cluster_name,
+    parse_qos_conf,
+    plan_associations,
+)
 from factoryhub.embedded import gpu_device_files, node_names, render_slurm_conf
+from factoryhub.site import AccessSettings
 
 
 def test_layout_from_the_shipped_slurm_conf(repo):
@@ -22,3 +32,80 @@ def test_site_toml_partitions_exist_in_slurm(repo, demo_site):
     conf = (repo / "deploy/slurm/slurm.conf.in").read_text()
     for name in demo_site.partitions:
         assert f"PartitionName={name} " in conf
+
+
+def test_the_shipped_site_keeps_accounting_in_slurmdbd(repo, demo_site):
+    conf = (repo / "deploy/slurm/slurm.conf.in").read_text()
+    assert accounting_enabled(conf) and cluster_name(conf) == "factory"
+    assert not accounting_enabled(conf.replace("storage/slurmdbd", "storage/none"))
+    assert "AccountingStorageEnforce=associations,limits,qos" in conf
+    qos = parse_qos_conf((repo / "deploy/slurm/qos.conf").read_text())
+    assert set(qos) == set(demo_site.access.qos)  # every QoS site.toml grants exists
+    assert "MaxTRESPerJob=gres/gpu=2" in qos["normal"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["normal MaxWall=1:00:00 ; rm -rf /", "normal Account=root", "Bad MaxWall=1", "x MaxWall="],
+)
+def test_qos_conf_takes_only_allow_listed_settings(line):
+    with pytest.raises(AccountingError, match="not understood"):
+        parse_qos_conf(line)
+
+
+ACCESS = AccessSettings(
+    accounts={"training": ("*",), "ai-research": ("alice", "trainer")},
+    qos={"normal": ("*",), "long": ("trainer",)},
+)
+
+
+def test_new_users_sharing_a_grant_are_added_in_one_command():
+    plan = plan_associations(ACCESS, ["bob", "carol", "alice"], {})
+    assert plan == [
+        [
+            "add",
+            "user",
+            "name=alice",
+            "account=training,ai-research",
+            "qos=normal",
+            "defaultqos=normal",
+            "defaultaccount=training",
+        ],
+        [
+            "add",
+            "user",
+            "name=bob,carol",
+            "account=training",
+            "qos=normal",
+            "defaultqos=normal",
+            "defaultaccount=training",
+        ],
+    ]
+
+
+def test_only_what_differs_is_changed_and_nothing_is_removed():
+    existing = {
+        "alice": {"training": frozenset({"normal"}), "ai-research": frozenset({"normal"})},
+        "trainer": {"training": frozenset({"normal"}), "old-project": frozenset({"normal"})},
+    }
+    defaults = {"alice": "ai-research", "trainer": "training"}
+    plan = plan_associations(ACCESS, ["alice", "trainer"], existing, defaults)
+    assert plan == [
+        [
+            "add",
+            "user",
+            "name=trainer",
+            "account=ai-research",
+            "qos=normal,long",
+            "defaultqos=normal",
+        ],
+        ["modify", "user", "alice", "set", "defaultaccount=training"],
+        ["modify", "user", "where", "user=trainer", "account=training", "set", "qos=normal,long"],
+    ]
+    assert plan_associations(ACCESS, ["alice"], existing, {"alice": "training"}) == []
+
+
+@pytest.mark.parametrize("name", ["bob,root", "a=b", "Bob", "x y", ""])
+def test_names_that_are_not_slurm_names_are_refused(name):
+    with pytest.raises(AccountingError, match="not a user, account or QoS name"):
+        plan_associations(ACCESS, [name], {})
