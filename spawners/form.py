@@ -93,7 +93,7 @@ _LIVE_ESTIMATE = """<script>
 </script>"""
 
 
-def _qos_label(name: str, access: UserAccess) -> str:
+def qos_label(name: str, access: UserAccess) -> str:
     """A QoS with its per-job limits from the accounting database, e.g. "normal (per job: at
     most 2 GPUs, 12 h)"."""
     limit = next((q for q in access.qos_limits if q.name == name), None)
@@ -118,10 +118,10 @@ def _access_fields(access: UserAccess) -> list[str]:
         accounts = {a: a for a in access.accounts}
         fields.append(_select("account", "Account to charge", accounts, access.accounts[0]))
     if len(access.qos) > 1:
-        choices = {q: _qos_label(q, access) for q in access.qos}
+        choices = {q: qos_label(q, access) for q in access.qos}
         fields.append(_select("qos", "Quality of service", choices, access.qos[0]))
-    elif access.qos and _qos_label(access.qos[0], access) != access.qos[0]:
-        text = f"Your quality of service: {_qos_label(access.qos[0], access)}"
+    elif access.qos and qos_label(access.qos[0], access) != access.qos[0]:
+        text = f"Your quality of service: {qos_label(access.qos[0], access)}"
         fields.append(f'<p id="fh-qos">{escape(text)}</p>')
     if access.reservations:
         choices = {"": "none", **{r: r for r in access.reservations}}

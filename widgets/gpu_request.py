@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from factoryhub.slurm import SchedulerUnavailable, SlurmError
 from factoryhub.spawners.estimate import Estimate, estimate_start
+from factoryhub.spawners.form import qos_label
 from factoryhub.spawners.request import (
     RequestError,
     ResourceRequest,
@@ -65,6 +66,8 @@ class GPURequest(widgets.VBox):
             description="Memory (GB)", min=1, max=4096, value=site.session.memory_gb
         )
         self.walltime = widgets.Text(description="Walltime")
+        # shown once Slurm says the learner has more than one QoS (load_access)
+        self.qos = widgets.Dropdown(description="QoS", options=[], layout={"display": "none"})
         self.run_path = widgets.Text(
             description="Run", placeholder="train.py, job.sh or a notebook.ipynb"
         )
@@ -75,7 +78,14 @@ class GPURequest(widgets.VBox):
         self.estimate_line = widgets.HTML()
         self.submit_button = widgets.Button(description="Submit job", button_style="primary")
         self.submit_button.on_click(lambda _: spawn(self.submit()))
-        self._fields = (self.gpu_type, self.gpus, self.cpus, self.memory_gb, self.walltime)
+        self._fields = (
+            self.gpu_type,
+            self.gpus,
+            self.cpus,
+            self.memory_gb,
+            self.walltime,
+            self.qos,
+        )
         for control in self._fields:
             control.observe(self._changed, names="value")
         self.partition.observe(self._partition_changed, names="value")
@@ -87,6 +97,7 @@ class GPURequest(widgets.VBox):
                 widgets.HBox([self.gpu_type, self.gpus]),
                 widgets.HBox([self.cpus, self.memory_gb]),
                 self.walltime,
+                self.qos,
                 self.run_path,
                 self.parameters,
                 self.estimate_line,
@@ -94,7 +105,7 @@ class GPURequest(widgets.VBox):
                 self.submit_button,
             ]
         )
-        spawn(self._load_access())
+        spawn(self.load_access())
 
     def options(self) -> dict[str, object]:
         """The request as `user_options`: the same schema as the spawn form and REST API."""
@@ -107,6 +118,8 @@ class GPURequest(widgets.VBox):
         }
         if self.gpus.value and self.gpu_type.value:
             options["gpu_type"] = self.gpu_type.value
+        if self.qos.value:
+            options["qos"] = self.qos.value
         return options
 
     def check(self) -> ResourceRequest | None:
@@ -171,8 +184,13 @@ class GPURequest(widgets.VBox):
             await self.monitor.refresh()
         return self.job_id
 
-    async def _load_access(self) -> None:
+    async def load_access(self) -> None:
+        """What the learner may use, from Slurm (accounts, QoS and their limits, reservations);
+        started when the widget is made, awaitable to be sure it is done."""
         self.access = await self.context.access()
+        self.qos.options = [(qos_label(q, self.access), q) for q in self.access.qos]
+        self.qos.value = self.access.qos[0] if self.access.qos else None  # the default QoS
+        self.qos.layout.display = "" if len(self.access.qos) > 1 else "none"
         await self.refresh_estimate()
 
     def _partition_changed(self, _change: object = None) -> None:

@@ -20,11 +20,14 @@ Path("gpu_job.py").write_text(
 )
 monitor = JobMonitor(start=False)
 request = GPURequest(monitor=monitor)
+await request.load_access()  # bob's accounts and QoS (with its limits) from sacctmgr
 request.cpus.value, request.walltime.value, request.run_path.value = 2, "00:20:00", "gpu_job.py"
 request.gpus.value = 5
 print("REFUSED", "at most 4 GPUs per job" in request.message.value, request.submit_button.disabled)
+request.gpus.value = 3
+print("QOS", "the QoS normal allows at most 2 GPUs per job" in request.message.value)
 ids = []
-for gpus in (4, 4, 2):  # two fill both GPU nodes; the third must wait
+for gpus in (2, 2, 2):  # QoS normal: 4 GPUs at once per learner, so the third must wait
     request.gpus.value = gpus
     ids.append(await request.submit())
 print("JOBS", *ids)
@@ -53,29 +56,53 @@ async def test_gpu_request_monitor_reason_and_cancel(hub_client):
         await _request_watch_and_cancel(hub_client, token, ids)
     finally:
         subprocess.run(["scancel", *ids], check=False)
+        subprocess.run(["scancel", "--user=trainer", "--name=fill-gpus"], check=False)
     hub_client.stop("bob", token)
+
+
+def _reason_in_monitor(job_id: str) -> str:
+    return (
+        "rows = await monitor.refresh()\n"
+        f"row = monitor.row('{job_id}')\n"
+        "print('ROW', row.state, '|', row.detail, '|', row.expected_start)\n"
+    )
+
+
+def _fill_every_gpu_as_the_trainer() -> None:
+    for _ in range(2):  # QoS long: 4 GPUs per job, 8 at once
+        argv = ["runuser", "-u", "trainer", "--", "sbatch", "--qos=long", "--partition=gpu"]
+        argv += ["--gres=gpu:4", "--job-name=fill-gpus", "--time=10", "--wrap", "sleep 600"]
+        subprocess.run(argv, check=True, capture_output=True, cwd="/tmp")
 
 
 async def _request_watch_and_cancel(hub_client, token: str, ids: list[str]) -> None:
     async with kernel_in(hub_client.base, "/user/bob/", token) as execute:
         out = await execute(GPU_JOBS, timeout=90)
-        assert "REFUSED True True" in out, out
+        assert "REFUSED True True" in out and "QOS True" in out, out
         ids += out.split("JOBS")[1].split()
         assert len(ids) == 3 and all(i.isdigit() for i in ids), out
         first = scontrol_job(ids[0])
         assert first["UserId"].startswith("bob(") and first["Partition"] == "gpu"
-        assert "gpu:h100:4" in first["TresPerNode"] and first["TimeLimit"] == "00:20:00"
-        assert first["NumCPUs"] == "2"
-        wait_until(lambda: squeue_row(ids[2]).get("reason") == "Resources", 30, "a GPU wait")
+        assert "gpu:h100:2" in first["TresPerNode"] and first["TimeLimit"] == "00:20:00"
+        assert first["NumCPUs"] == "2" and first["QOS"] == "normal"
+        # the third is over bob's QoS limit of 4 GPUs at once: Slurm says so, the monitor too
+        third = ids[2]
+        wait_until(lambda: squeue_row(third).get("reason") == "QOSMaxGRESPerUser", 30, "QoS")
+        out = await execute(_reason_in_monitor(third))
+        assert "ROW PENDING | you already use as much as your quality of service" in out, out
+        # every GPU taken by someone else: bob's next job waits for resources
         out = await execute(
-            "rows = await monitor.refresh()\n"
-            f"row = monitor.row('{ids[2]}')\n"
-            "print('ROW', row.state, '|', row.detail, '|', row.expected_start)\n"
-            "for job in " + repr(ids) + ":\n"
-            "    print('CANCEL', job, await monitor.cancel(job))\n"
+            f"for job in {ids!r}:\n    print('CANCEL', job, await monitor.cancel(job))"
         )
-        assert "ROW PENDING | waiting for the resources you asked for" in out, out
         assert out.count("True") == 3, out
+        _fill_every_gpu_as_the_trainer()
+        request_one = "request.gpus.value = 1\nprint('JOB', await request.submit())"
+        ids.append((await execute(request_one)).split("JOB")[1].strip())
+        wait_until(lambda: squeue_row(ids[3]).get("reason") == "Resources", 30, "a GPU wait")
+        out = await execute(_reason_in_monitor(ids[3]))
+        assert "ROW PENDING | waiting for the resources you asked for" in out, out
+        out = await execute(f"print('CANCEL', await monitor.cancel('{ids[3]}'))")
+        assert "CANCEL True" in out, out
     wait_until(
         lambda: all(not squeue_row(i) or squeue_row(i)["state"] == "CANCELLED" for i in ids),
         30,

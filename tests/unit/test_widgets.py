@@ -8,6 +8,7 @@ import pytest
 from conftest import job_info, user_job
 
 from factoryhub.site import SiteError, parse_site, public_site_data
+from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners.sweeper import orphaned_workers
 from factoryhub.widgets import EnergyPanel, GPURequest, JobMonitor, SessionContext
 from factoryhub.widgets.context import session_context
@@ -245,3 +246,17 @@ def test_unknown_energy_keys_are_rejected():
 def test_batch_environment_strips_session_variables():
     env = batch_environment({"PATH": "/x", "SLURM_JOB_ID": "1", "JUPYTERHUB_API_TOKEN": "t"})
     assert env == {"PATH": "/x"}
+
+
+async def test_a_qos_limit_is_named_with_the_qos_that_takes_the_request(context, fake_slurm):
+    limits = (QosLimits("normal", 720, None, 2), QosLimits("long", 1440, None, 4))
+    fake_slurm.accounting = Associations(("training",), ("normal", "long"), limits)
+    widget = GPURequest(context)
+    await widget.load_access()  # accounts, QoS and limits from sacctmgr
+    assert widget.qos.layout.display == "" and widget.qos.value == "normal"
+    widget.gpus.value = 3
+    assert "gpus: the QoS normal allows at most 2 GPUs per job" in widget.message.value
+    assert "The long QoS takes this request as it is." in widget.message.value
+    assert widget.submit_button.disabled
+    widget.qos.value = "long"
+    assert widget.message.value == "" and widget.check().qos == "long"
