@@ -256,12 +256,14 @@ class SlurmClient:
         sacctmgr = [self._cmd("sacctmgr"), "--noheader", "--parsable2", "show"]
         user_argv = [*sacctmgr, "user", "withassoc", "where", f"name={user}"]
         user_argv.append("format=DefaultAccount,Account,QOS,DefaultQOS")
-        try:
-            rows, qos = await asyncio.gather(
-                self.run(user_argv), self.run([*sacctmgr, "qos", QOS_FORMAT])
-            )
-        except SlurmError:
-            return None
+        rows, qos = await asyncio.gather(  # both finish before either's failure is seen
+            self.run(user_argv), self.run([*sacctmgr, "qos", QOS_FORMAT]), return_exceptions=True
+        )
+        for result in (rows, qos):
+            if isinstance(result, SlurmError):
+                return None
+            if isinstance(result, BaseException):
+                raise result
         found = parse_associations(rows.stdout)
         limits = tuple(q for q in parse_qos_limits(qos.stdout) if q.name in found.qos)
         return replace(found, limits=limits)

@@ -45,13 +45,16 @@ class AssociationCache:
         self._readings: dict[str, tuple[float, Associations | None]] = {}
 
     async def get(self, user: str) -> Associations | None:
-        """None on a site without an accounting database: site.toml's [access] applies."""
+        """None on a site without an accounting database (site.toml's [access] applies); while
+        the database does not answer, its last answer for `user`."""
         taken, value = self._readings.get(user, (0.0, None))
         if taken and time.monotonic() - taken < ASSOCIATIONS_MAX_AGE:
             return value
-        value = await self.client.associations(user)
-        self._readings[user] = (time.monotonic(), value)
-        return value
+        fresh = await self.client.associations(user)
+        if fresh is None and value is not None:
+            fresh = value  # the database did not answer this time: the last reading stands
+        self._readings[user] = (time.monotonic(), fresh)
+        return fresh
 
 
 _CACHES: dict[int, CapacityCache] = {}

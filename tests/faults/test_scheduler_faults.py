@@ -1,7 +1,9 @@
 """Faults of shared/reliability.md injected into the real Slurm: F6 (controller down), F7, F8,
 F9 (controller crash right after submit), F13 and F14 (a job that dies before it reports its
-port)."""
+port), and the accounting database (slurmdbd) down."""
 
+import asyncio
+import re
 import signal
 import subprocess
 import threading
@@ -9,10 +11,12 @@ import time
 
 import httpx
 import pytest
-from realsite import REPO, job_of, squeue_row, wait_until
+from realsite import REPO, job_id_in, job_of, squeue_row, wait_until
 
+from factoryhub.accounting import DBD_PID
 from factoryhub.daemons import stop_daemon
 from factoryhub.embedded import CTLD_PID, controller_answers, ensure_slurm
+from factoryhub.slurm import SlurmClient
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +179,31 @@ def test_f9_controller_crash_right_after_submit(hub_client):
 
 def _live(bob_jobs: set[str]) -> set[str]:
     return {j for j in bob_jobs if squeue_row(j).get("state") in ("PENDING", "RUNNING")}
+
+
+def test_accounting_database_down_sessions_still_start_and_limits_hold(hub_client):
+    """slurmdbd killed (-9): `sacctmgr` fails at once; the hub keeps the last answer it had
+    (site.toml's [access] for a learner it never asked about), slurmctld keeps enforcing the
+    associations and QoS it holds, so sessions start and over-limit jobs are still refused;
+    restarted, the database answers again and nothing was lost."""
+    token = hub_client.login_token("carol")
+    stop_daemon(DBD_PID, sig=signal.SIGKILL)
+    try:
+        assert asyncio.run(SlurmClient().associations("carol")) is None  # no answer
+        started = time.monotonic()
+        job_id = job_id_in(hub_client.start("carol", token))
+        assert time.monotonic() - started < 15
+        assert squeue_row(job_id)["state"] == "RUNNING"
+        with hub_client.api(token) as api:
+            over_qos = {"partition": "gpu", "gpus": 3}
+            r = api.post("/users/carol/servers/gpu", json={"user_options": over_qos})
+        # refused by the hub from its last reading, or by Slurm (a reading it never had)
+        assert r.status_code == 400, r.text
+        assert re.search("the QoS normal allows|QOSMaxGRESPerJob", r.json()["message"]), r.text
+        over = ["runuser", "-u", "carol", "--", "sbatch", "--partition=gpu", "--gres=gpu:3"]
+        refused = subprocess.run([*over, "--wrap", "true"], capture_output=True, text=True)
+        assert "QOSMaxGRESPerJob" in refused.stderr  # Slurm still enforces the QoS
+        hub_client.stop("carol", token)
+    finally:
+        ensure_slurm(REPO / "deploy")
+    assert asyncio.run(SlurmClient().associations("carol")).accounts == ("training",)

@@ -358,3 +358,20 @@ async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slu
     with pytest.raises(SessionFailed, match="Unable to create step"):
         await starting._submit_and_wait("/home/alice")
     assert ("cancel", job_id) in fake_slurm.calls
+
+
+async def test_while_the_accounting_database_is_down_its_last_answer_stands(
+    fake_slurm, monkeypatch
+):
+    from factoryhub.spawners import livesite
+
+    cache = livesite.AssociationCache(fake_slurm)
+    fake_slurm.accounting = Associations(("ai-research",), ("normal",))
+    assert (await cache.get("alice")).accounts == ("ai-research",)
+    monkeypatch.setattr(livesite, "ASSOCIATIONS_MAX_AGE", 0.0)  # every call asks again
+    fake_slurm.accounting = None  # sacctmgr does not answer (slurmdbd down)
+    assert (await cache.get("alice")).accounts == ("ai-research",)
+    assert await cache.get("bob") is None  # never read: site.toml's [access] applies
+    fake_slurm.accounting = Associations(("training",), ("normal",))
+    assert (await cache.get("alice")).accounts == ("training",)
+    assert fake_slurm.count("sacctmgr") == 4
