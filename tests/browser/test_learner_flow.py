@@ -30,6 +30,15 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
         "document.querySelector('#fh-estimate').innerText.includes('at most 4 GPUs')"
     )
     page.screenshot(path=IMAGES / "spawn-form-limit.png")
+    # Within the partition but over carol's QoS (from the accounting database, sacctmgr).
+    assert "normal (per job: at most 2 GPUs, 12 h)" in page.inner_text("#fh-qos")
+    page.fill("input[name=gpus]", "3")
+    page.wait_for_function(
+        "document.querySelector('#fh-estimate').innerText.includes('the QoS normal allows')"
+    )
+    assert "at most 2 GPUs per job" in page.inner_text("#fh-estimate")
+    page.locator("#fh-qos").scroll_into_view_if_needed()
+    page.screenshot(path=IMAGES / "spawn-form-qos-limit.png")
     page.fill("input[name=gpus]", "0")
     page.select_option("select[name=partition]", "cpu")
     page.wait_for_function("document.querySelector('#fh-estimate').dataset.kind === 'now'")
