@@ -19,6 +19,7 @@ from pathlib import Path
 from .daemons import run_daemon, spawn_daemon, stop_daemon, wait_for
 from .site import AccessSettings
 
+DB_DATA = Path("/var/lib/mysql")
 DB_RUN = Path("/run/mysqld")
 DB_PID = Path("/run/slurm/mariadb.pid")  # ours; mariadbd (as mysql) writes its own in DB_RUN
 DB_SOCKET = DB_RUN / "mysqld.sock"
@@ -98,6 +99,8 @@ def _accepts(address: str | tuple[str, int]) -> bool:
 
 def ensure_database() -> None:
     """MariaDB up, with the `slurm` database user slurmdbd logs in as."""
+    if not (DB_DATA / "mysql").is_dir():  # Debian's package creates it; a wiped one is remade
+        subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={DB_DATA}"], check=True)
     DB_RUN.mkdir(parents=True, exist_ok=True)
     shutil.chown(DB_RUN, "mysql", "mysql")
     DB_LOG.parent.mkdir(parents=True, exist_ok=True)
