@@ -53,7 +53,7 @@ def demo_start(repo: Path) -> None:
 def demo_stop(repo: Path) -> None:
     stop_hub(_hub(repo))
     stop_slurm(_nodes())
-    print("Stopped the hub, the proxy and Slurm (munge keeps running).")
+    print("Stopped the hub, the proxy, Slurm and its accounting database (munge keeps running).")
 
 
 def demo_status(repo: Path) -> int:
