@@ -253,8 +253,9 @@ USER_JOB_FIELDS = (
     "time_left",
     "start",
     "submit",
+    "qos",
 )
-USER_JOB_FORMAT = "%i|%T|%r|%N|%j|%P|%C|%b|%M|%l|%L|%S|%V"
+USER_JOB_FORMAT = "%i|%T|%r|%N|%j|%P|%C|%b|%M|%l|%L|%S|%V|%q"
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,22 @@ class UserJob:
     time_left: str
     start: str
     submit: str
+    qos: str = ""
+
+    @property
+    def gpus(self) -> int:
+        return gpus_of(self.tres)[0]
+
+
+_GRES = re.compile(r"gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
+
+
+def gpus_of(tres: str) -> tuple[int, str]:
+    """GPU count and type from squeue's %b (e.g. ``gres:gpu:h100:2``, ``gres/gpu=1``)."""
+    match = _GRES.search(tres.replace("gres/gpu=", "gpu:").replace("gres:", ""))
+    if not match:
+        return 0, ""
+    return int(match.group(2)), match.group(1) or ""
 
 
 def parse_user_jobs(text: str) -> list[UserJob]:

@@ -99,7 +99,7 @@ class CatalogueHandler(HubOAuthenticated, web.RequestHandler):
             )
         except RequestError as exc:
             return Estimate("never", f"cannot start here: {exc}")
-        return await estimate_start(request, capacity, self.client, user)
+        return await estimate_start(request, capacity, self.client, user, access.qos_limits)
 
     @web.authenticated
     async def get(self) -> None:

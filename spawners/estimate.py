@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from factoryhub.capacity import Capacity, NodeCapacity
 from factoryhub.durations import describe_minutes
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.slurm import QosLimits, SlurmClient, SlurmError, UserJob
 
 from .jobscript import resource_options
 from .request import ResourceRequest
@@ -111,13 +111,44 @@ def estimate_from_slurm(answer: str, now: datetime) -> Estimate:
     )
 
 
+def qos_wait(
+    request: ResourceRequest, limits: tuple[QosLimits, ...], jobs: list[UserJob]
+) -> str | None:
+    """Why `request` must wait for the learner's own running jobs under the same QoS (its
+    limit of GPUs at once per user), or None (pure)."""
+    limit = next((q for q in limits if q.name == request.qos), None)
+    if not request.gpus or limit is None or limit.max_gpus_per_user is None:
+        return None
+    used = sum(j.gpus for j in jobs if j.state == "RUNNING" and j.qos == request.qos)
+    if used + request.gpus <= limit.max_gpus_per_user:
+        return None
+    return (
+        f"waits until one of your GPU jobs ends: the QoS {request.qos} allows"
+        f" {limit.max_gpus_per_user} GPUs at once and your running jobs use {used}"
+    )
+
+
 async def estimate_start(
-    request: ResourceRequest, capacity: Capacity | None, client: SlurmClient, user: str
+    request: ResourceRequest,
+    capacity: Capacity | None,
+    client: SlurmClient,
+    user: str,
+    limits: tuple[QosLimits, ...] = (),
 ) -> Estimate:
-    """When `request` would start for `user`, asking Slurm only when capacity cannot tell."""
+    """When `request` would start for `user`, asking Slurm only when capacity and the QoS
+    `limits` (from the accounting database) cannot tell."""
     if capacity is None:
         return Estimate("unknown", "no estimate: the scheduler is not answering")
     estimate = estimate_from_capacity(request, capacity)
+    if estimate is not None and estimate.kind == "never":
+        return estimate
+    if request.gpus and any(q.name == request.qos and q.max_gpus_per_user for q in limits):
+        try:
+            wait = qos_wait(request, limits, await client.user_jobs(user))
+        except SlurmError:
+            wait = None
+        if wait:
+            return Estimate("later", wait)
     if estimate is not None:
         return estimate
     try:

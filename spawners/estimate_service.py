@@ -69,7 +69,7 @@ class EstimateHandler(HubOAuthenticated, web.RequestHandler):
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})
             return
-        estimate = await estimate_start(request, capacity, self.client, user)
+        estimate = await estimate_start(request, capacity, self.client, user, access.qos_limits)
         self._reply(200, estimate.to_json())
 
 

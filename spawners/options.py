@@ -99,7 +99,7 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
         estimate = Estimate("never", f"cannot start: {exc}")
     else:
         if capacity is not None:
-            estimate = await spawner.estimate(request, capacity)
+            estimate = await spawner.estimate(request, capacity, access.qos_limits)
     root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
     url = f"{root}/services/{SERVICE_NAME}/estimate"
     return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)

@@ -297,6 +297,11 @@ def check_qos_limits(request: ResourceRequest, limits: tuple[QosLimits, ...]) ->
             raise RequestError(
                 f"{field}: the QoS {qos} allows at most {_amount(field, most)}", field
             )
+    if limit.max_gpus_per_user is not None and request.gpus > limit.max_gpus_per_user:
+        raise RequestError(
+            f"gpus: the QoS {qos} allows at most {limit.max_gpus_per_user} GPUs at once per user",
+            "gpus",
+        )
 
 
 def _amount(field: str, most: int) -> str:

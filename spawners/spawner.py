@@ -29,7 +29,7 @@ from factoryhub.courses.catalogue import (
 )
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
-from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
+from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .estimate import Estimate, estimate_start
 from .jobscript import SessionJob
@@ -132,9 +132,14 @@ class SlurmSpawner(Spawner):
         """The scheduler's partitions and free capacity (shared, at most `max_age` s old)."""
         return await capacity_cache(self.slurm_client).get(max_age)
 
-    async def estimate(self, request: ResourceRequest, capacity: Capacity | None) -> Estimate:
+    async def estimate(
+        self,
+        request: ResourceRequest,
+        capacity: Capacity | None,
+        limits: tuple[QosLimits, ...] = (),
+    ) -> Estimate:
         """When `request` would start for this learner (see `estimate_start`)."""
-        return await estimate_start(request, capacity, self.slurm_client, self.user.name)
+        return await estimate_start(request, capacity, self.slurm_client, self.user.name, limits)
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
         """Form fields → one value each (bounded); `apply_user_options` checks them, and a bad

@@ -145,7 +145,8 @@ class GPURequest(widgets.VBox):
             self.estimate_line.value = ""
             return self.estimate
         ctx = self.context
-        self.estimate = await estimate_start(request, await ctx.capacity(), ctx.client, ctx.user)
+        capacity, limits = await ctx.capacity(), self.access.qos_limits
+        self.estimate = await estimate_start(request, capacity, ctx.client, ctx.user, limits)
         if request == self.request:  # the learner may have changed the request meanwhile
             self.estimate_line.value = f"Start: <b>{html.escape(self.estimate.message)}</b>"
         return self.estimate

@@ -5,7 +5,6 @@ waits, when it should start, time used and left, resources and energy.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,10 +13,10 @@ from factoryhub.energy import EnergyFigure, JobUsage, job_energy
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import Site
 from factoryhub.slurm import UserJob
+from factoryhub.slurmoutput import gpus_of
 from factoryhub.spawners.estimate import phrase_start
 from factoryhub.spawners.reasons import explain_pending
 
-_GRES = re.compile(r"gpu(?::([A-Za-z0-9_.-]+))?:(\d+)")
 LIVE_PHASES = (Phase.QUEUED, Phase.STARTING, Phase.RUNNING, Phase.PAUSED)
 
 
@@ -59,14 +58,6 @@ def _seconds(text: str) -> int | None:
         return parse_seconds(text)
     except DurationError:
         return None  # "UNLIMITED", "INVALID", "N/A"
-
-
-def gpus_of(tres: str) -> tuple[int, str]:
-    """GPU count and type from squeue's %b (e.g. ``gres:gpu:h100:2``, ``gres/gpu=1``)."""
-    match = _GRES.search(tres.replace("gres/gpu=", "gpu:").replace("gres:", ""))
-    if not match:
-        return 0, ""
-    return int(match.group(2)), match.group(1) or ""
 
 
 def _start(job: UserJob, now: datetime) -> str:

@@ -4,15 +4,20 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import user_job
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
-from factoryhub.spawners import parse_request
+from factoryhub.slurm import Associations, QosLimits, UserJob
+from factoryhub.spawners import RequestError, parse_request
 from factoryhub.spawners.estimate import (
     estimate_from_capacity,
     estimate_from_slurm,
+    estimate_start,
     parse_test_only,
     phrase_start,
+    qos_wait,
 )
+from factoryhub.spawners.request import access_for
 
 PARTITIONS = (
     "PartitionName=cpu AllowGroups=ALL Default=YES DefaultTime=01:00:00 MaxTime=12:00:00"
@@ -104,3 +109,41 @@ def test_slurm_answer_phrased():
 def test_phrase_start(minutes, text):
     now = datetime(2026, 11, 25, 14, 20)
     assert phrase_start(now + timedelta(minutes=minutes), now) == text
+
+
+NORMAL = QosLimits("normal", max_gpus_per_job=2, max_gpus_per_user=4)
+
+
+def _running(gpus: int, qos: str = "normal") -> UserJob:
+    return user_job(state="RUNNING", tres=f"gres:gpu:h100:{gpus}", qos=qos)
+
+
+def test_qos_wait_counts_the_learners_running_gpus_under_the_same_qos(demo_site):
+    access = access_for(demo_site, "bob", (), Associations(("training",), ("normal",), (NORMAL,)))
+    two = parse_request({"partition": "gpu", "gpus": 2}, demo_site, access)
+    assert qos_wait(two, (NORMAL,), [_running(2)]) is None  # 2 + 2 <= 4
+    assert qos_wait(two, (NORMAL,), [_running(2), _running(2, "long")]) is None  # other QoS
+    pending = user_job(state="PENDING", tres="gres:gpu:h100:2", qos="normal")
+    assert qos_wait(two, (NORMAL,), [_running(2), pending]) is None  # pending holds nothing
+    assert qos_wait(two, (NORMAL,), [_running(2), _running(1)]) == (
+        "waits until one of your GPU jobs ends: the QoS normal allows 4 GPUs at once and your"
+        " running jobs use 3"
+    )
+    assert qos_wait(two, (), [_running(4)]) is None  # no accounting database: no limits
+
+
+async def test_the_estimate_says_a_qos_wait_before_free_nodes(capacity, demo_site, fake_slurm):
+    access = access_for(demo_site, "bob", (), Associations(("training",), ("normal",), (NORMAL,)))
+    two = parse_request({"partition": "gpu", "gpus": 1}, demo_site, access)
+    fake_slurm.user_rows = [_running(2), _running(2)]
+    estimate = await estimate_start(two, capacity, fake_slurm, "bob", (NORMAL,))
+    assert estimate.kind == "later" and "the QoS normal allows 4 GPUs at once" in estimate.message
+    fake_slurm.user_rows = [_running(2)]
+    assert (await estimate_start(two, capacity, fake_slurm, "bob", (NORMAL,))).kind == "now"
+
+
+def test_one_job_over_the_per_user_limit_is_refused(demo_site):
+    five = QosLimits("normal", max_gpus_per_user=3)
+    access = access_for(demo_site, "bob", (), Associations(("training",), ("normal",), (five,)))
+    with pytest.raises(RequestError, match="the QoS normal allows at most 3 GPUs at once per user"):
+        parse_request({"partition": "gpu", "gpus": 4}, demo_site, access)
