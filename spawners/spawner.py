@@ -46,7 +46,7 @@ from .request import (
     ResourceRequest,
     bounded_options,
 )
-from .sweeper import cancel_session_workers, ensure_sweep
+from .sweeper import cancel_session_workers, ensure_sweep, starting
 from .watcher import JobWatcher, Snapshot, shared_watcher
 
 
@@ -245,26 +245,28 @@ class SlurmSpawner(Spawner):
         )
         partition = self.request.partition
         ready: ReadyPipe | None = None
-        try:
-            started = self.site.slurm.immediate_start and await launch.immediately(self._adopt)
-            if started:
-                ready = started[1]
-                self.log.info("%s allocated at once as job %s", self._log_name, self.job_id)
-                self.progress_log.add(
-                    10, f"Room in {partition} now: started as Slurm job {self.job_id}"
-                )
-            else:
-                self.progress_log.add(5, f"Submitting to the {partition} partition")
-                await launch.queued(self._adopt)
-                self.log.info("%s submitted as job %s", self._log_name, self.job_id)
-                self.progress_log.add(10, f"Submitted as Slurm job {self.job_id}")
-        except SchedulerUnavailable as exc:
-            self.log.warning("starting %s: %s", self._log_name, exc)
-            raise web.HTTPError(503, UNAVAILABLE) from None
-        except SlurmError as exc:
-            raise web.HTTPError(
-                400, f"Slurm refused the session: {explain_refusal(str(exc))}"
-            ) from None
+        # until its id is recorded, this start's job is no orphan for the sweep
+        with starting(self.job_name()):
+            try:
+                started = self.site.slurm.immediate_start and await launch.immediately(self._adopt)
+                if started:
+                    ready = started[1]
+                    self.log.info("%s allocated at once as job %s", self._log_name, self.job_id)
+                    self.progress_log.add(
+                        10, f"Room in {partition} now: started as Slurm job {self.job_id}"
+                    )
+                else:
+                    self.progress_log.add(5, f"Submitting to the {partition} partition")
+                    await launch.queued(self._adopt)
+                    self.log.info("%s submitted as job %s", self._log_name, self.job_id)
+                    self.progress_log.add(10, f"Submitted as Slurm job {self.job_id}")
+            except SchedulerUnavailable as exc:
+                self.log.warning("starting %s: %s", self._log_name, exc)
+                raise web.HTTPError(503, UNAVAILABLE) from None
+            except SlurmError as exc:
+                raise web.HTTPError(
+                    400, f"Slurm refused the session: {explain_refusal(str(exc))}"
+                ) from None
         try:
             return await self._wait_until_listening(ready)
         finally:

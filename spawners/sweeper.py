@@ -4,15 +4,19 @@ The same sweep ends Dask worker jobs whose session is over (F19).
 A job named ``fh:<hub_id>:…`` whose id no spawner state in the hub's database holds — a
 restored database, a record deleted by hand — would run a server no route leads to. The
 sweep cancels such jobs, and only those: submitted longer ago than a grace period (a spawn
-commits its job id within milliseconds of `sbatch`), still queued or running, and named with
-this hub's tag. Its decisions are pure (`orphans`); the thin edge reads Slurm and the database.
+commits its job id within milliseconds of `sbatch`), still queued or running, named with this
+hub's tag, and not the job of a start this process has in flight (`starting`: on a loaded host
+the moment between Slurm granting a job and the hub recording it can outlast the grace). Its
+decisions are pure (`orphans`); the thin edge reads Slurm and the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Set
 from datetime import datetime, timedelta
 
 from jupyterhub import orm
@@ -24,13 +28,18 @@ from factoryhub.slurm import JobInfo, SlurmClient, SlurmError
 
 
 def orphans(
-    jobs: Iterable[JobInfo], hub_id: str, recorded: set[str], now: datetime, grace: float
+    jobs: Iterable[JobInfo],
+    hub_id: str,
+    recorded: set[str],
+    now: datetime,
+    grace: float,
+    starting: Set[str] = frozenset(),
 ) -> list[JobInfo]:
-    """The jobs to cancel (pure)."""
+    """The jobs to cancel (pure); `starting` holds the job names of starts in flight."""
     tag = f"fh:{hub_id}:"
     found = []
     for job in jobs:
-        if not job.name.startswith(tag) or job.job_id in recorded:
+        if not job.name.startswith(tag) or job.job_id in recorded or job.name in starting:
             continue
         if classify_state(job.state) in (Phase.ENDED, Phase.ENDING):
             continue
@@ -99,7 +108,9 @@ async def sweep_once(
     except SlurmError as exc:
         log.warning("orphan sweep skipped: %s", exc)
         return []
-    found = orphans(jobs, hub_id, recorded_ids(), datetime.now(), grace)
+    # in that order: a start that left `_STARTING` before this copy has recorded its job
+    starting = frozenset(_STARTING)
+    found = orphans(jobs, hub_id, recorded_ids(), datetime.now(), grace, starting)
     found += orphaned_workers(jobs)
     return await _cancel_each(client, found, "no live server or session holds it", log)
 
@@ -117,6 +128,19 @@ def recorded_job_ids(session: Session) -> set[str]:
 
 
 _SWEEPS: dict[str, asyncio.Task] = {}  # one sweep per hub id in a process
+_STARTING: collections.Counter[str] = collections.Counter()  # job names of starts in flight
+
+
+@contextlib.contextmanager
+def starting(job_name: str) -> Iterator[None]:
+    """Mark a start in flight until its job id is recorded (or it failed)."""
+    _STARTING[job_name] += 1
+    try:
+        yield
+    finally:
+        _STARTING[job_name] -= 1
+        if _STARTING[job_name] <= 0:
+            del _STARTING[job_name]
 
 
 def ensure_sweep(

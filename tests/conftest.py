@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -199,6 +200,11 @@ def fake_slurm() -> FakeSlurm:
     return FakeSlurm()
 
 
+def _all_but_logs(folder: str, names: list[str]) -> list[str]:
+    """For `shutil.copytree`: keep folders and logs (no database, secret or pid file)."""
+    return [n for n in names if not n.endswith(".log") and not Path(folder, n).is_dir()]
+
+
 @pytest.fixture(scope="session")
 def real_hub(tmp_path_factory):
     from realsite import cancel_test_jobs, start_test_hub
@@ -218,6 +224,10 @@ def real_hub(tmp_path_factory):
         stop_hub(hub)
         cancel_test_jobs()
     finally:
+        # what the test hub logged, and srun's messages per step, outlive its tmpfs
+        kept = Path(__file__).resolve().parent.parent / "reports" / "test-hub"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(state, kept, ignore=_all_but_logs)
         subprocess.run(["umount", "--lazy", str(state)], check=False)
 
 
