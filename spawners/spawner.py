@@ -245,8 +245,7 @@ class SlurmSpawner(Spawner):
         )
         partition = self.request.partition
         ready: ReadyPipe | None = None
-        # until its id is recorded, this start's job is no orphan for the sweep
-        with starting(self.job_name()):
+        with starting(self.job_name()):  # no orphan for the sweep until its id is recorded
             try:
                 started = self.site.slurm.immediate_start and await launch.immediately(self._adopt)
                 if started:
@@ -264,9 +263,8 @@ class SlurmSpawner(Spawner):
                 self.log.warning("starting %s: %s", self._log_name, exc)
                 raise web.HTTPError(503, UNAVAILABLE) from None
             except SlurmError as exc:
-                raise web.HTTPError(
-                    400, f"Slurm refused the session: {explain_refusal(str(exc))}"
-                ) from None
+                why = explain_refusal(str(exc))
+                raise web.HTTPError(400, f"Slurm refused the session: {why}") from None
         try:
             return await self._wait_until_listening(ready)
         finally:
