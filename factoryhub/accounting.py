@@ -105,7 +105,8 @@ def ensure_database() -> None:
     shutil.chown(DB_RUN, "mysql", "mysql")
     DB_LOG.parent.mkdir(parents=True, exist_ok=True)
     shutil.chown(DB_LOG.parent, "mysql", "adm")
-    spawn_daemon(DB_ARGV, DB_PID, DB_LOG)
+    if not _accepts(str(DB_SOCKET)):  # one already serving (e.g. the distribution's) will do
+        spawn_daemon(DB_ARGV, DB_PID, DB_LOG)
     wait_for(lambda: _accepts(str(DB_SOCKET)), 60, "MariaDB", interval=0.1)
     subprocess.run(["mariadb", f"--socket={DB_SOCKET}", "-e", DB_GRANT], check=True, timeout=30)
 
