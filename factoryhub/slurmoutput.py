@@ -159,6 +159,17 @@ def parse_associations(text: str) -> Associations:
     )
 
 
+def parse_all_associations(text: str) -> dict[str, Associations]:
+    """`sacctmgr --noheader --parsable2 show user withassoc
+    format=User,DefaultAccount,Account,QOS,DefaultQOS` for every user: user → associations."""
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        user, bar, rest = line.strip().partition("|")
+        if user and bar:
+            rows.setdefault(user, []).append(rest)
+    return {user: parse_associations("\n".join(lines)) for user, lines in rows.items()}
+
+
 _MEMORY_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 

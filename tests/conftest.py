@@ -87,6 +87,7 @@ class FakeSlurm(SlurmClient):
         self.next_id = 100
         self.room = True  # whether an immediate allocation is granted
         self.accounting: Associations | None = None  # sacctmgr's answer; None: no database
+        self.listed = ("alice", "bob", "carol")  # the users a reading of everyone lists
         self.addresses = {"cn01": "10.0.0.1"}
         self.expected_start = "2030-01-01T00:00:00"
         self.live = Capacity(
@@ -131,6 +132,10 @@ class FakeSlurm(SlurmClient):
     async def associations(self, user: str) -> Associations | None:
         self.calls.append(("sacctmgr", user))
         return self.accounting
+
+    async def all_associations(self) -> dict[str, Associations] | None:
+        self.calls.append(("sacctmgr", "*"))
+        return None if self.accounting is None else dict.fromkeys(self.listed, self.accounting)
 
     async def query(self, job_ids) -> dict[str, JobInfo]:
         ids = set(job_ids)

@@ -10,6 +10,7 @@ from factoryhub.slurm import (
     SlurmError,
     UnknownJob,
     classify_failure,
+    parse_all_associations,
     parse_allocation,
     parse_associations,
     parse_job_id,
@@ -86,6 +87,19 @@ def test_associations_put_the_users_defaults_first():
         accounts=("training", "ai-research"), qos=("normal", "long")
     )
     assert parse_associations("") == Associations()  # no association: cannot submit
+
+
+def test_everyones_associations_in_one_reading():
+    # `sacctmgr --noheader --parsable2 show user withassoc
+    #  format=User,DefaultAccount,Account,QOS,DefaultQOS` (every user)
+    text = (
+        "alice|training|ai-research|normal|normal\n"
+        "alice|training|training|normal|normal\n"
+        "root|root|root|normal|\n"
+    )
+    found = parse_all_associations(text)
+    assert found["alice"] == Associations(("training", "ai-research"), ("normal",))
+    assert set(found) == {"alice", "root"} and parse_all_associations("") == {}
 
 
 def test_qos_limits():

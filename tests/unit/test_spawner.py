@@ -1,5 +1,6 @@
 """SlurmSpawner's contract with a fake Slurm client: state, poll mapping, stop, refusals."""
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -360,18 +361,38 @@ async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slu
     assert ("cancel", job_id) in fake_slurm.calls
 
 
-async def test_while_the_accounting_database_is_down_its_last_answer_stands(
+async def test_associations_are_read_for_everyone_and_refreshed_behind_the_starts(
     fake_slurm, monkeypatch
 ):
     from factoryhub.spawners import livesite
 
+    async def background() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+
     cache = livesite.AssociationCache(fake_slurm)
     fake_slurm.accounting = Associations(("ai-research",), ("normal",))
     assert (await cache.get("alice")).accounts == ("ai-research",)
-    monkeypatch.setattr(livesite, "ASSOCIATIONS_MAX_AGE", 0.0)  # every call asks again
+    assert (await cache.get("bob")).accounts == ("ai-research",)
+    assert fake_slurm.calls == [("sacctmgr", "*")]  # one reading serves every learner
+    assert await cache.get("dave") == Associations()  # not listed: no account (yet)
+    assert len(fake_slurm.calls) == 1  # the reading is fresh: not asked again
+    monkeypatch.setattr(livesite, "UNLISTED_RECHECK", 0.0)
+    fake_slurm.listed = ("alice", "bob", "carol", "dave")  # dave was just given an account
+    assert (await cache.get("dave")).accounts == ("ai-research",)  # a new reading, awaited
+    assert fake_slurm.calls == [("sacctmgr", "*")] * 2
+    monkeypatch.setattr(livesite, "ASSOCIATIONS_MAX_AGE", 0.0)  # every call refreshes
     fake_slurm.accounting = None  # sacctmgr does not answer (slurmdbd down)
-    assert (await cache.get("alice")).accounts == ("ai-research",)
-    assert await cache.get("bob") is None  # never read: site.toml's [access] applies
+    assert (await cache.get("alice")).accounts == ("ai-research",)  # no wait: the last reading
+    await background()
+    assert (await cache.get("alice")).accounts == ("ai-research",)  # the failed refresh kept it
     fake_slurm.accounting = Associations(("training",), ("normal",))
+    await cache.get("alice")
+    await background()
     assert (await cache.get("alice")).accounts == ("training",)
-    assert fake_slurm.count("sacctmgr") == 4
+
+
+async def test_without_an_accounting_database_site_toml_applies(fake_slurm):
+    from factoryhub.spawners import livesite
+
+    assert await livesite.AssociationCache(fake_slurm).get("alice") is None
