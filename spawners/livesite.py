@@ -6,6 +6,7 @@ refreshed in the background every minute."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -85,6 +86,13 @@ class AssociationCache:
 
 _CACHES: dict[int, CapacityCache] = {}
 _ASSOCIATIONS: dict[int, AssociationCache] = {}
+
+
+@functools.lru_cache(maxsize=8)
+def shared_client(bin_dir: str, timeout: float) -> SlurmClient:
+    """The hub's client of one Slurm installation, shared by every spawner, so the caches
+    here (keyed by client) serve every learner rather than one server each."""
+    return SlurmClient(bin_dir=bin_dir, timeout=timeout)
 
 
 def capacity_cache(client: SlurmClient) -> CapacityCache:

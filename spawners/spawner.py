@@ -34,7 +34,7 @@ from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClie
 from .estimate import Estimate, estimate_start
 from .jobscript import SessionJob
 from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
-from .livesite import CAPACITY_MAX_AGE, capacity_cache
+from .livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
 from .logtail import read_tail_as
 from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
 from .port_report import parse_port_report
@@ -100,8 +100,8 @@ class SlurmSpawner(Spawner):
 
     @default("slurm_client")
     def _default_client(self) -> SlurmClient:
-        settings = self.site.slurm
-        return SlurmClient(bin_dir=settings.bin_dir, timeout=settings.command_timeout)
+        settings = self.site.slurm  # one client per installation: its caches serve every server
+        return shared_client(settings.bin_dir, settings.command_timeout)
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
