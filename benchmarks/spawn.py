@@ -305,7 +305,10 @@ def resume_nodes_drained_by_kills() -> list[str]:
     return events
 
 
-def wait_for_no_jobs(users: list[str], timeout: float = 180) -> None:
+def wait_for_no_jobs(users: list[str], timeout: float = 240) -> None:
+    """Longer than slurm.conf's UnkillableStepTimeout (180 s): a job whose kill Slurm gives up
+    on leaves the queue then (its node drained, resumed by the next repetition)."""
+
     def gone() -> bool:
         argv = ["squeue", "--noheader", "--format=%i", f"--user={','.join(users)}"]
         return not subprocess.run(argv, capture_output=True, text=True).stdout.strip()
