@@ -6,12 +6,10 @@ from __future__ import annotations
 import grp
 import pwd
 import subprocess
-from pathlib import Path
 
 from .accounting import accounting_enabled, ensure_associations
+from .embedded import SLURM_ETC
 from .site import AccessSettings, DemoAccount
-
-SLURM_CONF = Path("/etc/slurm/slurm.conf")
 
 
 def _exists(lookup, name: str) -> bool:
@@ -40,6 +38,7 @@ def ensure_accounts(
         subprocess.run(
             ["chpasswd"], input=f"{account.name}:{account.password}\n", text=True, check=True
         )
-    if SLURM_CONF.exists() and accounting_enabled(SLURM_CONF.read_text()):
+    conf = SLURM_ETC / "slurm.conf"
+    if conf.exists() and accounting_enabled(conf.read_text()):
         ensure_associations(access, [account.name for account in accounts])
     return created

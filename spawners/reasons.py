@@ -77,7 +77,7 @@ _REFUSALS: tuple[tuple[str, str], ...] = (
     ),
     (
         "violates accounting/QOS policy",
-        "the request is over a limit of your account or quality of service%s; ask for less or"
+        "the request is over a limit of your account or quality of service{limit}; ask for less or"
         " choose another QoS.",
     ),
 )
@@ -91,6 +91,6 @@ def explain_refusal(message: str) -> str:
     )
     for phrase, sentence in _REFUSALS:
         if phrase.lower() in message.lower():
-            text = sentence % (f" ({limit})" if limit else "") if "%s" in sentence else sentence
+            text = sentence.format(limit=f" ({limit})" if limit else "")
             return f"{text} (Slurm: {last})"
     return last

@@ -42,6 +42,10 @@ class RequestError(ValueError):
         self.field = field
 
 
+class QosLimitError(RequestError):
+    """A request over a limit of its QoS (not of its partition): another QoS may take it."""
+
+
 @dataclass(frozen=True)
 class UserAccess:
     """What this learner may name: accounts and QoS (site or sacctmgr), live reservations;
@@ -294,11 +298,11 @@ def check_qos_limits(request: ResourceRequest, limits: tuple[QosLimits, ...]) ->
     )
     for field, asked, most in checks:
         if most is not None and asked > most:
-            raise RequestError(
+            raise QosLimitError(
                 f"{field}: the QoS {qos} allows at most {_amount(field, most)}", field
             )
     if limit.max_gpus_per_user is not None and request.gpus > limit.max_gpus_per_user:
-        raise RequestError(
+        raise QosLimitError(
             f"gpus: the QoS {qos} allows at most {limit.max_gpus_per_user} GPUs at once per user",
             "gpus",
         )

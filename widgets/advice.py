@@ -7,7 +7,7 @@ another partition that takes the same request, or the largest value the chosen p
 from __future__ import annotations
 
 from factoryhub.site import Site
-from factoryhub.spawners.request import RequestError, UserAccess, parse_request
+from factoryhub.spawners.request import QosLimitError, RequestError, UserAccess, parse_request
 
 
 def _fits(options: dict[str, object], site: Site, access: UserAccess) -> bool:
@@ -31,7 +31,7 @@ def _largest(field: str, partition: str, site: Site) -> str | None:
 def suggest(options: dict[str, object], error: RequestError, site: Site, access: UserAccess) -> str:
     """One sentence on what would be accepted instead, or "" when there is nothing to offer."""
     chosen = str(options.get("partition", site.session.partition))
-    if "the QoS" in str(error):  # a limit of the QoS, not of the partition
+    if isinstance(error, QosLimitError):
         fitting = [q for q in access.qos if _fits({**options, "qos": q}, site, access)]
         return f"The {fitting[0]} QoS takes this request as it is." if fitting else ""
     if error.field in ("cpus", "memory_gb", "gpus", "walltime"):
