@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -68,13 +69,17 @@ def site_env() -> dict[str, str]:
 
 def p6(repeat: int) -> dict[str, object]:
     """Two-worker cluster to first result: widget vs dask-jobqueue, alternating."""
-    probe = str(REPO / "benchmarks" / "dask_start.py")
+    # the learner runs it: a copy below SCRATCH, since a checkout may sit in a directory only
+    # root can read (a `mktemp -d` clone, /root)
+    probe = SCRATCH / "dask_start.py"
+    shutil.copyfile(REPO / "benchmarks" / "dask_start.py", probe)
+    probe.chmod(0o644)
     env = site_env()
     runs: dict[str, list[float]] = {"factoryhub widget": [], "dask-jobqueue": []}
     for _ in range(repeat):
         for name, mode in (("factoryhub widget", "widget"), ("dask-jobqueue", "direct")):
             out = subprocess.run(
-                as_user(LEARNER, [str(VENV / "python"), probe, mode], env),
+                as_user(LEARNER, [str(VENV / "python"), str(probe), mode], env),
                 check=True,
                 capture_output=True,
                 text=True,
