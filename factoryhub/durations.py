@@ -1,6 +1,11 @@
 """Slurm time strings, both ways: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
 ``D-HH:MM:SS`` (as `sbatch --time` reads them) to minutes, and minutes back to ``D-HH:MM:SS``.
 
+Two readers, on purpose: `parse_minutes` reads what Slurm prints and what admins copy from it
+(``MaxTime=30:00`` is 30 minutes) exactly as Slurm does; `parse_walltime` reads what a learner
+types, and refuses Slurm's ``MM:SS`` form, which people read as ``HH:MM`` (``1:30`` would be a
+90-second session, not an hour and a half).
+
 Only ASCII digits are accepted: Python's ``int()`` would take Arabic-Indic or full-width digits,
 Slurm would not.
 """
@@ -11,6 +16,7 @@ import re
 
 _DAYS = re.compile(r"(\d{1,3})-(\d{1,2})(?::(\d{1,2}))?(?::(\d{1,2}))?", re.ASCII)
 _CLOCK = re.compile(r"(\d{1,6})(?::(\d{1,2}))?(?::(\d{1,2}))?", re.ASCII)
+_MINUTES_SECONDS = re.compile(r"(\d{1,6}):(\d{1,2})", re.ASCII)  # Slurm's MM:SS
 
 
 class DurationError(ValueError):
@@ -20,6 +26,26 @@ class DurationError(ValueError):
 def parse_minutes(text: str) -> int:
     """Minutes in a Slurm time string, seconds rounded up (Slurm does the same)."""
     return -(-parse_seconds(text) // 60)
+
+
+def parse_walltime(text: str) -> int:
+    """Minutes in a walltime a person typed: plain minutes (``90``), ``HH:MM:SS``,
+    ``D-HH``, ``D-HH:MM`` or ``D-HH:MM:SS``. Slurm's ``MM:SS`` is refused with what it would
+    mean to Slurm and how to write the hours and minutes the person most likely meant."""
+    if match := _MINUTES_SECONDS.fullmatch(text.strip()):
+        first, second = (int(g) for g in match.groups())
+        shown = text.strip()
+        if second > 59:
+            raise DurationError(
+                f"{shown!r} is not a walltime: Slurm reads M:S as minutes:seconds;"
+                " use minutes (90) or HH:MM:SS (01:30:00)"
+            )
+        minutes = first * 60 + second
+        raise DurationError(
+            f"{shown!r} would mean {first} min {second} s to Slurm (minutes:seconds);"
+            f" for {first} h {second} min write {format_minutes(minutes)} or {minutes}"
+        )
+    return parse_minutes(text)
 
 
 def parse_seconds(text: str) -> int:

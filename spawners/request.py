@@ -13,7 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from factoryhub.durations import DurationError, describe_minutes, format_minutes, parse_minutes
+from factoryhub.durations import (
+    DurationError,
+    describe_minutes,
+    format_minutes,
+    parse_minutes,
+    parse_walltime,
+)
 from factoryhub.site import Site
 from factoryhub.slurm import Associations, QosLimits
 
@@ -130,13 +136,15 @@ def _choice(value: object, field: str, allowed: Mapping[str, object] | tuple[str
     return value
 
 
-def _walltime(value: object, max_text: str, partition: str) -> int:
+def _walltime(value: object, max_text: str, partition: str, typed: bool = True) -> int:
+    """Minutes of a walltime: one a person `typed` (form, REST, widget, course) in the forms
+    nobody misreads; the site's own default as Slurm reads it."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise RequestError("walltime: expected a time such as 01:00:00", "walltime")
     try:
-        minutes = parse_minutes(value)
+        minutes = parse_walltime(value) if typed else parse_minutes(value)
     except DurationError as exc:
         raise RequestError(f"walltime: {exc}", "walltime") from None
     longest = parse_minutes(max_text)
@@ -149,6 +157,24 @@ def _walltime(value: object, max_text: str, partition: str) -> int:
             "walltime",
         )
     return minutes
+
+
+def _gpu_type(value: object, gpus: int, partition: str, offered: tuple[str, ...]) -> str:
+    """The GPU type: one the partition offers, and only with GPUs (empty: its first)."""
+    if value in ("", None):
+        return offered[0] if gpus and offered else ""
+    if not offered:
+        raise RequestError(
+            f"gpu_type: the {partition} partition has no GPUs; choose a GPU partition", "gpu_type"
+        )
+    chosen = _choice(value, "gpu_type", offered)
+    if not gpus:
+        raise RequestError(
+            f"gpu_type: {chosen} asked for with no GPUs; ask for at least 1 GPU or leave the"
+            " GPU type empty",
+            "gpu_type",
+        )
+    return chosen
 
 
 def bounded_options(raw: object) -> dict[str, object]:
@@ -253,10 +279,8 @@ def parse_request(
         if part.max_gpus
         else f"the {name} partition has no GPUs; choose a GPU partition",
     )
-    gpu_type = ""
-    if gpus:
-        default_type = part.gpu_types[0] if part.gpu_types else ""
-        gpu_type = _choice(options.get("gpu_type", default_type), "gpu_type", part.gpu_types)
+    gpu_type = _gpu_type(options.get("gpu_type", ""), gpus, name, part.gpu_types)
+    typed = "walltime" in options
     walltime = options.get("walltime", part.default_walltime or defaults.walltime)
     environment = _choice(
         options.get("environment", defaults.environment), "environment", site.environments
@@ -274,7 +298,7 @@ def parse_request(
         partition=name,
         cpus=cpus,
         memory_gb=memory,
-        walltime_minutes=_walltime(walltime, part.max_walltime, name),
+        walltime_minutes=_walltime(walltime, part.max_walltime, name, typed),
         environment=environment,
         gpus=gpus,
         gpu_type=gpu_type,
