@@ -1,7 +1,9 @@
 """The course catalogue page, served by the hub's FactoryHub service at
 /services/factoryhub/catalogue: every published course with its description, outcomes,
-duration, resources and the current estimated start of its preset, and a "Start course" button
-that starts a named server with the preset (the hub's own /hub/spawn with ?course=…)."""
+duration, resources and the current estimated start of its preset, and a "Start course" link
+to the hub's own spawn form for a named server, prefilled with the preset (/hub/spawn with
+?opt-course=…). The link starts nothing: the learner presses Start on that form, whose POST
+carries the hub's XSRF token, so no other site can start a session by linking here."""
 
 from __future__ import annotations
 
@@ -116,7 +118,7 @@ class CatalogueHandler(HubOAuthenticated, web.RequestHandler):
                 continue
             estimate = await self._estimate(course, capacity, user)
             server = server_name(course.name)
-            url = f"{self.hub_prefix}spawn/{quote(user)}/{server}?course={quote(course.name)}"
+            url = f"{self.hub_prefix}spawn/{quote(user)}/{server}?opt-course={quote(course.name)}"
             cards.append(course_card(course, estimate, url))
         self.set_header("Cache-Control", "no-store")
         self.finish(catalogue_html(cards, self.hub_prefix))

@@ -9,11 +9,11 @@ from __future__ import annotations
 from html import escape
 
 from factoryhub.capacity import Capacity
-from factoryhub.durations import describe_minutes
+from factoryhub.durations import describe_minutes, format_minutes, parse_minutes
 from factoryhub.site import Site
 
 from .estimate import Estimate
-from .request import UserAccess
+from .request import ResourceRequest, UserAccess
 
 
 def _select(name: str, label: str, options: dict[str, str], chosen: str) -> str:
@@ -129,14 +129,27 @@ def _access_fields(access: UserAccess) -> list[str]:
     return fields
 
 
+def _confirm_course(request: ResourceRequest, title: str) -> list[str]:
+    """For a link that named a course: what will start, and the course as a form field (the
+    link itself starts nothing; the learner's POST of this form does)."""
+    text = f"Start the course {title} with the resources below? Check them and press Start."
+    return [
+        f'<p id="fh-confirm" class="alert alert-info">{escape(text)}</p>',
+        f'<input type="hidden" name="course" value="{escape(request.course)}">',
+    ]
+
+
 def render_options_form(
     site: Site,
     capacity: Capacity | None = None,
     estimate: Estimate | None = None,
     estimate_url: str = "",
     access: UserAccess | None = None,
+    prefill: ResourceRequest | None = None,
+    course_title: str = "",
 ) -> str:
-    """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form)."""
+    """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form), with
+    the site's defaults or, from a link such as the catalogue's, a checked request `prefill`."""
     defaults = site.session
     partitions = {
         name: f"{part.label or name} (up to {part.max_cpus} CPUs, {part.max_gpus} GPUs,"
@@ -145,25 +158,42 @@ def render_options_form(
     }
     gpu_types = sorted({t for part in site.partitions.values() for t in part.gpu_types})
     largest = max(site.partitions.values(), key=lambda p: p.max_cpus)
-    fields = [
+    # The site's default is written as Slurm reads it ("30:00" is 30 minutes): show it in a
+    # form the learner's own input is read in.
+    chosen = prefill or ResourceRequest(
+        partition=defaults.partition,
+        cpus=defaults.cpus,
+        memory_gb=defaults.memory_gb,
+        walltime_minutes=parse_minutes(defaults.walltime),
+        environment=defaults.environment,
+    )
+    fields = (
+        _confirm_course(prefill, course_title or prefill.course)
+        if prefill and prefill.course
+        else []
+    )
+    fields += [
         _capacity_table(site, capacity),
         _estimate_line(estimate, estimate_url),
-        _select("partition", "Partition", partitions, defaults.partition),
-        _number("cpus", "CPUs", defaults.cpus, 1, largest.max_cpus),
-        _number("memory_gb", "Memory (GB)", defaults.memory_gb, 1, largest.max_memory_gb),
-        _number("gpus", "GPUs", 0, 0, max(p.max_gpus for p in site.partitions.values())),
+        _select("partition", "Partition", partitions, chosen.partition),
+        _number("cpus", "CPUs", chosen.cpus, 1, largest.max_cpus),
+        _number("memory_gb", "Memory (GB)", chosen.memory_gb, 1, largest.max_memory_gb),
+        _number("gpus", "GPUs", chosen.gpus, 0, max(p.max_gpus for p in site.partitions.values())),
     ]
     if gpu_types:
-        fields.append(_select("gpu_type", "GPU type", {t: t for t in gpu_types}, gpu_types[0]))
+        # "any" sends no type: a GPU type is only taken with GPUs, and then defaults to the
+        # partition's first.
+        types = {"": "any (the partition's)", **{t: t for t in gpu_types}}
+        fields.append(_select("gpu_type", "GPU type", types, chosen.gpu_type))
     fields += [
-        '<div class="form-group"><label for="fh-walltime">Walltime (HH:MM:SS)</label>'
-        f'<input class="form-control" id="fh-walltime" name="walltime" maxlength="12"'
-        f' value="{escape(defaults.walltime)}"></div>',
+        '<div class="form-group"><label for="fh-walltime">Walltime (minutes, or HH:MM:SS)'
+        '</label><input class="form-control" id="fh-walltime" name="walltime" maxlength="12"'
+        f' value="{escape(format_minutes(chosen.walltime_minutes))}"></div>',
         _select(
             "environment",
             "Software environment",
             {name: env.label for name, env in site.environments.items()},
-            defaults.environment,
+            chosen.environment,
         ),
     ]
     fields += _access_fields(access or UserAccess())

@@ -4,17 +4,19 @@ live spawn form. Kept apart from the spawner's job lifecycle; both take the spaw
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
+from weakref import WeakKeyDictionary
 
 from tornado import web
 
-from factoryhub.courses.catalogue import course_presets, landing_page
+from factoryhub.courses.catalogue import course_presets, landing_page, published
 from factoryhub.site import Site
 
 from .estimate import SERVICE_NAME, Estimate, never_reason
 from .form import render_options_form
 from .livesite import CAPACITY_MAX_AGE, association_cache
 from .request import (
+    LIVE_FIELDS,
     RequestError,
     ResourceRequest,
     access_for,
@@ -86,15 +88,57 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
         spawner.default_url = landing_page(site, request.course)
 
 
+class ConfirmBeforeStart(Exception):
+    """Raised for a GET of /hub/spawn with query arguments (a link, e.g. the catalogue's "Start
+    course"), where JupyterHub would start a server at once: it shows the spawn form instead,
+    prefilled from the link, and only the form's POST, which carries the hub's XSRF token,
+    starts anything. No message: the form says what the link asks for."""
+
+    jupyterhub_message = None
+    jupyterhub_html_message = None
+
+
+# A link's checked request, from `confirm_query` to the form JupyterHub renders right after.
+_PREFILLS: WeakKeyDictionary[SlurmSpawner, ResourceRequest] = WeakKeyDictionary()
+
+
+def confirm_query(spawner: SlurmSpawner, query: dict[str, list[str]]) -> NoReturn:
+    """JupyterHub's options_from_query hook: never start from a link. A page on any site can
+    send the learner's browser to a link, so a GET may only show what would start; a request
+    the site refuses is shown as the form's error (HTTP 400)."""
+    site, user = spawner.site, spawner.user.name
+    try:
+        options = bounded_options(query)
+        courses = course_presets(site) if options.get("course") else {}
+        request = parse_request(without_live_fields(options), site, access_for(site, user), courses)
+    except RequestError as exc:
+        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
+    _PREFILLS[spawner] = request
+    raise ConfirmBeforeStart("a link's request waits for the learner's confirmation")
+
+
+def _resources(prefill: ResourceRequest | None) -> dict[str, object]:
+    """A prefilled request's resources, to estimate with this learner's own access."""
+    if prefill is None:
+        return {}
+    options = prefill.to_options()
+    return {k: v for k, v in options.items() if k not in ("course", *LIVE_FIELDS)}
+
+
+def _course_title(site: Site, name: str) -> str:
+    return next((e.title for e in published(site) if e.name == name), name)
+
+
 async def live_options_form(spawner: SlurmSpawner) -> str:
     """The spawn form with the partitions' free capacity and the default request's estimate."""
     capacity = await spawner.live_capacity()
     reservations = capacity.reservations if capacity else ()
     associations = await association_cache(spawner.slurm_client).get(spawner.user.name)
     access = access_for(spawner.site, spawner.user.name, reservations, associations)
+    prefill = _PREFILLS.pop(spawner, None)
     estimate = None
     try:
-        request = parse_request({}, spawner.site, access)
+        request = parse_request(_resources(prefill), spawner.site, access)
     except RequestError as exc:  # e.g. no Slurm account: say so before anything is filled in
         estimate = Estimate("never", f"cannot start: {exc}")
     else:
@@ -102,4 +146,13 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
             estimate = await spawner.estimate(request, capacity, access.qos_limits)
     root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
     url = f"{root}/services/{SERVICE_NAME}/estimate"
-    return render_options_form(spawner.site, capacity, estimate, estimate_url=url, access=access)
+    title = _course_title(spawner.site, prefill.course) if prefill and prefill.course else ""
+    return render_options_form(
+        spawner.site,
+        capacity,
+        estimate,
+        estimate_url=url,
+        access=access,
+        prefill=prefill,
+        course_title=title,
+    )

@@ -447,3 +447,11 @@ class SlurmSpawner(Spawner):
     async def progress(self):
         async for event in self.progress_log.follow():
             yield event
+
+    def options_from_query(self, query_data: dict[str, list[str]]) -> dict:
+        """A GET of /hub/spawn with query arguments (any site can send a browser there) never
+        starts a server: the spawn form is shown prefilled, and its POST, with the hub's XSRF
+        token, starts it (see `confirm_query`)."""
+        from .options import confirm_query  # here, to keep this one method self-contained
+
+        confirm_query(self, query_data)

@@ -197,3 +197,101 @@ def test_a_course_starts_from_its_preset_and_must_be_published(demo_site):
         parse_request({"course": "nope"}, demo_site, courses=presets)
     with pytest.raises(RequestError, match="not in the catalogue"):
         parse_request({"course": "deep-learning"}, demo_site)  # nothing published
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"walltime": "1:30"}, {"walltime": ["1:30"]}, {"walltime": " 1:30 "}],
+    ids=["rest", "form", "spaces"],
+)
+def test_an_ambiguous_walltime_is_refused_with_what_slurm_would_read(demo_site, raw):
+    # Slurm reads "1:30" as 1 minute 30 seconds: a learner asking for an hour and a half
+    # would get a 2-minute session.
+    with pytest.raises(RequestError) as refused:
+        parse_request(raw, demo_site)
+    message = str(refused.value)
+    assert refused.value.field == "walltime"
+    assert "1 min 30 s to Slurm" in message
+    assert "01:30:00 or 90" in message
+
+
+@pytest.mark.parametrize(
+    ("walltime", "minutes"),
+    [("90", 90), (90, 90), ("01:30:00", 90), ("0-02", 120), ("0-01:30", 90), ("00:30:30", 31)],
+)
+def test_walltimes_nobody_misreads_are_accepted(demo_site, walltime, minutes):
+    assert parse_request({"walltime": walltime}, demo_site).walltime_minutes == minutes
+
+
+def test_the_sites_own_default_walltime_is_read_as_slurm_reads_it(demo_site):
+    # An admin who copies Slurm's "30:00" (its MaxTime output) into site.toml means 30 minutes.
+    cpu = replace(demo_site.partitions["cpu"], default_walltime="30:00")
+    site = replace(demo_site, partitions={**demo_site.partitions, "cpu": cpu})
+    assert parse_request({}, site).walltime_minutes == 30
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"partition": "gpu", "gpu_type": "h100"}, "gpu_type: h100 asked for with no GPUs"),
+        ({"partition": "gpu", "gpus": 0, "gpu_type": "h100"}, "with no GPUs"),
+        ({"partition": "gpu", "gpu_type": "zz9"}, "gpu_type: 'zz9' is not offered"),
+        ({"gpu_type": "h100"}, "gpu_type: the cpu partition has no GPUs"),
+        ({"partition": "gpu", "gpus": 1, "gpu_type": 7}, "gpu_type: 'int' is not offered"),
+    ],
+)
+def test_a_gpu_type_is_only_taken_when_offered_and_with_gpus(demo_site, options, message):
+    with pytest.raises(RequestError, match=message) as refused:
+        parse_request(options, demo_site)
+    assert refused.value.field == "gpu_type"
+
+
+def test_an_empty_gpu_type_means_the_partitions_first(demo_site):
+    # The form's "any" choice sends an empty GPU type, with or without GPUs.
+    assert parse_request({"partition": "gpu", "gpu_type": ""}, demo_site).gpu_type == ""
+    with_gpu = parse_request({"partition": "gpu", "gpus": 1, "gpu_type": [""]}, demo_site)
+    assert with_gpu.gpu_type == "h100"
+
+
+def test_the_form_sends_no_gpu_type_by_default_and_a_walltime_the_learner_may_send(demo_site):
+    from factoryhub.spawners.form import render_options_form
+
+    cpu = replace(demo_site.partitions["cpu"], default_walltime="30:00")
+    site = replace(
+        demo_site,
+        partitions={**demo_site.partitions, "cpu": cpu},
+        session=replace(demo_site.session, walltime="30:00"),
+    )
+    form = render_options_form(site)
+    assert '<option value="" selected>any' in form
+    assert 'name="walltime" maxlength="12" value="00:30:00"' in form
+    # what the untouched form posts is a valid request
+    assert parse_request({"gpu_type": [""], "walltime": ["00:30:00"]}, site).walltime_minutes == 30
+
+
+class _Spawner:
+    """What `confirm_query` reads of a spawner."""
+
+    def __init__(self, site):
+        self.site = site
+        self.user = type("User", (), {"name": "alice"})()
+
+
+def test_a_link_never_starts_a_server_it_prefills_the_form(demo_site):
+    from tornado import web
+
+    from factoryhub.spawners.form import render_options_form
+    from factoryhub.spawners.options import _PREFILLS, ConfirmBeforeStart, confirm_query
+
+    spawner = _Spawner(demo_site)
+    with pytest.raises(ConfirmBeforeStart) as shown:
+        confirm_query(spawner, {"partition": ["gpu"], "gpus": ["2"], "walltime": ["90"]})
+    # JupyterHub shows the form instead of spawning, with no error line
+    assert shown.value.jupyterhub_message is None and shown.value.jupyterhub_html_message is None
+    prefill = _PREFILLS.pop(spawner)
+    form = render_options_form(demo_site, prefill=prefill)
+    assert '<option value="gpu" selected>' in form and 'id="fh-gpus" name="gpus" value="2"' in form
+    assert 'value="01:30:00"' in form and '<option value="h100" selected>' in form
+    with pytest.raises(web.HTTPError) as refused:
+        confirm_query(_Spawner(demo_site), {"walltime": ["1:30"]})
+    assert refused.value.status_code == 400 and "01:30:00 or 90" in refused.value.log_message
