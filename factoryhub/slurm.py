@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -23,12 +24,9 @@ from .capacity import (
     parse_reservations,
     parse_sinfo_nodes,
 )
+from .jobrecords import JobTable, only, parse_job_table
 from .slurmoutput import (
     QOS_FORMAT,
-    SQUEUE_FIELDS,
-    SQUEUE_FORMAT,
-    USER_JOB_FIELDS,
-    USER_JOB_FORMAT,
     Associations,
     Completed,
     JobInfo,
@@ -48,18 +46,13 @@ from .slurmoutput import (
     parse_ping,
     parse_position,
     parse_qos_limits,
-    parse_squeue,
-    parse_user_jobs,
 )
 
 __all__ = [
-    "SQUEUE_FIELDS",
-    "SQUEUE_FORMAT",
-    "USER_JOB_FIELDS",
-    "USER_JOB_FORMAT",
     "Associations",
     "Completed",
     "JobInfo",
+    "JobTable",
     "QosLimits",
     "SchedulerUnavailable",
     "SlurmClient",
@@ -77,9 +70,10 @@ __all__ = [
     "parse_ping",
     "parse_position",
     "parse_qos_limits",
-    "parse_squeue",
-    "parse_user_jobs",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class SlurmClient:
@@ -201,36 +195,42 @@ class SlurmClient:
         if returncode != 0:
             raise SlurmError(f"srun could not be started (exit {returncode})")
 
+    async def job_table(self) -> JobTable:
+        """Every job Slurm lists to this caller, read as JSON (`factoryhub.jobrecords`): no
+        field a job's owner sets can forge another record. Records left out are logged."""
+        result = await self.run([self._cmd("squeue"), "--json"])
+        table = parse_job_table(result.stdout)
+        for problem in table.problems[:10]:
+            log.warning("squeue: %s", problem)
+        return table
+
     async def query(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
-        """One `squeue` for all `job_ids`; jobs Slurm no longer knows are absent."""
-        ids = sorted(set(job_ids), key=int)
+        """The jobs among `job_ids` Slurm still lists, and no others (Slurm 22.05's JSON
+        output ignores `--jobs`, so the filter is ours); absent ids are unknown to Slurm."""
+        ids = set(job_ids)
         if not ids:
             return {}
-        argv = [self._cmd("squeue"), "--noheader", "--states=all", f"--format={SQUEUE_FORMAT}"]
-        try:
-            result = await self.run([*argv, f"--jobs={','.join(ids)}"])
-        except UnknownJob:
-            return {}  # squeue says so only when a single id was asked for
-        return parse_squeue(result.stdout)
+        return only((await self.job_table()).jobs, ids)
 
     async def tagged_jobs(self, prefix: str) -> list[JobInfo]:
-        """Every queued, running or ending job whose name starts with `prefix`; the submit
-        time is in `start` (``%V``)."""
-        fmt = SQUEUE_FORMAT.replace("%S", "%V")
-        result = await self.run([self._cmd("squeue"), "--noheader", f"--format={fmt}"])
-        return [j for j in parse_squeue(result.stdout).values() if j.name.startswith(prefix)]
+        """Every job whose name starts with `prefix` (names are the owners' text: callers
+        check the user too)."""
+        jobs = (await self.job_table()).jobs.values()
+        return [j for j in jobs if j.name.startswith(prefix)]
 
-    async def cancel(self, job_id: str) -> None:
-        """Cancel a job; a job Slurm no longer knows is already cancelled."""
+    async def cancel(self, job_id: str, user: str = "") -> None:
+        """Cancel a job (only if it is `user`'s, when given); a job Slurm no longer knows is
+        already cancelled."""
+        restrict = [f"--user={user}"] if user else []
         with contextlib.suppress(UnknownJob):
-            await self.run([self._cmd("scancel"), job_id])
+            await self.run([self._cmd("scancel"), *restrict, job_id])
 
     async def user_jobs(self, user: str) -> list[UserJob]:
-        """All of `user`'s jobs Slurm still lists (pending, running, recently ended): one
-        `squeue` whatever their number."""
-        argv = [self._cmd("squeue"), "--noheader", "--states=all", f"--user={user}"]
-        result = await self.run([*argv, f"--format={USER_JOB_FORMAT}"])
-        return parse_user_jobs(result.stdout)
+        """All of `user`'s jobs Slurm still lists (pending, running, recently ended), newest
+        first: one `squeue` whatever their number."""
+        table = await self.job_table()
+        mine = [job for job_id, job in table.user_jobs.items() if table.jobs[job_id].user == user]
+        return sorted(mine, key=lambda j: int(j.job_id), reverse=True)
 
     async def job_output_path(self, job_id: str) -> str:
         """Where a job writes its standard output (`scontrol show job`'s StdOut)."""

@@ -9,20 +9,6 @@ from pathlib import Path
 
 from .durations import DurationError, parse_minutes
 
-# squeue's fields, in order. The comment (%k) is last because it is free text a job can set.
-SQUEUE_FIELDS = (
-    "job_id",
-    "state",
-    "reason",
-    "nodes",
-    "name",
-    "user",
-    "time_left",
-    "start",
-    "comment",
-)
-SQUEUE_FORMAT = "%i|%T|%r|%N|%j|%u|%L|%S|%k"
-
 _UNAVAILABLE = (
     "unable to contact slurm controller",
     "socket timed out",
@@ -49,7 +35,8 @@ class UnknownJob(SlurmError):
 
 @dataclass(frozen=True)
 class JobInfo:
-    """One row of `squeue` for a job."""
+    """What the hub knows of one job (from `squeue --json`, see `factoryhub.jobrecords`).
+    `name` and `comment` are set by the job's owner: untrusted text."""
 
     job_id: str
     state: str
@@ -58,8 +45,9 @@ class JobInfo:
     name: str
     user: str
     time_left: str
-    start: str
+    start: str  # expected or actual start, local ISO time, or "N/A"
     comment: str
+    submit: str = "N/A"
 
 
 @dataclass(frozen=True)
@@ -81,22 +69,6 @@ def classify_failure(argv: list[str], result: Completed) -> SlurmError:
     if not text or any(marker in lowered for marker in _UNAVAILABLE):
         return SchedulerUnavailable(message if text else f"{message}no output")
     return SlurmError(message)
-
-
-def parse_squeue(text: str) -> dict[str, JobInfo]:
-    """Rows of `squeue --noheader --format=SQUEUE_FORMAT` by job id."""
-    jobs: dict[str, JobInfo] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|", len(SQUEUE_FIELDS) - 1)
-        if len(parts) != len(SQUEUE_FIELDS):
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        row = dict(zip(SQUEUE_FIELDS, parts, strict=True))
-        if row["comment"] == "(null)":
-            row["comment"] = ""
-        jobs[row["job_id"]] = JobInfo(**row)
-    return jobs
 
 
 _JOB_ID = re.compile(r"^(\d+)(;[\w.-]+)?$")
@@ -249,26 +221,6 @@ def parse_node_addresses(text: str) -> dict[str, str]:
     return addresses
 
 
-# A learner's own jobs, for the job monitor: what squeue can say in one call.
-USER_JOB_FIELDS = (
-    "job_id",
-    "state",
-    "reason",
-    "nodes",
-    "name",
-    "partition",
-    "cpus",
-    "tres",
-    "time_used",
-    "time_limit",
-    "time_left",
-    "start",
-    "submit",
-    "qos",
-)
-USER_JOB_FORMAT = "%i|%T|%r|%N|%j|%P|%C|%b|%M|%l|%L|%S|%V|%q"
-
-
 @dataclass(frozen=True)
 class UserJob:
     """One of a learner's jobs as `squeue` lists it."""
@@ -302,23 +254,6 @@ def gpus_of(tres: str) -> tuple[int, str]:
     if not match:
         return 0, ""
     return int(match.group(2)), match.group(1) or ""
-
-
-def parse_user_jobs(text: str) -> list[UserJob]:
-    """Rows of `squeue --format=USER_JOB_FORMAT`, newest job first. The job name is the only
-    free text and may hold "|": it is taken as what lies between the fixed fields."""
-    jobs = []
-    head, tail = USER_JOB_FIELDS.index("name"), len(USER_JOB_FIELDS) - USER_JOB_FIELDS.index("name")
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) < len(USER_JOB_FIELDS):
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        name = "|".join(parts[head : len(parts) - tail + 1])
-        values = [*parts[:head], name, *parts[len(parts) - tail + 1 :]]
-        jobs.append(UserJob(*values))
-    return sorted(jobs, key=lambda j: int(j.job_id.split("_")[0]), reverse=True)
 
 
 def parse_fields(text: str) -> dict[str, str]:

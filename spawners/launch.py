@@ -145,7 +145,7 @@ class Launch:
         except SlurmError:
             pipe.close()
             with contextlib.suppress(SlurmError):
-                await self.client.cancel(job_id)
+                await self.client.cancel(job_id, self.user)
             raise
         return job_id, pipe
 

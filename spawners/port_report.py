@@ -5,6 +5,11 @@ learner may only change their own job); the hub reads it in the same `squeue` it
 accepts only an exact match in the unprivileged port range. The host never comes from the job:
 the hub takes the node from Slurm and its address from the node's NodeAddr.
 
+A port says nothing of who listens on it: a learner could report any port of the node, another
+service's among them. So before the hub routes to it, the server proves it is this session's:
+the hub sends a fresh random challenge to ``<base_url>factoryhub/proof`` and expects its HMAC
+under the session's API token, which only the hub and this session's own processes hold.
+
 `report_port` runs inside the session (see `factoryhub.spawners.session`).
 """
 
@@ -12,8 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import re
+import secrets
 import shutil
 
 PREFIX = "fhport:"
@@ -37,6 +45,42 @@ def parse_port_report(comment: str) -> int | None:
         return None
     port = int(match.group(1))
     return port if LOWEST_PORT <= port <= HIGHEST_PORT else None
+
+
+PROOF_PATH = "factoryhub/proof"
+_CHALLENGE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+
+
+def new_challenge() -> str:
+    return secrets.token_hex(32)
+
+
+def session_proof(token: str, challenge: str) -> str:
+    """The answer to `challenge` of a server holding `token` ("" for a malformed challenge)."""
+    if not token or not _CHALLENGE.fullmatch(challenge):
+        return ""
+    return hmac.new(token.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+
+
+def proves_identity(token: str, challenge: str, answer: str) -> bool:
+    expected = session_proof(token, challenge)
+    return bool(expected) and hmac.compare_digest(expected, answer.strip()[:64])
+
+
+async def ask_for_proof(base: str, token: str, timeout: float = 5.0) -> bool:
+    """Whether the server at `base` (``http://host:port/user/…/``) holds `token` (the hub's
+    side of the handshake): any failure to answer correctly is a no."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+    challenge = new_challenge()
+    url = f"{base.rstrip('/')}/{PROOF_PATH}?challenge={challenge}"
+    try:
+        response = await AsyncHTTPClient().fetch(
+            url, request_timeout=timeout, follow_redirects=False
+        )
+    except (HTTPClientError, OSError, TimeoutError):
+        return False
+    return proves_identity(token, challenge, response.body[:128].decode(errors="replace"))
 
 
 def bound_port(serverapp) -> int:

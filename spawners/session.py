@@ -6,6 +6,8 @@
   from it: the job script ignores SIGUSR1 until this handler is in place;
 - answers ``GET <base_url>factoryhub/session`` with the job id, its end and the seconds left,
   for the learner's own pages and widgets (authenticated like every Jupyter API);
+- proves to the hub, before it routes to this server, that the server is this session's
+  (``GET <base_url>factoryhub/proof?challenge=…``, see `port_report`);
 - in a session started from the catalogue, syncs the course into the learner's home.
 """
 
@@ -19,7 +21,8 @@ import signal
 from datetime import datetime
 from pathlib import Path
 
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -28,7 +31,7 @@ from factoryhub.courses.model import COURSE_NAME
 from factoryhub.courses.sync import sync_course
 from factoryhub.site import WARN_ENV
 
-from .port_report import report_port
+from .port_report import PROOF_PATH, report_port, session_proof
 
 
 class SessionClock:
@@ -79,6 +82,19 @@ class SessionHandler(APIHandler):
     def get(self) -> None:
         clock: SessionClock = self.settings["factoryhub_clock"]
         self.finish(json.dumps(clock.to_json(datetime.now())))
+
+
+class ProofHandler(JupyterHandler):
+    """The HMAC of the hub's challenge under this session's API token: reveals nothing but
+    that this server holds the token (the hub asks before it routes to the server)."""
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        token = self.settings["factoryhub_proof_key"]
+        answer = session_proof(token, self.get_argument("challenge", "")[:64])
+        self.set_header("Content-Type", "text/plain")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(answer)
 
 
 def _on_slurm_signal(serverapp, clock: SessionClock) -> None:
@@ -141,8 +157,15 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
     clock = SessionClock()
     serverapp.web_app.settings["factoryhub_clock"] = clock
-    route = url_path_join(serverapp.web_app.settings["base_url"], "factoryhub", "session")
-    serverapp.web_app.add_handlers(".*$", [(route, SessionHandler)])
+    base_url = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.settings["factoryhub_proof_key"] = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base_url, "factoryhub", "session"), SessionHandler),
+            (url_path_join(base_url, PROOF_PATH), ProofHandler),
+        ],
+    )
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
     IOLoop.current().add_callback(_warn_before_end, serverapp, clock)

@@ -37,7 +37,7 @@ from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error,
 from .livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
 from .logtail import read_tail_as
 from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
-from .port_report import parse_port_report
+from .port_report import ask_for_proof, parse_port_report
 from .progress import ProgressLog, describe_job
 from .reasons import explain_refusal
 from .request import (
@@ -96,6 +96,12 @@ class SlurmSpawner(Spawner):
 
     slurm_client = Any(
         help="The SlurmClient to use; built from site.toml's [slurm] unless set (tests inject).",
+    )
+
+    prove_session = Any(
+        ask_for_proof,
+        help="""Async callable (base URL, API token) -> bool asking the server at a reported
+        port to prove it is this session's before the hub routes to it (tests inject).""",
     )
 
     @default("slurm_client")
@@ -164,7 +170,7 @@ class SlurmSpawner(Spawner):
         if job_id.isdigit():
             self.job_id = job_id
             self.job_node = str(state.get("job_node", ""))
-            self.watcher.track(job_id)
+            self.watcher.track(job_id, self.user.name, self.job_name())
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -291,7 +297,7 @@ class SlurmSpawner(Spawner):
             await self._cancel_quietly()
             self.job_id = ""
             raise web.HTTPError(503, DISK_FULL) from None
-        self.watcher.track(job_id)
+        self.watcher.track(job_id, self.user.name, self.job_name())
 
     async def _wait_until_listening(self, ready: ReadyPipe | None) -> tuple[str, int]:
         """Look at the job every `start_poll_interval`, and at once when its step says its
@@ -347,11 +353,36 @@ class SlurmSpawner(Spawner):
             await self._fail_if_step_failed(info.job_id)
         if phase is not Phase.RUNNING or port is None:
             return None
+        host = (await self.slurm_client.node_addresses()).get(info.nodes)
+        if host is None:  # never an address from the job: only a node Slurm lists has one
+            self.log.warning(
+                "job %s runs on %.80r, a node Slurm lists no address for", info.job_id, info.nodes
+            )
+            return None
+        await self._require_proof(info, host, port)
         self.job_node = info.nodes
-        addresses = await self.slurm_client.node_addresses()
-        host = addresses.get(info.nodes, info.nodes)
         self.progress_log.add(95, f"JupyterLab is listening on {info.nodes}")
         return host, port
+
+    async def _require_proof(self, info: JobInfo, host: str, port: int) -> None:
+        """No route to a port the session cannot prove is its own server (another service
+        of the node, another learner's): the job is ended and the learner told."""
+        base_url = self.server.base_url if self.server is not None else self.user.url
+        if await self.prove_session(f"http://{host}:{port}{base_url}", self.api_token):
+            return
+        self.log.warning(
+            "%s: job %s reported port %d on %s, where no server proves to be the session's;"
+            " cancelling",
+            self._log_name,
+            info.job_id,
+            port,
+            info.nodes,
+        )
+        await self._cancel_quietly()
+        raise SessionFailed(
+            f"Your session's Slurm job {info.job_id} reported port {port}, but the server there"
+            " is not this session's JupyterLab. The job was ended; please start again."
+        )
 
     async def _fail_if_step_failed(self, job_id: str) -> None:
         """An immediate allocation whose `srun` failed before the server came up would hold its
@@ -409,7 +440,7 @@ class SlurmSpawner(Spawner):
 
     async def _cancel_quietly(self) -> None:
         try:
-            await self.slurm_client.cancel(self.job_id)
+            await self.slurm_client.cancel(self.job_id, self.user.name)
         except SlurmError as exc:
             self.log.error("cancelling job %s failed: %s", self.job_id, exc)
 
@@ -420,7 +451,7 @@ class SlurmSpawner(Spawner):
         deadline = time.monotonic() + self.stop_timeout
         while True:
             try:
-                await self.slurm_client.cancel(self.job_id)
+                await self.slurm_client.cancel(self.job_id, self.user.name)
                 break
             except SchedulerUnavailable:
                 if time.monotonic() > deadline:
@@ -430,7 +461,9 @@ class SlurmSpawner(Spawner):
             snap = await self.watcher.snapshot(max_age=0.5)
             if self._left_queue(snap):
                 self.log.info("%s: job %s left the queue", self._log_name, self.job_id)
-                await cancel_session_workers(self.slurm_client, self.job_id, self.log)
+                await cancel_session_workers(
+                    self.slurm_client, self.job_id, self.user.name, self.log
+                )
                 return
             await asyncio.sleep(0.5)
         raise TimeoutError(

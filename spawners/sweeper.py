@@ -5,9 +5,11 @@ A job named ``fh:<hub_id>:…`` whose id no spawner state in the hub's database 
 restored database, a record deleted by hand — would run a server no route leads to. The
 sweep cancels such jobs, and only those: submitted longer ago than a grace period (a spawn
 commits its job id within milliseconds of `sbatch`), still queued or running, named with this
-hub's tag, and not the job of a start this process has in flight (`starting`: on a loaded host
-the moment between Slurm granting a job and the hub recording it can outlast the grace). Its
-decisions are pure (`orphans`); the thin edge reads Slurm and the database.
+hub's tag and the job's own user, and not the job of a start this process has in flight
+(`starting`: on a loaded host the moment between Slurm granting a job and the hub recording it
+can outlast the grace). Its
+decisions are pure (`orphans`); the thin edge reads Slurm (as JSON: no job can forge another's
+record) and the database, and each `scancel` names the job's user, so it can end no one else's.
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ def orphans(
     for job in jobs:
         if not job.name.startswith(tag) or job.job_id in recorded or job.name in starting:
             continue
+        if job.name.removeprefix(tag).split(":", 1)[0] != job.user:
+            continue  # not a job this hub made: it names its owner in every job it submits
         if classify_state(job.state) in (Phase.ENDED, Phase.ENDING):
             continue
         try:
-            submitted = datetime.fromisoformat(job.start)
+            submitted = datetime.fromisoformat(job.submit)
         except ValueError:
             continue  # no submit time: leave it alone
         if now - submitted >= timedelta(seconds=grace):
@@ -59,24 +63,33 @@ def orphaned_workers(jobs: Iterable[JobInfo]) -> list[JobInfo]:
     """Dask worker jobs whose session job is no longer queued or running (pure). `jobs` must
     be every job Slurm lists, so a live session is never missed."""
     jobs = list(jobs)
-    live = {j.job_id for j in jobs if classify_state(j.state) not in (Phase.ENDED, Phase.ENDING)}
+    live = {
+        (j.job_id, j.user)
+        for j in jobs
+        if classify_state(j.state) not in (Phase.ENDED, Phase.ENDING)
+    }
     found = []
     for job in jobs:
         session = job.name.removeprefix(WORKER_PREFIX).split("-", 1)[0]
-        if not job.name.startswith(WORKER_PREFIX) or not session.isdigit() or session in live:
+        if not job.name.startswith(WORKER_PREFIX) or not session.isdigit():
+            continue
+        if (session, job.user) in live:  # a worker names its session; both are one user's
             continue
         if classify_state(job.state) not in (Phase.ENDED, Phase.ENDING):
             found.append(job)
     return found
 
 
-async def cancel_session_workers(client: SlurmClient, session_job: str, log: logging.Logger) -> int:
-    """Cancel the Dask worker jobs a session's kernels started; how many were cancelled."""
+async def cancel_session_workers(
+    client: SlurmClient, session_job: str, user: str, log: logging.Logger
+) -> int:
+    """Cancel the Dask worker jobs `user`'s session's kernels started; how many were."""
     try:
         workers = await client.tagged_jobs(f"{WORKER_PREFIX}{session_job}-")
     except SlurmError as exc:
         log.warning("Dask workers of job %s not looked for: %s", session_job, exc)
         return 0
+    workers = [job for job in workers if job.user == user]
     return len(await _cancel_each(client, workers, "Dask worker of an ended session", log))
 
 
@@ -87,7 +100,7 @@ async def _cancel_each(
     for job in jobs:
         log.warning("cancelling job %s (%s): %s", job.job_id, job.name, why)
         try:
-            await client.cancel(job.job_id)
+            await client.cancel(job.job_id, job.user)
             cancelled.append(job.job_id)
         except SlurmError as exc:
             log.error("cancelling job %s failed: %s", job.job_id, exc)

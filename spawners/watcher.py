@@ -3,6 +3,10 @@
 Spawners ask for a snapshot no older than they can bear; concurrent asks share one in-flight
 query, so fifty polls in the same second cost one scheduler call. A failed query yields a
 snapshot marked unavailable: callers treat the jobs as "unknown, keep", never as gone.
+
+A job is known only as the hub recorded it: its id, its user and its name. A record whose user or
+name differs (the owner renamed the job, or it is not the job the hub submitted) is left out and
+logged: to the hub that job is gone, and nothing is done to it.
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ class JobWatcher:
         self.client = client
         self.log = log or logging.getLogger(__name__)
         self._tracked: dict[str, int] = {}
+        self._owners: dict[str, tuple[str, str]] = {}  # job id -> (user, job name) recorded
         self._latest = Snapshot(taken=0.0, error="not queried yet")
         self._inflight: asyncio.Future[Snapshot] | None = None
 
-    def track(self, job_id: str) -> None:
+    def track(self, job_id: str, user: str = "", name: str = "") -> None:
+        """Watch `job_id`; with `user` and `name`, only a record of that user and name counts."""
         self._tracked[job_id] = self._tracked.get(job_id, 0) + 1
+        if user:
+            self._owners[job_id] = (user, name)
 
     def untrack(self, job_id: str) -> None:
         count = self._tracked.get(job_id, 0) - 1
@@ -48,6 +56,7 @@ class JobWatcher:
             self._tracked[job_id] = count
         else:
             self._tracked.pop(job_id, None)
+            self._owners.pop(job_id, None)
 
     @property
     def tracked(self) -> frozenset[str]:
@@ -68,7 +77,7 @@ class JobWatcher:
         asked = frozenset(self._tracked)
         started = time.monotonic()
         try:
-            jobs = await self.client.query(asked)
+            jobs = self._as_recorded(await self.client.query(asked))
             snap = Snapshot(taken=started, asked=asked, jobs=jobs)
         except SchedulerUnavailable as exc:
             snap = Snapshot(taken=started, asked=asked, error=str(exc))
@@ -83,6 +92,23 @@ class JobWatcher:
                 self.log.warning("scheduler not answering (%s); keeping every server", snap.error)
         self._latest = snap
         return snap
+
+    def _as_recorded(self, jobs: dict[str, JobInfo]) -> dict[str, JobInfo]:
+        kept = {}
+        for job_id, info in jobs.items():
+            owner = self._owners.get(job_id)
+            if owner is not None and (info.user, info.name) != owner:
+                self.log.warning(
+                    "job %s is %s's %.80r, not the recorded %s's %.80r: left out",
+                    job_id,
+                    info.user,
+                    info.name,
+                    owner[0],
+                    owner[1],
+                )
+                continue
+            kept[job_id] = info
+        return kept
 
 
 _WATCHERS: dict[tuple[str, float], JobWatcher] = {}

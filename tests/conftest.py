@@ -143,7 +143,7 @@ class FakeSlurm(SlurmClient):
         self._check()
         return {i: job for i, job in self.jobs.items() if i in ids}
 
-    async def cancel(self, job_id: str) -> None:
+    async def cancel(self, job_id: str, user: str = "") -> None:
         self.calls.append(("cancel", job_id))
         self._check()
         if job_id in self.jobs:

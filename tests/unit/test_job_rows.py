@@ -1,4 +1,4 @@
-"""The job monitor's rows: states in words, times, resources, energy; squeue's rows parsed."""
+"""The job monitor's rows: states in words, times, resources, energy."""
 
 from datetime import datetime
 
@@ -6,26 +6,10 @@ import pytest
 from conftest import user_job
 
 from factoryhub.jobstate import Phase
-from factoryhub.slurm import SlurmError, parse_user_jobs
 from factoryhub.slurmoutput import gpus_of
 from factoryhub.widgets.jobrows import describe_job, job_row, job_rows, rows_table
 
 NOW = datetime(2030, 1, 1, 12, 0, 0)
-
-
-def test_parse_user_jobs_keeps_a_name_with_bars_whole_and_sorts_newest_first():
-    text = (
-        "7|PENDING|Priority||fh-batch-train|gpu|4|gres:gpu:h100:2|0:00|1:00:00|1:00:00|N/A|"
-        "2030-01-01T11:00:00|normal\n"
-        "12|RUNNING|None|gn01|odd|name|gpu|4|N/A|5:00|1:00:00|55:00|2030-01-01T11:55:00|"
-        "2030-01-01T11:54:00|long\n"
-    )
-    jobs = parse_user_jobs(text)
-    assert [j.job_id for j in jobs] == ["12", "7"]
-    assert jobs[0].name == "odd|name" and jobs[0].partition == "gpu"
-    assert (jobs[0].qos, jobs[0].gpus, jobs[1].qos, jobs[1].gpus) == ("long", 0, "normal", 2)
-    with pytest.raises(SlurmError):
-        parse_user_jobs("1|RUNNING|short\n")
 
 
 def test_pending_row_explains_the_reason_and_the_expected_start(demo_site):

@@ -1,6 +1,12 @@
 import pytest
 
-from factoryhub.spawners.port_report import format_port_report, parse_port_report
+from factoryhub.spawners.port_report import (
+    format_port_report,
+    new_challenge,
+    parse_port_report,
+    proves_identity,
+    session_proof,
+)
 
 
 def test_round_trip():
@@ -65,3 +71,18 @@ async def test_closing_the_ready_pipe_twice_closes_nothing_else():
     assert os.read(other_r, 1) == b"x"
     os.close(other_r)
     os.close(other_w)
+
+
+def test_only_the_holder_of_the_token_answers_a_challenge():
+    challenge = new_challenge()
+    answer = session_proof("token-of-alices-session", challenge)
+    assert proves_identity("token-of-alices-session", challenge, answer)
+    assert not proves_identity("token-of-bobs-session", challenge, answer)
+    assert not proves_identity("token-of-alices-session", new_challenge(), answer)  # no replay
+    assert not proves_identity("token-of-alices-session", challenge, "")
+
+
+@pytest.mark.parametrize("challenge", ["", "abc", "g" * 64, "A" * 64, "0" * 65])
+def test_a_malformed_challenge_gets_no_answer(challenge):
+    assert session_proof("token", challenge) == ""
+    assert not proves_identity("token", challenge, "")

@@ -16,27 +16,8 @@ from factoryhub.slurm import (
     parse_job_id,
     parse_node_addresses,
     parse_qos_limits,
-    parse_squeue,
 )
 from factoryhub.slurmoutput import parse_tres
-
-SQUEUE = (
-    "1|RUNNING|None|gn01|wrap|tlearner|59:57|2026-11-25T10:19:52|(null)\n"
-    "7|PENDING|ReqNodeNotAvail, UnavailableNodes:n2|||bob|1:00:00|N/A|\n"
-    "9|RUNNING|None|cn01|fh:demo:alice:|alice|58:00|2026-11-25T10:27:05|fhport:37201|x\n"
-)
-
-
-def test_parse_squeue_rows():
-    jobs = parse_squeue(SQUEUE)
-    assert jobs["1"].state == "RUNNING" and jobs["1"].nodes == "gn01" and jobs["1"].comment == ""
-    assert jobs["7"].reason == "ReqNodeNotAvail, UnavailableNodes:n2"
-    assert jobs["9"].comment == "fhport:37201|x"  # free text stays in the last field
-
-
-def test_parse_squeue_rejects_garbage():
-    with pytest.raises(SlurmError, match="unexpected squeue line"):
-        parse_squeue("1|RUNNING\n")
 
 
 @pytest.mark.parametrize(

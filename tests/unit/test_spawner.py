@@ -93,7 +93,7 @@ async def test_one_query_serves_many_polls(fake_slurm, repo):
     _WATCHERS.clear()
     spawners = []
     for i in range(20):
-        fake_slurm.set_job(str(i), "RUNNING")
+        fake_slurm.set_job(str(i), "RUNNING", user=f"u{i}", name=f"fh:demo:u{i}:")
         sp = SlurmSpawner(
             user=SimpleNamespace(name=f"u{i}"),
             slurm_client=fake_slurm,
@@ -323,7 +323,36 @@ def starting(spawner, fake_slurm, repo, tmp_path):
     spawner.request = parse_request({"partition": "cpu"}, spawner.site)
     next_id = str(fake_slurm.next_id + 1)
     fake_slurm.set_job(next_id, "RUNNING", nodes="cn01", comment="fhport:45678")
+    spawner.api_token = "the-session-token"
+    spawner.proofs = []
+
+    async def prove(base_url: str, token: str) -> bool:  # a server holding the session's token
+        spawner.proofs.append((base_url, token))
+        return token == "the-session-token"
+
+    spawner.prove_session = prove
     return spawner
+
+
+async def test_the_server_proves_it_is_the_sessions_before_it_is_routed(starting, fake_slurm):
+    assert await starting._submit_and_wait("/home/alice") == ("10.0.0.1", 45678)
+    assert starting.proofs == [("http://10.0.0.1:45678/user/alice/", "the-session-token")]
+
+
+async def test_a_port_without_proof_ends_the_job_and_routes_nothing(starting, fake_slurm):
+    starting.api_token = "not what the server holds"
+    with pytest.raises(SessionFailed, match="not this session's JupyterLab"):
+        await starting._submit_and_wait("/home/alice")
+    assert ("cancel", starting.job_id) in fake_slurm.calls and not starting.job_node
+
+
+async def test_the_host_is_never_taken_from_the_job(starting, fake_slurm):
+    job_id = str(fake_slurm.next_id + 1)
+    fake_slurm.set_job(job_id, "RUNNING", nodes="127.0.0.2", comment="fhport:4444")
+    starting.job_id = job_id
+    assert await starting._address_if_ready(fake_slurm.jobs[job_id]) is None
+    fake_slurm.set_job(job_id, "RUNNING", nodes="cn01", comment="fhport:4444")
+    assert await starting._address_if_ready(fake_slurm.jobs[job_id]) == ("10.0.0.1", 4444)
 
 
 def _kinds(fake_slurm) -> list[str]:

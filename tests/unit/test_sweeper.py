@@ -9,8 +9,9 @@ from factoryhub.spawners.sweeper import orphans, starting
 NOW = datetime(2026, 11, 25, 12, 0, 0)
 
 
-def _job(job_id, name="fh:demo:alice:", state="RUNNING", submitted="2026-11-25T11:50:00"):
-    return job_info(job_id, state, name=name, start=submitted)
+def _job(job_id, name="fh:demo:alice:", state="RUNNING", submitted="2026-11-25T11:50:00", user=""):
+    owner = user or (name.split(":")[2] if name.count(":") >= 3 else "alice")
+    return job_info(job_id, state, name=name, submit=submitted, user=owner)
 
 
 def test_only_old_unrecorded_live_jobs_with_this_hubs_tag_are_orphans():
@@ -26,6 +27,12 @@ def test_only_old_unrecorded_live_jobs_with_this_hubs_tag_are_orphans():
     ]
     found = orphans(jobs, "demo", recorded={"2"}, now=NOW, grace=120)
     assert [j.job_id for j in found] == ["1", "8"]
+
+
+def test_a_job_named_for_another_learner_is_not_this_hubs():
+    # mallory names her own job like bob's session: the hub never made it, so it is left alone
+    jobs = [_job("1", name="fh:demo:bob:", user="mallory"), _job("2", name="fh:demo:bob:")]
+    assert [j.job_id for j in orphans(jobs, "demo", set(), NOW, 120)] == ["2"]
 
 
 def test_the_job_of_a_start_in_flight_is_no_orphan():

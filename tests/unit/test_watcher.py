@@ -43,3 +43,15 @@ async def test_untrack_counts_owners(fake_slurm):
     assert watcher.tracked == {"1"}
     watcher.untrack("1")
     assert watcher.tracked == frozenset()
+
+
+async def test_a_record_of_another_user_or_name_is_not_the_recorded_job(fake_slurm):
+    watcher = JobWatcher(fake_slurm)
+    watcher.track("1", "alice", "fh:test:alice:")
+    watcher.track("2", "alice", "fh:test:alice:lab")
+    watcher.track("3", "bob", "fh:test:bob:")
+    fake_slurm.set_job("1", "RUNNING", user="alice", name="fh:test:alice:")
+    fake_slurm.set_job("2", "RUNNING", user="alice", name="renamed by alice")
+    fake_slurm.set_job("3", "RUNNING", user="mallory", name="fh:test:bob:")
+    snap = await watcher.snapshot(max_age=0)
+    assert list(snap.jobs) == ["1"] and snap.asked == {"1", "2", "3"}

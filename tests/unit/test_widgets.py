@@ -189,8 +189,9 @@ def test_orphaned_workers_are_those_of_ended_sessions():
         job_info("61", "PENDING", name="fh-dask-49-7"),  # session 49 is gone
         job_info("62", "RUNNING", name="fh-dask-x-7"),  # not ours to judge
         job_info("63", "COMPLETING", name="fh-dask-48-7"),  # already ending
+        job_info("64", "RUNNING", name="fh-dask-50-8", user="mallory"),  # not alice's session
     ]
-    assert [j.job_id for j in orphaned_workers(jobs)] == ["61"]
+    assert [j.job_id for j in orphaned_workers(jobs)] == ["61", "64"]
 
 
 def test_reaper_cancels_only_the_clusters_jobs_of_the_learner():
