@@ -75,6 +75,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# What a Slurm command takes from the caller's environment, and nothing else: the hub, the
+# proxy and the services hold tokens in theirs, and a command run as a learner is the
+# learner's process (its /proc/<pid>/environ is theirs to read).
+PASSED_ENV = ("LANG", "LC_ALL", "TZ", "SLURM_CONF")
+COMMAND_PATH = "/usr/bin:/bin"
+
+
+def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a Slurm command that is given none: the allow-list above."""
+    environ = os.environ if environ is None else environ
+    env = {key: environ[key] for key in PASSED_ENV if key in environ}
+    env["PATH"] = COMMAND_PATH
+    return env
+
 
 class SlurmClient:
     """Runs Slurm's commands. One instance per hub process; tests inject a fake instead."""
@@ -103,14 +117,15 @@ class SlurmClient:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> Completed:
-        """Run one command; raise a classified `SlurmError` unless it exits 0."""
+        """Run one command; raise a classified `SlurmError` unless it exits 0. Without `env`
+        it runs with `command_environment()`, never the caller's whole environment."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=dict(env) if env is not None else None,
+                env=dict(env) if env is not None else command_environment(),
                 cwd=cwd,
             )
         except OSError as exc:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.slurm import SlurmClient, SlurmError, command_environment
 
 from .jobscript import (
     SessionJob,
@@ -33,12 +33,13 @@ from .jobscript import (
 
 Adopt = Callable[[str], Awaitable[None]]  # records a job id (or cancels it and raises)
 
-# What a session's Slurm commands take from the hub's own environment: locale settings only.
-PASSED_ENV = ("LANG", "LC_ALL", "TZ")
-
 
 def passed_environment() -> dict[str, str]:
-    return {key: os.environ[key] for key in PASSED_ENV if key in os.environ}
+    """What a session's Slurm commands take from the hub's own environment: the allow-list of
+    `command_environment` (locale, SLURM_CONF), without its PATH."""
+    env = command_environment()
+    del env["PATH"]
+    return env
 
 
 def free_mib(state_dir: str) -> int:
@@ -119,7 +120,7 @@ class Launch:
         """The job id of an allocation granted this instant with the server started as its
         step, and the step's output; None when Slurm would not start it at once (the queue
         decides and explains)."""
-        env = {**passed_environment(), "PATH": "/usr/bin:/bin"}  # no secret in `salloc`
+        env = command_environment()  # no secret in `salloc`
         job_id = await self.client.allocate_now(
             salloc_options(self.job), user=self.user, env=env, cwd=self.home
         )

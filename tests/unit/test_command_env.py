@@ -1,0 +1,27 @@
+"""No secret of the hub, proxy or service reaches a command run for a learner (issue 13,
+finding 4): every Slurm command runs with an explicit allow-list of variables."""
+
+from factoryhub.slurm import SlurmClient, command_environment
+
+SECRETS = {
+    "CONFIGPROXY_AUTH_TOKEN": "proxy-secret",
+    "JUPYTERHUB_API_TOKEN": "service-secret",
+    "JPY_COOKIE_SECRET": "cookie-secret",
+}
+
+
+def test_the_allow_list_keeps_locale_and_slurm_conf_only():
+    environ = {**SECRETS, "LANG": "C.UTF-8", "SLURM_CONF": "/etc/x.conf", "HOME": "/root"}
+    assert command_environment(environ) == {
+        "LANG": "C.UTF-8",
+        "SLURM_CONF": "/etc/x.conf",
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+async def test_a_command_given_no_environment_sees_none_of_the_callers(monkeypatch):
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    result = await SlurmClient(bin_dir="/usr/bin", timeout=5).run(["/usr/bin/env"])
+    assert not any(secret in result.stdout for secret in SECRETS.values())
+    assert "PATH=/usr/bin:/bin" in result.stdout.splitlines()
