@@ -13,7 +13,7 @@ from .courses.catalogue import publish
 from .courses.model import find_courses
 from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
 from .hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
-from .security import check_floors
+from .security import require_floors
 from .site import load_site
 
 
@@ -30,9 +30,7 @@ def _nodes() -> list[str]:
 
 
 def demo_start(repo: Path) -> None:
-    problems = check_floors(NODE_PREFIX)
-    if problems:
-        raise SystemExit("Refusing to start below security floors:\n  " + "\n  ".join(problems))
+    require_floors(NODE_PREFIX)
     hub = _hub(repo)
     nodes = ensure_slurm(repo / "deploy")
     print(f"Slurm is up: nodes {', '.join(nodes)}")

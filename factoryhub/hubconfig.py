@@ -10,6 +10,8 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from .hubprocess import NODE_PREFIX
+from .security import require_floors
 from .site import Site
 
 
@@ -81,7 +83,9 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
 
 
 def apply_site(c: Config, site: Site, site_path: Path, template_dir: Path | None = None) -> None:
-    """Configure JupyterHub for `site` (read from `site_path`)."""
+    """Configure JupyterHub for `site` (read from `site_path`); refuse, with SystemExit naming
+    the advisory, when an installed package is below its security floor."""
+    require_floors(NODE_PREFIX)  # here, so no way of starting the hub skips the check
     _set_hub(c, site)
     _set_proxy(c, site)
     _set_auth(c, site)
