@@ -1,7 +1,8 @@
 """The course catalogue in the hub, in a real browser: published courses with their outcomes,
-resources and current estimated start; "Start course" lands in JupyterLab with the course's
-notebooks in the learner's home; a second start keeps the learner's edits and duplicates
-nothing."""
+resources and current estimated start; "Start course" shows the spawn form prefilled with the
+course's resources (the link alone starts nothing), and its Start button lands in JupyterLab
+with the course's notebooks in the learner's home; a second start keeps the learner's edits
+and duplicates nothing."""
 
 import sys
 from pathlib import Path
@@ -25,6 +26,16 @@ def contents(hub_client, token: str, path: str) -> dict:
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def confirm_start(page, hub_client, course: str) -> None:
+    """The link shows the spawn form with the course's resources; nothing runs until Start."""
+    page.wait_for_selector("#fh-confirm", timeout=30_000)
+    assert "/hub/spawn/trainer/course-" in page.url
+    assert page.locator('#spawn_form input[name="course"]').get_attribute("value") == course
+    token = hub_client.login_token("trainer")
+    assert hub_client.server("trainer", token, f"course-{course}") is None
+    page.locator('#spawn_form button[type="submit"]').click()
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +71,7 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     page.screenshot(path=IMAGES / "catalogue.png")
 
     card.locator("a.start").click()
+    confirm_start(page, hub_client, "good-course")
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
     assert "/user/trainer/course-good-course/lab/tree/courses/good-course/01-sum.ipynb" in page.url
     page.wait_for_timeout(1500)
@@ -82,6 +94,7 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     hub_client.stop("trainer", token, name="course-good-course")
     page.goto(f"{hub_client.base}/services/factoryhub/catalogue")
     page.locator("#course-good-course a.start").click()
+    confirm_start(page, hub_client, "good-course")
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
     again = contents(hub_client, token, "courses/good-course")
     assert {item["name"] for item in again["content"]} == names

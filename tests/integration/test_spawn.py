@@ -1,10 +1,14 @@
 """A learner's JupyterLab as a Slurm job of the learner, through the real hub and proxy."""
 
+from pathlib import Path
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
-from realsite import job_id_in, run_in_kernel, squeue_row, wait_until
+from realsite import _xsrf, job_id_in, job_of, run_in_kernel, squeue_row, wait_until
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_session_runs_as_the_learner_inside_slurm(hub_client):
@@ -90,6 +94,45 @@ def test_job_cancelled_outside_the_hub_is_noticed(hub_client):
     assert "/user/carol" not in hub_client.routes()
     hub_client.start("carol", token)  # the learner can start again, no admin needed
     hub_client.stop("carol", token)
+
+
+def test_a_link_starts_nothing_only_the_forms_xsrf_post_does(hub_client):
+    # A page on any site can send the learner's browser to the catalogue's "Start course" link
+    # (a GPU course here): that GET shows the prefilled form and starts nothing.
+    hub_client.publish_course(REPO / "notebooks" / "pytorch-gpu")
+    token = hub_client.login_token("carol")
+    before = squeue_ids("carol")
+    link = "/hub/spawn/carol/dl?opt-course=pytorch-gpu&next=https://evil.example/"
+    with hub_client._logged_in("carol") as web:
+        for url in (
+            link,
+            "/hub/spawn/carol/dl?course=pytorch-gpu",
+            "/hub/spawn/carol/g?partition=gpu&gpus=2",
+        ):
+            r = web.get(url)
+            assert r.status_code == 200 and 'id="spawn_form"' in r.text, (url, r.status_code)
+        page = web.get(link).text
+        assert 'id="fh-confirm"' in page and 'name="course" value="pytorch-gpu"' in page
+        assert '<option value="gpu" selected>' in page
+        refused = web.get("/hub/spawn/carol/dl?walltime=1:30")
+        assert refused.status_code == 400 and "01:30:00 or 90" in refused.text
+        assert squeue_ids("carol") == before
+        assert hub_client.server("carol", token, "dl") is None
+        assert hub_client.server("carol", token, "g") is None
+
+        # A cross-site form POST has no XSRF token: refused, nothing queued.
+        forged = web.post(link, data={"course": "pytorch-gpu"}, follow_redirects=False)
+        assert forged.status_code == 403
+        assert squeue_ids("carol") == before and hub_client.server("carol", token, "dl") is None
+
+        # The learner presses Start: the form's POST carries the token and starts the preset;
+        # the hub never follows next= off-site.
+        started = web.post(link, data={"course": "pytorch-gpu", "_xsrf": _xsrf(web)})
+        assert started.status_code == 200, started.text[:300]
+        assert urlsplit(str(started.url)).hostname == urlsplit(hub_client.base).hostname
+    wait_until(lambda: (hub_client.server("carol", token, "dl") or {}).get("ready"), 180, "ready")
+    assert squeue_row(job_of("carol", "dl"))["gres"] == "gres:gpu:h100:1"
+    hub_client.stop("carol", token, name="dl")
 
 
 def squeue_ids(user: str) -> set[str]:
