@@ -133,6 +133,20 @@ def ensure_qos(qos: Mapping[str, list[str]]) -> None:
             _sacctmgr("modify", "qos", "where", f"name={name}", "set", *settings)
 
 
+def ensure_operator(user: str) -> bool:
+    """`user` (the hub's own system account) a Slurm operator, so that with `PrivateData` it
+    still sees every learner's jobs and records; True when that changed anything. Its
+    association (in `root`, which every cluster has) may submit no job of its own."""
+    for name, level in _rows("user", "where", f"name={user}", "format=User,AdminLevel"):
+        if name == user and level == "Operator":
+            return False
+        if name == user:
+            _sacctmgr("modify", "user", user, "set", "adminlevel=Operator")
+            return True
+    _sacctmgr("add", "user", user, "account=root", "adminlevel=Operator", "maxsubmitjobs=0")
+    return True
+
+
 def plan_associations(
     access: AccessSettings,
     users: Iterable[str],

@@ -9,6 +9,7 @@ time. Node names are read from the rendered slurm.conf, so the layout lives in o
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -24,6 +25,10 @@ RUN_DIR = Path("/run/slurm")
 MUNGE_PID = Path("/run/munge/munged.pid")
 CTLD_PID = RUN_DIR / "slurmctld.pid"
 GPU_MAJOR = 195  # NVIDIA's character-device major number
+# The hub's own system account: the hub runs as root today and as this user later; with
+# slurm.conf's PrivateData it sees every learner's jobs because it is a Slurm operator.
+HUB_USER = "factoryhub"
+HUB_HOME = Path("/var/lib/factoryhub")
 
 
 def render_slurm_conf(template: str, host: str) -> str:
@@ -92,6 +97,21 @@ def ensure_dirs(nodes: list[str]) -> None:
     shutil.chown("/run/munge", "munge", "munge")
 
 
+def ensure_hub_user() -> bool:
+    """The hub's system account (no login shell); True when it was created. Its primary
+    group is `nogroup`: a group of its own would be named `factoryhub`, which is the learners'
+    login group (site.toml's hub.allowed_group)."""
+    try:
+        pwd.getpwnam(HUB_USER)
+        return False
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--no-user-group", "--gid", "nogroup"]
+    argv += ["--home-dir", str(HUB_HOME), "--shell", "/usr/sbin/nologin", HUB_USER]
+    subprocess.run(argv, check=True)
+    return True
+
+
 def slurmd_pidfile(node: str) -> Path:
     return RUN_DIR / f"slurmd-{node}.pid"
 
@@ -115,12 +135,14 @@ def nodes_ready() -> bool:
 
 def ensure_slurm(deploy_dir: Path) -> list[str]:
     """Configure and start munge, the accounting database (MariaDB, slurmdbd), slurmctld and
-    one slurmd per node, then the QoS of `qos.conf`; return the node names."""
+    one slurmd per node, then the QoS of `qos.conf` and the hub's account as a Slurm operator;
+    return the node names."""
     changed = ensure_config(deploy_dir)
     conf = (SLURM_ETC / "slurm.conf").read_text()
     nodes = node_names(conf)
     ensure_dirs(nodes)
     ensure_gpu_devices()
+    ensure_hub_user()
     if changed:
         stop_slurm(nodes)  # a changed layout needs fresh daemons
     run_daemon(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], MUNGE_PID)
@@ -137,6 +159,7 @@ def ensure_slurm(deploy_dir: Path) -> list[str]:
         accounting.ensure_qos(
             accounting.parse_qos_conf((deploy_dir / "slurm" / "qos.conf").read_text())
         )
+        accounting.ensure_operator(HUB_USER)
     return nodes
 
 
