@@ -78,7 +78,9 @@ def sbatch_options(job: SessionJob) -> list[str]:
 def _session_lines(job: SessionJob) -> list[str]:
     log_dir = _checked(job.log_dir, _SAFE_PATH, "log directory").strip("/")
     return [
-        "# The session's output goes to the learner's own log file, written as the learner.",
+        "# The session's output goes to the learner's own log file, written as the learner;",
+        "# what the session writes (the log, notebooks) is readable by the learner alone.",
+        "umask 077",
         f'mkdir -p "$HOME/{log_dir}"',
         f'exec >>"$HOME/{log_dir}/session-$SLURM_JOB_ID.log" 2>&1',
         'echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',

@@ -22,7 +22,9 @@ GOLDEN = """#!/bin/bash
 #SBATCH --qos=normal
 #SBATCH --output=/dev/null
 #SBATCH --export=ALL
-# The session's output goes to the learner's own log file, written as the learner.
+# The session's output goes to the learner's own log file, written as the learner;
+# what the session writes (the log, notebooks) is readable by the learner alone.
+umask 077
 mkdir -p "$HOME/.factoryhub/logs"
 exec >>"$HOME/.factoryhub/logs/session-$SLURM_JOB_ID.log" 2>&1
 echo "FactoryHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"
