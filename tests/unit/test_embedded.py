@@ -109,3 +109,38 @@ def test_only_what_differs_is_changed_and_nothing_is_removed():
 def test_names_that_are_not_slurm_names_are_refused(name):
     with pytest.raises(AccountingError, match="not a user, account or QoS name"):
         plan_associations(ACCESS, [name], {})
+
+
+def test_learners_see_only_their_own_jobs_but_every_node(repo):
+    conf = render_slurm_conf((repo / "deploy/slurm/slurm.conf.in").read_text(), "myhost")
+    (line,) = [x for x in conf.splitlines() if x.startswith("PrivateData=")]
+    private = set(line.removeprefix("PrivateData=").split(","))
+    assert {"jobs", "usage", "users", "accounts"} <= private
+    assert not private & {"nodes", "partitions", "reservations"}  # the widgets show capacity
+
+
+def test_each_qos_caps_the_cpus_one_learner_holds(repo, demo_site):
+    qos = parse_qos_conf((repo / "deploy/slurm/qos.conf").read_text())
+    caps = {}
+    for name, settings in qos.items():
+        (per_user,) = [s for s in settings if s.startswith("MaxTRESPerUser=")]
+        tres = dict(t.split("=") for t in per_user.removeprefix("MaxTRESPerUser=").split(","))
+        caps[name] = int(tres["cpu"])
+    cpu_nodes = 2 * 32  # cn01, cn02
+    assert caps["normal"] < cpu_nodes and caps["long"] > caps["normal"]
+    # one session of the largest size site.toml offers still fits under the cap
+    assert demo_site.partitions["cpu"].max_cpus <= caps["normal"]
+
+
+def test_homes_are_made_private_once(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from factoryhub import accounts
+
+    home = tmp_path / "alice"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    monkeypatch.setattr(accounts.pwd, "getpwnam", lambda name: SimpleNamespace(pw_dir=str(home)))
+    assert accounts.ensure_private_home("alice") is True
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert accounts.ensure_private_home("alice") is False
