@@ -126,6 +126,17 @@ class EnergySettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """How often one user may ask the hub service (start estimates, the course catalogue):
+    each request may run the scheduler, so each user has a bucket of `service_burst`
+    requests refilled at `service_per_minute`; past it the service answers 429. Raise them
+    if learners' forms show "too many requests"; 0 per minute turns the limit off."""
+
+    service_burst: int = 20
+    service_per_minute: float = 30.0
+
+
+@dataclass(frozen=True)
 class DemoAccount:
     """A Unix account the embedded demo creates (never used on a real site)."""
 
@@ -145,6 +156,7 @@ class Site:
     environments: dict[str, Environment] = field(default_factory=dict)
     access: AccessSettings = field(default_factory=AccessSettings)
     energy: EnergySettings = field(default_factory=EnergySettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     demo_accounts: tuple[DemoAccount, ...] = ()
 
     def partition(self, name: str) -> Partition:

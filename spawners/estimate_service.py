@@ -5,6 +5,8 @@
 learner (OAuth cookie or API token),
 ``{"kind": "now"|"later"|"never"|"unknown", "message": "...", "start": iso|null}``, or
 HTTP 400 with ``{"message": ...}`` for a request the site would refuse (no scheduler call).
+Both routes are rate-limited per user (site.toml's [limits]): past the limit, HTTP 429 with
+Retry-After and a message, before any scheduler call.
 The spawn form calls it as the learner edits; the same request model and estimate as the
 spawner, never a second implementation.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import html
 import json
 import os
 import signal
@@ -27,6 +30,7 @@ from factoryhub.slurm import SlurmClient
 from .catalogue_page import CatalogueHandler
 from .estimate import SERVICE_NAME, estimate_start
 from .livesite import CapacityCache, association_cache, capacity_cache
+from .rate_limit import RateLimiter, retry_after
 from .request import (
     FIELDS,
     RequestError,
@@ -36,8 +40,49 @@ from .request import (
     without_live_fields,
 )
 
+LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
 
-class EstimateHandler(HubOAuthenticated, web.RequestHandler):
+
+class RateLimited:
+    """Mixin for the service's handlers: every request of a logged-in user spends one of
+    that user's requests (one `RateLimiter` for the whole service); past the limit the reply
+    is 429 with Retry-After, as JSON or as a page (`limit_reply`), and the handler never runs.
+    Anonymous requests pass through to `web.authenticated`."""
+
+    limit_reply = "json"
+
+    def prepare(self):
+        super().prepare()  # tornado's is a no-op hook; kept for the handlers' own
+        user = self.get_current_user()
+        if not user:
+            return
+        wait = self.settings[LIMITER].take(user["name"])
+        if wait:
+            self._too_many(retry_after(wait))
+
+    def _too_many(self, seconds: int) -> None:
+        message = f"Too many requests: please wait {seconds} s and try again."
+        self.set_status(429)
+        self.set_header("Retry-After", str(seconds))
+        self.set_header("Cache-Control", "no-store")
+        if self.limit_reply == "json":
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": message, "retry_after": seconds}))
+            return
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Too many requests</title>"
+            f"</head><body><h1>Too many requests</h1><p>{html.escape(message)}</p></body></html>"
+        )
+
+
+class LimitedCatalogueHandler(RateLimited, CatalogueHandler):
+    """The catalogue page, rate-limited like estimates (each page estimates every course)."""
+
+    limit_reply = "html"
+
+
+class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
     """Estimates for the learner who asks; nothing is submitted."""
 
     def initialize(self, site_path: str, client: SlurmClient, cache: CapacityCache) -> None:
@@ -78,15 +123,17 @@ def make_app(site_path: str) -> web.Application:
     site = load_site(site_path)
     client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
     args = {"site_path": site_path, "client": client, "cache": capacity_cache(client)}
+    limiter = RateLimiter(site.limits.service_burst, site.limits.service_per_minute)
     hub_prefix = prefix.split("/services/", 1)[0] + "/hub/"  # the hub's base URL + hub/
     return web.Application(
         [
             (rf"{prefix}estimate", EstimateHandler, args),
-            (rf"{prefix}catalogue", CatalogueHandler, {**args, "hub_prefix": hub_prefix}),
+            (rf"{prefix}catalogue", LimitedCatalogueHandler, {**args, "hub_prefix": hub_prefix}),
             (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}catalogue"}),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],
         cookie_secret=os.urandom(32),
+        **{LIMITER: limiter},
         # Every route is a read-only GET about the caller's own requests (estimates, the
         # catalogue). The browser's same-origin policy keeps other sites from reading them, and
         # the estimate handler refuses cross-site requests outright, so the spawn page's
