@@ -78,8 +78,11 @@ def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
     site_path = state / "site.toml"
     site_path.write_text(tomli_w.dumps(raw))
     config = state / "jupyterhub_config.py"
-    config.write_text(
-        f"load_subconfig({str(REPO / 'hub_config' / 'jupyterhub_config.py')!r})\n"
+    config.write_text(  # the hub's account may not read the checkout: no load_subconfig of it
+        "import os\nfrom pathlib import Path\n"
+        "from factoryhub.hubconfig import apply_site\nfrom factoryhub.site import load_site\n"
+        "c = get_config()\nsite = Path(os.environ['FACTORYHUB_SITE'])\n"
+        "apply_site(c, load_site(site), site)\n"
         f"c.JupyterHub.services.append({{'name': 'bench', 'api_token': {TOKEN!r}}})\n"
         "c.JupyterHub.load_roles.append({'name': 'bench', 'services': ['bench'], 'scopes':"
         " ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n"

@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/opt/factoryhub
 with_tests=${1:-}
 
-debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv)
+debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv sudo)
 [ "$with_tests" = "--test" ] && debs+=(chromium)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -46,4 +46,17 @@ if ! [ -x "$prefix/node/node_modules/.bin/configurable-http-proxy" ] || \
   mkdir -p "$prefix/node"
   cp "$repo/deploy/package.json" "$prefix/node/package.json"
   npm install --silent --no-audit --no-fund --prefix "$prefix/node" >/dev/null
+fi
+
+# The hub, its service and the proxy run unprivileged; the hub acts as a learner only through
+# fh-act-as, which sudo starts as root for the hub's account alone (factoryhub/actas.py).
+install -d -o root -g root -m 0755 "$prefix/bin"
+install -o root -g root -m 0755 "$repo/deploy/fh-act-as" "$prefix/bin/fh-act-as"
+install -o root -g root -m 0440 "$repo/deploy/sudoers.d/factoryhub" /etc/sudoers.d/factoryhub.new
+if visudo -cq -f /etc/sudoers.d/factoryhub.new; then
+  mv /etc/sudoers.d/factoryhub.new /etc/sudoers.d/factoryhub
+else
+  rm -f /etc/sudoers.d/factoryhub.new
+  echo "deploy/sudoers.d/factoryhub does not parse; not installed" >&2
+  exit 1
 fi

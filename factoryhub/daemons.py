@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -49,12 +50,15 @@ def spawn_daemon(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> int:
-    """Start a foreground program detached from us (own session), logging to `logfile`."""
+    """Start a foreground program detached from us (own session), logging to `logfile`; as
+    `user` (its uid, gid and groups) when given. The log is opened here, by the caller."""
     pid = running_pid(pidfile)
     if pid:
         return pid
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    account = pwd.getpwnam(user) if user else None
     with open(logfile, "ab") as log:
         proc = subprocess.Popen(
             list(argv),
@@ -64,6 +68,9 @@ def spawn_daemon(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=os.getgrouplist(user, account.pw_gid) if account else None,
         )
     pidfile.write_text(f"{proc.pid}\n")
     return proc.pid

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from . import actas
 from .capacity import (
     SINFO_FORMAT,
     Capacity,
@@ -98,22 +99,32 @@ class SlurmClient:
     ) -> None:
         self.bin_dir = bin_dir
         self.timeout = timeout
-        # The hub (root) submits as the learner through runuser; a learner's own kernel
-        # (widgets) already is the learner and runs Slurm's commands directly.
+        # The hub acts as the learner through the one audited helper (`factoryhub.actas`); a
+        # learner's own kernel (widgets) already is the learner and runs Slurm directly.
         self.switch_user = switch_user
 
     def _cmd(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
 
-    def _as(self, user: str, name: str) -> list[str]:
-        command = self._cmd(name)
-        return ["/usr/sbin/runuser", "-u", user, "--", command] if self.switch_user else [command]
+    def _as(
+        self, user: str, program: str, args: list[str], env: Mapping[str, str] | None, cwd: str
+    ) -> tuple[list[str], bytes, dict[str, str], str]:
+        """argv, leading stdin, environment and working directory of `program` run as `user`:
+        through `fh-act-as` (which takes the environment and directory on its stdin and
+        changes directory only once it is the learner), or directly in a learner's kernel."""
+        env = dict(env) if env is not None else command_environment()
+        if not self.switch_user:
+            path = (
+                self._cmd(program) if program in actas.PROGRAMS else actas.SYSTEM_PROGRAMS[program]
+            )
+            return [path, *args], b"", env, cwd
+        return [*actas.prefix(), user, program, *args], actas.header(env, cwd), {}, "/"
 
     async def run(
         self,
         argv: list[str],
         *,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> Completed:
@@ -130,7 +141,7 @@ class SlurmClient:
             )
         except OSError as exc:
             raise SchedulerUnavailable(f"cannot run {argv[0]}: {exc}") from None
-        data = stdin.encode() if stdin is not None else None
+        data = stdin.encode() if isinstance(stdin, str) else stdin
         try:
             out, err = await asyncio.wait_for(proc.communicate(data), self.timeout)
         except TimeoutError:
@@ -146,10 +157,24 @@ class SlurmClient:
             raise classify_failure(argv, result)
         return result
 
+    async def run_as(
+        self,
+        user: str,
+        program: str,
+        args: list[str],
+        *,
+        stdin: str = "",
+        env: Mapping[str, str] | None = None,
+        cwd: str = "",
+    ) -> Completed:
+        """`program` (sbatch, salloc, scancel, tail) with `args` as `user`."""
+        argv, head, run_env, run_cwd = self._as(user, program, args, env, cwd)
+        data = head + stdin.encode()
+        return await self.run(argv, stdin=data or None, env=run_env, cwd=run_cwd or None)
+
     async def submit(self, script: str, *, user: str, env: Mapping[str, str], cwd: str) -> str:
         """Submit `script` as `user` (their uid, gid, HOME) and return the job id."""
-        argv = [*self._as(user, "sbatch"), "--parsable"]
-        result = await self.run(argv, stdin=script, env=env, cwd=cwd)
+        result = await self.run_as(user, "sbatch", ["--parsable"], stdin=script, env=env, cwd=cwd)
         return parse_job_id(result.stdout)
 
     async def allocate_now(
@@ -159,9 +184,9 @@ class SlurmClient:
         or None when Slurm would not start it at once: no room right now, or anything else the
         queue should decide and explain (limits, reservations). Batch jobs wait for the
         controller's scheduling tick; an immediate allocation does not."""
-        argv = [*self._as(user, "salloc"), "--immediate", "--no-shell", *options]
+        args = ["--immediate", "--no-shell", *options]
         try:
-            result = await self.run(argv, env=env, cwd=cwd)
+            result = await self.run_as(user, "salloc", args, env=env, cwd=cwd)
         except SchedulerUnavailable:
             raise
         except SlurmError:
@@ -186,29 +211,31 @@ class SlurmClient:
         `log_path`, a file of the hub's; what the step writes to its standard output goes to
         the file descriptor `stdout` (nowhere by default)."""
         srun = [self._cmd("srun"), f"--jobid={job_id}", *options, *command]
-        argv = ["/usr/bin/setsid", "--fork", *srun]
+        argv, head, run_env, run_cwd = self._as(
+            user, "/usr/bin/setsid", ["--fork", *srun], env, cwd
+        )
         if self.switch_user:
-            argv = ["/usr/sbin/runuser", "-u", user, "--", *argv]
+            argv[argv.index("/usr/bin/setsid")] = "setsid"
         with open(log_path, "ab", buffering=0) as log:
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
-                    stdin=asyncio.subprocess.DEVNULL,
+                    stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.DEVNULL if stdout is None else stdout,
                     stderr=log,
-                    env=dict(env),
-                    cwd=cwd,
+                    env=run_env,
+                    cwd=run_cwd or None,
                 )
             except OSError as exc:
                 raise SlurmError(f"cannot run srun: {exc}") from None
             try:
-                returncode = await asyncio.wait_for(proc.wait(), self.timeout)
+                await asyncio.wait_for(proc.communicate(head), self.timeout)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
                 raise SlurmError(f"srun did not detach within {self.timeout:g} s") from None
-        if returncode != 0:
-            raise SlurmError(f"srun could not be started (exit {returncode})")
+        if proc.returncode != 0:
+            raise SlurmError(f"srun could not be started (exit {proc.returncode})")
 
     async def job_table(self) -> JobTable:
         """Every job Slurm lists to this caller, read as JSON (`factoryhub.jobrecords`): no
@@ -333,8 +360,8 @@ class SlurmClient:
 
     async def sbatch_test_only(self, argv: list[str], *, user: str, cwd: str) -> str:
         """`sbatch --test-only` as `user`; Slurm's answer ("Job N to start at …")."""
-        command = [*self._as(user, "sbatch"), "--test-only"]
-        result = await self.run([*command, *argv, "--wrap", "true"], cwd=cwd)
+        args = ["--test-only", *argv, "--wrap", "true"]
+        result = await self.run_as(user, "sbatch", args, cwd=cwd)
         return (result.stderr or result.stdout).strip()
 
     async def node_addresses(self) -> dict[str, str]:

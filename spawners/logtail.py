@@ -1,8 +1,9 @@
 """The end of a learner's session log, read *as the learner*.
 
-The hub runs as root; reading a path inside a learner's home as root would follow a symlink the
-learner planted (to /etc/shadow, say) and show it back. `runuser` + `tail` reads with the
-learner's own rights, bounded in lines, bytes and time.
+Reading a path inside a learner's home with any rights but the learner's would follow a symlink
+the learner planted (to /etc/shadow, or to the hub's own database) and show it back. `tail`
+started through `fh-act-as` (`factoryhub.actas`) reads with the learner's own rights, bounded in
+lines, bytes and time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import asyncio
 import os
 import pwd
 
+from factoryhub import actas
+from factoryhub.slurm import command_environment
+
 MAX_BYTES = 4000
 
 
@@ -18,22 +22,22 @@ async def read_tail_as(user: str, relative_path: str, lines: int = 15, timeout: 
     """Last `lines` lines of ~user/relative_path, or a note why they cannot be shown."""
     path = os.path.join(pwd.getpwnam(user).pw_dir, relative_path)
     proc = await asyncio.create_subprocess_exec(
-        "/usr/sbin/runuser",
-        "-u",
+        *actas.prefix(),
         user,
-        "--",
-        "/usr/bin/tail",
+        "tail",
         "-n",
         str(lines),
         "--",
         path,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd="/",
-        env={"PATH": "/usr/bin:/bin"},
+        env=command_environment(),
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        request = actas.header(command_environment(), "/")
+        out, err = await asyncio.wait_for(proc.communicate(request), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

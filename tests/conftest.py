@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -217,10 +219,13 @@ def real_hub(tmp_path_factory):
     from factoryhub.hubprocess import stop_hub
 
     # The hub's state (its database, logs) on a file system of its own, so that F17 can fill
-    # it up without filling the machine's.
-    state = tmp_path_factory.mktemp("hub")
+    # it up without filling the machine's; in a folder the hub's unprivileged account can reach
+    # (pytest's own temporary folders are root's, mode 0700).
+    state = Path("/var/lib/factoryhub-test") / f"hub-{os.getpid()}"
+    state.mkdir(parents=True, exist_ok=True)
+    state.parent.chmod(0o755)
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "factoryhub-test", str(state)],
+        ["mount", "-t", "tmpfs", "-o", "size=256m,mode=0711", "factoryhub-test", str(state)],
         check=True,
     )
     try:
@@ -234,6 +239,8 @@ def real_hub(tmp_path_factory):
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(state, kept, ignore=_all_but_logs)
         subprocess.run(["umount", "--lazy", str(state)], check=False)
+        with contextlib.suppress(OSError):
+            state.rmdir()
 
 
 @pytest.fixture(scope="session")
