@@ -16,6 +16,7 @@ from factoryhub.site import Site
 
 from .check import check_course
 from .model import Course, CourseError, load_course
+from .snapshot import Snapshot, read_course_files, write_files
 
 INDEX = "catalogue.json"
 SYNC_ROOT = "courses"  # a course lands in ~/courses/<name>/ of the learner
@@ -85,13 +86,36 @@ def _fetch_git(url: str, ref: str, into: Path) -> None:
 
 
 def _readable(path: Path, recursive: bool = True) -> None:
-    """Sessions run as learners: the snapshot must be readable by all, writable by none."""
+    """Sessions run as learners: the snapshot must be readable by all, writable by none.
+    A link is left alone (chmod would change what it points at)."""
     for item in [path, *(path.rglob("*") if recursive else ())]:
-        os.chmod(item, 0o755 if item.is_dir() else 0o644)
+        if not item.is_symlink():
+            os.chmod(item, 0o755 if item.is_dir() else 0o644)
+
+
+def _install(root: Path, snapshot: Snapshot, name: str) -> Course:
+    """Write `snapshot` beside the catalogue, check it there, then put it in place of the
+    published `name` (which stays intact when anything fails)."""
+    staging = root / f".{name}.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.mkdir(staging, 0o700)
+    try:
+        write_files(snapshot, staging / name)
+        course = load_course(staging / name)
+        problems = check_course(staging / name)
+        if problems:
+            raise CourseError("not published; fix first:\n  " + "\n  ".join(map(str, problems)))
+        shutil.rmtree(root / name, ignore_errors=True)
+        (staging / name).rename(root / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return course
 
 
 def publish(site: Site, source: str, ref: str | None = None, subdir: str = "") -> Entry:
-    """Snapshot a checked course into the catalogue (replacing an earlier version)."""
+    """Snapshot a checked course into the catalogue (replacing an earlier version). The
+    course is read without following links and must hold only directories and regular
+    files (see `snapshot`): nothing else can reach every learner through the catalogue."""
     with tempfile.TemporaryDirectory() as scratch:
         if ref:
             try:
@@ -100,25 +124,19 @@ def publish(site: Site, source: str, ref: str | None = None, subdir: str = "") -
                 raise CourseError(
                     f"git clone {source} {ref}: {exc.stderr.decode()[:300]}"
                 ) from None
-            folder = Path(scratch) / "repo" / subdir
+            repo = (Path(scratch) / "repo").resolve()
+            folder = (repo / subdir).resolve()
+            if not folder.is_relative_to(repo):
+                raise CourseError(f"--path {subdir[:100]!r} leads out of the repository")
             where = f"{source}@{ref}" + (f":{subdir}" if subdir else "")
         else:
             folder, where = Path(source).resolve(), str(Path(source).resolve())
-        course = load_course(folder)
-        problems = check_course(folder)
-        if problems:
-            raise CourseError("not published; fix first:\n  " + "\n  ".join(map(str, problems)))
-        root = catalogue_dir(site)
-        root.mkdir(parents=True, exist_ok=True)
-        _readable(root.parent, recursive=False)
-        staging = root / f".{course.name}.new"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(
-            folder, staging, ignore=shutil.ignore_patterns(".git", ".ipynb_checkpoints")
-        )
-        _readable(staging)
-        shutil.rmtree(root / course.name, ignore_errors=True)
-        staging.rename(root / course.name)
+        snapshot = read_course_files(folder)
+    name = snapshot.course().name
+    root = catalogue_dir(site)
+    root.mkdir(parents=True, exist_ok=True)
+    _readable(root.parent, recursive=False)
+    course = _install(root, snapshot, name)
     entry = Entry(
         course.name,
         course.title,

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 RECORD = ".factoryhub-sync.json"
 SKIP = {".git", ".ipynb_checkpoints", "__pycache__"}
+MAX_RECORD_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,40 @@ def tree_hashes(root: Path) -> dict[str, str]:
     }
 
 
+def _read_record(path: Path) -> dict[str, str]:
+    """The sync record, or {} when it is missing, damaged or not a regular file (a FIFO there
+    must not hang the session: opened without blocking, checked before reading)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        with os.fdopen(os.dup(fd), "rb") as file:
+            record = json.loads(file.read(MAX_RECORD_BYTES))
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
+    ok = isinstance(record, dict) and all(isinstance(v, str) for v in record.values())
+    return record if ok else {}
+
+
+def _occupied(target: Path) -> bool:
+    """Something that is not a regular file (a FIFO, a socket, a device, a folder) is where a
+    file would go: left alone, never opened."""
+    try:
+        return not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        return False  # absent (or a dangling link): free to write
+
+
 def sync_course(source: Path, destination: Path) -> list[Action]:
     """Apply `plan_sync` from a published snapshot into the learner's course folder."""
     upstream = tree_hashes(source)
     record_path = destination / RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = _read_record(record_path)
     actions = plan_sync(upstream, tree_hashes(destination), record)
     for action in actions:
         if action.kind == "keep":
@@ -92,10 +124,13 @@ def sync_course(source: Path, destination: Path) -> list[Action]:
         target = destination / action.target
         if action.kind == "beside" and target.exists():
             continue  # this upstream version already lies beside the learner's file
+        if _occupied(target):
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / action.path, target)
     kept = {a.path for a in actions if a.kind == "beside"}
     new_record = {p: (record.get(p, "") if p in kept else h) for p, h in upstream.items()}
     destination.mkdir(parents=True, exist_ok=True)
-    record_path.write_text(json.dumps(new_record, indent=1), encoding="utf-8")
+    if not _occupied(record_path):
+        record_path.write_text(json.dumps(new_record, indent=1), encoding="utf-8")
     return actions
