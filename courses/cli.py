@@ -16,9 +16,10 @@ from factoryhub.slurm import SlurmClient
 
 from . import catalogue
 from .check import check_course
-from .model import CourseError, find_courses, load_course
+from .model import CourseError, find_courses
 from .reports import write_reports
 from .scaffold import new_course
+from .snapshot import read_course_files
 from .validate import (
     ProgressBar,
     job_environment,
@@ -93,16 +94,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     site = _site(args)
-    courses = [load_course(f) for f in _folders(args.courses)]
+    # read once, without following links; every later step works from this snapshot
+    snapshots = [read_course_files(Path(f).resolve()) for f in _folders(args.courses)]
+    courses = [s.course() for s in snapshots]
     if not courses:
         print("No courses to validate.")
         return 1
     user = _validating_user(args, site)
     home = Path(pwd.getpwnam(user).pw_dir)
     root = home / ".factoryhub" / "validate" / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    root.mkdir(parents=True)
     targets = plan(courses, root)
-    prepare(targets, root, user)
+    prepare(snapshots, root, user)  # as the validating account
     bar = ProgressBar(len(targets))
     prefix = site.environments[courses[0].environment].prefix
     env = job_environment(site, user, prefix)
@@ -114,8 +116,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         results = asyncio.run(run_local(targets, env, f"{prefix}/bin/python", args.jobs, bar))
     bar.close()
     if args.record:
+        sources = {c.name: s for c, s in zip(courses, snapshots, strict=True)}
         for target, result in zip(targets, results, strict=True):
-            print(record_outputs(target, result))
+            print(record_outputs(target, result, user, sources[target.course.name]))
     xml, page = write_reports(results, {c.name: c for c in courses}, site.energy, args.reports)
     for result in results:
         line = f"{result.status:>6}  {result.course}/{result.notebook}  {result.seconds:.1f} s"

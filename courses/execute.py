@@ -75,13 +75,53 @@ class NotebookResult:
 
     @classmethod
     def from_json(cls, text: str) -> NotebookResult:
+        """Parse a result file. It was written by the validating account's job, so it is
+        checked like any input: exactly the known keys, each of its type, text without
+        control characters (a `ValueError` otherwise)."""
         data = json.loads(text)
-        data["cells"] = [CellResult(**c) for c in data["cells"]]
-        return cls(**data)
+        cells = data.get("cells") if isinstance(data, dict) else None
+        if not isinstance(cells, list):
+            raise ValueError("not a notebook result")
+        fields = _checked(data, _RESULT_FIELDS, "cells")
+        return cls(**fields, cells=[CellResult(**_checked(c, _CELL_FIELDS)) for c in cells])
+
+
+_RESULT_FIELDS = {
+    "course": str,
+    "notebook": str,
+    "status": str,
+    "seconds": float,
+    "message": str,
+    "job_id": str,
+    "node": str,
+}
+_CELL_FIELDS = {"index": int, "status": str, "seconds": float, "message": str, "traceback": str}
+
+
+def _checked(data: object, types: dict[str, type], *extra: str) -> dict[str, object]:
+    """`data`'s fields when it has exactly `types`' keys (and `extra`), each of its type."""
+    if not isinstance(data, dict) or set(data) != {*types, *extra}:
+        raise ValueError("unexpected fields in a notebook result")
+    fields: dict[str, object] = {}
+    for key, kind in types.items():
+        value = data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise ValueError(f"{key} is not a {kind.__name__}")
+        fields[key] = clean_text(value) if kind is str else value
+    return fields
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> str:
+    """`text` without terminal escapes and control characters (newlines and tabs stay): what
+    an account wrote, before root prints it or puts it in a report."""
+    return _UNPRINTABLE.sub("", _ANSI.sub("", text))
 
 
 def _text(value: object) -> str:
@@ -140,7 +180,8 @@ def compare_cells(reference, executed, course: Course) -> list[CellResult]:
 def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookResult:
     """Copy the course into `workdir`, execute `notebook` there, compare, report."""
     started = time.monotonic()
-    shutil.copytree(course.path, workdir, dirs_exist_ok=True)
+    # links are copied as links, never followed (this runs as the validating account)
+    shutil.copytree(course.path, workdir, symlinks=True, dirs_exist_ok=True)
     source = workdir / notebook
     executed_path = workdir / f"{Path(notebook).stem}.executed.ipynb"
     failure: BaseException | None = None

@@ -74,12 +74,12 @@ def _resources(course: Course | None) -> str:
 def _cells_table(result: NotebookResult) -> str:
     rows = []
     for cell in result.cells:
-        detail = html.escape(cell.message)
+        detail = html.escape(cell.message[:1000])
         if cell.traceback:
             detail += f"<pre>{html.escape(cell.traceback[-4000:])}</pre>"
         rows.append(
-            f"<tr class='{html.escape(cell.status)}'><td>{cell.index}</td>"
-            f"<td>{html.escape(cell.status)}</td><td>{cell.seconds:.2f} s</td>"
+            f"<tr class='{html.escape(cell.status[:40])}'><td>{cell.index}</td>"
+            f"<td>{html.escape(cell.status[:40])}</td><td>{cell.seconds:.2f} s</td>"
             f"<td>{detail}</td></tr>"
         )
     head = "<tr><th>Cell</th><th>Status</th><th>Time</th><th>Detail</th></tr>"
@@ -105,17 +105,18 @@ def html_report(
     details = []
     for r in results:
         course = courses.get(r.course)
+        status = html.escape(r.status[:40])  # from a result file the trainer's job wrote
         summary.append(
-            f"<tr class='{r.status}'><td>{html.escape(r.course)}</td><td>{html.escape(r.notebook)}"
-            f"</td><td>{r.status}</td><td>{r.seconds:.1f} s</td>"
-            f"<td>{html.escape(r.job_id)} {html.escape(r.node)}</td>"
+            f"<tr class='{status}'><td>{html.escape(r.course)}</td><td>{html.escape(r.notebook)}"
+            f"</td><td>{status}</td><td>{r.seconds:.1f} s</td>"
+            f"<td>{html.escape(r.job_id[:40])} {html.escape(r.node[:100])}</td>"
             f"<td>{html.escape(_resources(course))}</td>"
             f"<td>{html.escape(_energy(course, r.seconds, factors))}</td>"
             f"<td>{html.escape(r.message[:300])}</td></tr>"
         )
         details.append(
             f"<details{' open' if r.status != 'passed' else ''}><summary>"
-            f"{html.escape(r.course)}/{html.escape(r.notebook)}: {r.status}</summary>"
+            f"{html.escape(r.course)}/{html.escape(r.notebook)}: {status}</summary>"
             f"{_cells_table(r)}</details>"
         )
     head = (

@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +26,17 @@ from factoryhub.slurm import SlurmClient, SlurmError
 from factoryhub.spawners.jobscript import resource_options
 from factoryhub.spawners.request import access_for, parse_request
 
-from .execute import NotebookResult, course_cells
+from .execute import NotebookResult, clean_text, course_cells
+from .handover import as_account, read_as, read_as_async, unpack
 from .model import Course
+from .snapshot import Snapshot, as_tar, replace_file
 
 JOB_PREFIX = "fh-validate-"
 LOG_TAIL = 3000
+RESULT_LIMIT = 4 * 1024 * 1024  # a result file read back; tracebacks are cut far shorter
+EXECUTED_LIMIT = 64 * 1024 * 1024  # an executed notebook read back for --record
+# Run "$@" with stdout and stderr into the log "$1", from the account's home.
+_LOGGED = 'log=$1; shift; cd || exit; exec "$@" >"$log" 2>&1'
 
 
 @dataclass(frozen=True)
@@ -91,35 +96,42 @@ def validation_script(target: Target, site: Site, user: str) -> str:
     return "\n".join(lines)
 
 
-def prepare(targets: list[Target], root: Path, user: str) -> None:
-    """Copy each course once into the run's directory, owned by the validating account."""
-    account = pwd.getpwnam(user)
-    home = Path(account.pw_dir)
-    for level in (home / ".factoryhub", home / ".factoryhub" / "validate"):
-        if root.is_relative_to(level) and level.exists():
-            os.chown(level, account.pw_uid, account.pw_gid)  # made by root for this run
-    for course in {t.course.name: t.course for t in targets}.values():
-        shutil.copytree(course.path, root / "sources" / course.name, dirs_exist_ok=True)
-        (root / course.name).mkdir(exist_ok=True)
-    for path in [root, *root.rglob("*")]:
-        os.chown(path, account.pw_uid, account.pw_gid)
+def prepare(snapshots: list[Snapshot], root: Path, user: str) -> None:
+    """Create the run's directory and put each course's sources in it, as the validating
+    account: root hands over a tar of what it read without following links, and never
+    creates, changes or chowns anything under the account's home itself."""
+    courses = {s.course().name: s for s in snapshots}
+    archive = as_tar({f"sources/{name}": s for name, s in courses.items()}, tuple(courses))
+    unpack(user, root, archive)
 
 
-def result_of(target: Target, state: str = "") -> NotebookResult:
-    """The notebook's result file, or a failure saying how its job ended without one."""
-    if target.result_path.exists():
-        return NotebookResult.from_json(target.result_path.read_text(encoding="utf-8"))
-    log = (
-        target.log_path.read_text(errors="replace")[-LOG_TAIL:] if target.log_path.exists() else ""
-    )
+def result_of(target: Target, state: str = "", text: str | None = None, log: str = ""):
+    """The notebook's result from the text of its result file, or a failure saying how its
+    job ended without one (with the end of its `log`) (pure)."""
+    if text is not None:
+        try:
+            return NotebookResult.from_json(text)
+        except (ValueError, TypeError, KeyError):
+            return NotebookResult(
+                target.course.name, target.notebook, "failed", 0.0, "unreadable result file"
+            )
     ended = f"its job ended {state}" if state else "it ended"
     return NotebookResult(
         target.course.name,
         target.notebook,
         "failed",
         0.0,
-        f"no result: {ended} before the notebook finished. {log}".strip(),
+        f"no result: {ended} before the notebook finished. {clean_text(log)}".strip(),
     )
+
+
+async def collect(target: Target, user: str, state: str = "") -> NotebookResult:
+    """Read the notebook's result (or its log's end) back, as the validating account."""
+    raw = await read_as_async(user, target.result_path, RESULT_LIMIT)
+    if raw is not None:
+        return result_of(target, state, raw.decode("utf-8", errors="replace"))
+    log = await read_as_async(user, target.log_path, LOG_TAIL, tail=True)
+    return result_of(target, state, None, (log or b"").decode("utf-8", errors="replace"))
 
 
 Progress = Callable[[NotebookResult], None]
@@ -134,6 +146,7 @@ def job_environment(site: Site, user: str, prefix: str) -> dict[str, str]:
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "HOME": account.pw_dir,
         "USER": user,
+        "LOGNAME": user,
         SITE_ENV: json.dumps(public_site_data(site)),
     }
 
@@ -141,24 +154,22 @@ def job_environment(site: Site, user: str, prefix: str) -> dict[str, str]:
 async def run_local(
     targets: list[Target], env: dict[str, str], python: str, jobs: int, progress: Progress
 ):
-    """Each notebook as a process of the validating account, `jobs` at a time."""
+    """Each notebook as a process of the validating account, `jobs` at a time; the account's
+    own shell opens its log (root opens nothing in the account's directories)."""
     user = env["USER"]
-    switch = ["/usr/sbin/runuser", "-u", user, "--"] if os.geteuid() == 0 else []
     gate = asyncio.Semaphore(max(jobs, 1))
 
     async def one(target: Target) -> NotebookResult:
         async with gate:
-            with target.log_path.open("wb") as log:
-                proc = await asyncio.create_subprocess_exec(
-                    *switch,
-                    *execute_argv(python, target),
-                    stdout=log,
-                    stderr=log,
-                    cwd=env["HOME"],
-                    env=env,
-                )
-                code = await proc.wait()
-            result = result_of(target, f"with exit code {code}")
+            shell = ["/bin/sh", "-c", _LOGGED, "sh", str(target.log_path)]
+            proc = await asyncio.create_subprocess_exec(
+                *as_account(user, [*shell, *execute_argv(python, target)]),
+                stdin=asyncio.subprocess.DEVNULL,
+                cwd="/",
+                env=env,
+            )
+            code = await proc.wait()
+            result = await collect(target, user, f"with exit code {code}")
             progress(result)
             return result
 
@@ -194,7 +205,7 @@ async def run_slurm(
             info = seen.get(job_id)
             if info is None or classify_state(info.state) is Phase.ENDED:
                 target = jobs.pop(job_id)
-                result = result_of(target, info.state if info else "")
+                result = await collect(target, user, info.state if info else "")
                 result.job_id = result.job_id or job_id
                 results[target.label] = result
                 progress(result)
@@ -219,20 +230,25 @@ class ProgressBar:
         self.bar.close()
 
 
-def record_outputs(target: Target, result: NotebookResult) -> str:
+def record_outputs(target: Target, result: NotebookResult, user: str, source: Snapshot) -> str:
     """Make this run's outputs the notebook's reference outputs (`validate --record`), when
-    every cell ran; returns what was done."""
+    every cell ran; returns what was done. The run is read back as the validating account;
+    the reference is the notebook as it was read for this run, and the course's file is
+    replaced without following a link."""
     executed = target.workdir / f"{Path(target.notebook).stem}.executed.ipynb"
     failed = any(c.status in ("error", "timeout", "dead-kernel", "not-run") for c in result.cells)
-    if failed or not executed.exists():
+    ran_text = None if failed else read_as(user, executed, EXECUTED_LIMIT)
+    if ran_text is None:
         return f"not recorded: {target.label} did not run through ({result.message[:120]})"
-    path = target.course.path / target.notebook
-    reference = nbformat.read(path, as_version=4)
-    ran = course_cells(nbformat.read(executed, as_version=4).cells)
-    for ref, run in zip(reference.cells, ran, strict=True):
-        ref.metadata.pop("papermill", None)
-        if ref.cell_type == "code":
-            ref.outputs, ref.execution_count = run.outputs, run.execution_count
+    try:
+        reference = nbformat.reads(source.files[target.notebook].decode("utf-8"), as_version=4)
+        ran = course_cells(nbformat.reads(ran_text.decode("utf-8"), as_version=4).cells)
+        for ref, run in zip(reference.cells, ran, strict=True):
+            ref.metadata.pop("papermill", None)
+            if ref.cell_type == "code":
+                ref.outputs, ref.execution_count = run.outputs, run.execution_count
+    except (KeyError, ValueError, AttributeError) as exc:  # a file changed or cut off
+        return f"not recorded: {target.label}: {type(exc).__name__}"
     reference.metadata.pop("papermill", None)
-    nbformat.write(reference, path)
+    replace_file(target.course.path, target.notebook, nbformat.writes(reference).encode())
     return f"recorded: {target.label}"

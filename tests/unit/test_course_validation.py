@@ -51,14 +51,12 @@ def test_compare_cells_marks_passed_failed_unchecked_and_not_run(tmp_path):
 def test_result_round_trip_and_a_job_that_left_none(tmp_path):
     course = load_course(good_course(tmp_path))
     target = Target(course, "01-sum.ipynb", tmp_path / "run" / "01-sum")
-    target.workdir.parent.mkdir(parents=True)
-    target.log_path.write_text("slurmstepd: error: *** JOB 9 CANCELLED DUE TO TIME LIMIT ***")
-    missing = result_of(target, "TIMEOUT")
+    log = "slurmstepd: error: *** JOB 9 CANCELLED DUE TO TIME LIMIT ***"
+    missing = result_of(target, "TIMEOUT", None, log)
     assert missing.status == "failed" and "ended TIMEOUT" in missing.message
     assert "TIME LIMIT" in missing.message
     result = NotebookResult("c", "n.ipynb", "passed", 1.5, cells=[CellResult(1, "passed", 0.2)])
-    target.result_path.write_text(result.to_json())
-    assert result_of(target) == result
+    assert result_of(target, "", result.to_json()) == result
 
 
 def test_validation_job_script_uses_the_course_preset(demo_site, tmp_path):
