@@ -261,11 +261,13 @@ class SlurmClient:
         return [j for j in jobs if j.name.startswith(prefix)]
 
     async def cancel(self, job_id: str, user: str = "") -> None:
-        """Cancel a job (only if it is `user`'s, when given); a job Slurm no longer knows is
-        already cancelled."""
-        restrict = [f"--user={user}"] if user else []
+        """Cancel a job as `user` (their own rights: a wrong id can end no one else's job);
+        a job Slurm no longer knows is already cancelled."""
         with contextlib.suppress(UnknownJob):
-            await self.run([self._cmd("scancel"), *restrict, job_id])
+            if user:
+                await self.run_as(user, "scancel", [f"--user={user}", job_id])
+            else:
+                await self.run([self._cmd("scancel"), job_id])
 
     async def user_jobs(self, user: str) -> list[UserJob]:
         """All of `user`'s jobs Slurm still lists (pending, running, recently ended), newest

@@ -47,6 +47,22 @@ def slow_environment() -> Path:
     return prefix
 
 
+def liar_environment() -> Path:
+    """A Python prefix whose `jupyterhub-singleuser` serves nothing and reports the test hub's
+    own API port as its session's: a learner pointing their route at another service."""
+    prefix = Path("/srv/factoryhub-test/liar-env")
+    (prefix / "bin").mkdir(parents=True, exist_ok=True)
+    script = prefix / "bin" / "jupyterhub-singleuser"
+    script.write_text(
+        "#!/bin/bash\n"
+        'scontrol update jobid="$SLURM_JOB_ID" comment=fhport:18081\n'
+        'echo "port reported" >&"${FACTORYHUB_READY_FD:-2}"\n'
+        "exec sleep 300\n"
+    )
+    script.chmod(0o755)
+    return prefix
+
+
 def write_test_site(state_dir: Path) -> Path:
     """The demo site with the test hub's ports, state directory and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
@@ -59,6 +75,8 @@ def write_test_site(state_dir: Path) -> Path:
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     # One whose server takes 15 s to start: a job that runs before its port is known (F2).
     raw["environments"]["slow"] = {"label": "Slow (tests)", "prefix": str(slow_environment())}
+    # One that points its session's route at another service of the node (the hub's API).
+    raw["environments"]["liar"] = {"label": "Liar (tests)", "prefix": str(liar_environment())}
     path = state_dir / "site.toml"
     path.write_text(tomli_w.dumps(raw))
     return path
