@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factoryhub.durations import DurationError, parse_minutes
+from factoryhub.durations import DurationError, parse_walltime
 
 LEVELS = ("beginner", "intermediate", "advanced")
 COURSE_FILE = "course.toml"
@@ -163,7 +163,7 @@ def _strings(values: list, path: Path, text: str, key: str) -> tuple[str, ...]:
 
 def _duration(value: str, path: Path, text: str, table: str, key: str) -> str:
     try:
-        parse_minutes(value)
+        parse_walltime(value)  # typed by a trainer: "1:30" is refused, not read as 90 s
     except DurationError as exc:
         raise CourseError(f"{_where(path, text, table, key)}: {exc}") from None
     return value

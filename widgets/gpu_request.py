@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
+from factoryhub.durations import format_minutes, parse_minutes
 from factoryhub.slurm import SchedulerUnavailable, SlurmError
 from factoryhub.spawners.estimate import Estimate, estimate_start
 from factoryhub.spawners.form import qos_label
@@ -199,7 +200,8 @@ class GPURequest(widgets.VBox):
         self.gpu_type.options = list(part.gpu_types)
         self.gpu_type.value = part.gpu_types[0] if part.gpu_types else None
         self.gpu_type.disabled = not part.gpu_types
-        self.walltime.value = part.default_walltime
+        # the site's default is Slurm's text ("30:00" = 30 min); the learner's field is not
+        self.walltime.value = format_minutes(parse_minutes(part.default_walltime))
         self._changed()
 
     def _changed(self, _change: object = None) -> None:
