@@ -29,9 +29,9 @@ from pathlib import Path
 import httpx
 import tomli_w
 
-from factoryhub.accounts import ensure_accounts
-from factoryhub.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
-from factoryhub.hubprocess import CHP, HubInstance, start_hub, stop_hub
+from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
+from factoryhub.demo.hubprocess import CHP, HubInstance, start_hub, stop_hub
 from factoryhub.site import DemoAccount, another_hub, load_site
 from factoryhub.slurm import parse_allocation
 

@@ -20,18 +20,18 @@ from pathlib import Path
 
 import nbformat
 
+from factoryhub import jobnames
+from factoryhub.jobscript import resource_options
 from factoryhub.jobstate import Phase, classify_state
+from factoryhub.request import access_for, parse_request
 from factoryhub.site import SITE_ENV, Site, public_site_data
 from factoryhub.slurm import SlurmClient, SlurmError
-from factoryhub.spawners.jobscript import resource_options
-from factoryhub.spawners.request import access_for, parse_request
 
 from .execute import NotebookResult, clean_text, course_cells
 from .handover import as_account, read_as, read_as_async, unpack
 from .model import Course
 from .snapshot import Snapshot, as_tar, replace_file
 
-JOB_PREFIX = "fh-validate-"
 LOG_TAIL = 3000
 RESULT_LIMIT = 4 * 1024 * 1024  # a result file read back; tracebacks are cut far shorter
 EXECUTED_LIMIT = 64 * 1024 * 1024  # an executed notebook read back for --record
@@ -89,7 +89,7 @@ def validation_script(target: Target, site: Site, user: str) -> str:
     options["walltime"] = course.validation.expected_runtime
     request = parse_request(options, site, access_for(site, user))
     python = f"{site.environments[course.environment].prefix}/bin/python"
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={JOB_PREFIX}{course.name}"]
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={jobnames.validation_job_name(course.name)}"]
     lines += [f"#SBATCH {option}" for option in resource_options(request)]
     lines += [f"#SBATCH --output={target.log_path}", "#SBATCH --export=ALL"]
     lines += [f"exec {shlex.join(execute_argv(python, target))}", ""]

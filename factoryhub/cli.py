@@ -7,12 +7,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .accounts import ensure_accounts
 from .courses import cli as course_cli
 from .courses.catalogue import publish
 from .courses.model import find_courses
-from .embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
-from .hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
+from .demo.accounts import ensure_accounts
+from .demo.embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
+from .demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
 from .security import require_floors
 from .site import load_site
 

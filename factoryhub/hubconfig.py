@@ -10,8 +10,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from .hubprocess import NODE_PREFIX
-from .security import require_floors
+from .security import NODE_PREFIX, require_floors
 from .site import Site
 
 
@@ -40,7 +39,7 @@ def _set_proxy(c: Config, site: Site) -> None:
     # leaves every route in place. The token comes from CONFIGPROXY_AUTH_TOKEN.
     c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{site.hub.proxy_api_port}"
-    # A restarted proxy (see factoryhub.supervise) starts empty; the hub re-adds every route at
+    # A restarted proxy (see factoryhub.demo.supervise) starts empty; the hub re-adds every route at
     # its route check, which runs with the last-activity update: every few seconds, not 5 min.
     c.JupyterHub.last_activity_interval = ROUTE_CHECK_SECONDS
 
@@ -65,14 +64,14 @@ def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
 
 
 def _set_services(c: Config, site: Site, site_path: Path) -> None:
-    # The start-estimate endpoint (spawners/estimate_service.py), run by the hub; every user
+    # The start-estimate endpoint (factoryhub.service), run by the hub; every user
     # may call it (it answers only about the caller's own request).
     python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
     c.JupyterHub.services = [
         {
             "name": "factoryhub",
             "url": f"http://127.0.0.1:{site.hub.service_port}",
-            "command": [python, "-m", "factoryhub.spawners.estimate_service"],
+            "command": [python, "-m", "factoryhub.service"],
             "environment": {"FACTORYHUB_SITE": str(site_path)},
             "oauth_no_confirm": True,
         }

@@ -133,6 +133,7 @@ def _records(record: Mapping, now: float) -> tuple[JobInfo, UserJob]:
         start=start,
         comment=_text(record.get("comment")),
         submit=submit,
+        end=_when(record.get("end_time")),
     )
     job = UserJob(
         job_id=job_id,

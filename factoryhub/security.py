@@ -68,6 +68,9 @@ def installed_npm(node_prefix: Path) -> dict[str, str]:
     return found
 
 
+NODE_PREFIX = Path("/opt/factoryhub/node")  # where install.sh puts configurable-http-proxy
+
+
 def check_floors(node_prefix: Path) -> list[str]:
     """Every floor violation of this installation."""
     return below_floor(installed_python(), PYTHON_FLOORS) + below_floor(

@@ -269,6 +269,16 @@ class SlurmClient:
             else:
                 await self.run([self._cmd("scancel"), job_id])
 
+    async def set_comment(self, job_id: str, comment: str) -> None:
+        """Set a job's comment (a learner may set only their own job's)."""
+        await self.run([self._cmd("scontrol"), "update", f"jobid={job_id}", f"comment={comment}"])
+
+    async def job_end(self, job_id: str) -> str:
+        """When a job's walltime ends, as Slurm prints it (local ISO time), "" if unknown."""
+        jobs = await self.query([job_id])
+        info = jobs.get(job_id)
+        return info.end if info is not None and info.end != "N/A" else ""
+
     async def user_jobs(self, user: str) -> list[UserJob]:
         """All of `user`'s jobs Slurm still lists (pending, running, recently ended), newest
         first: one `squeue` whatever their number."""

@@ -48,6 +48,7 @@ class JobInfo:
     start: str  # expected or actual start, local ISO time, or "N/A"
     comment: str
     submit: str = "N/A"
+    end: str = "N/A"  # when the job ends (its walltime), local ISO time
 
 
 @dataclass(frozen=True)

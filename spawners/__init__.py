@@ -1,12 +1,9 @@
-"""The Slurm spawner: request model and validation, job-script rendering, job watching.
+"""The hub's Slurm spawner (`SlurmSpawner`) and what only the hub process runs: launching a
+session's job, watching every job with one query, the orphan sweep, the readiness proof.
 
-`SlurmSpawner` is imported on first use: sessions and widgets use the request model without
-paying for JupyterHub's import.
-"""
+`SlurmSpawner` is imported on first use (JupyterHub's entry point names it)."""
 
-from .request import RequestError, ResourceRequest, parse_request
-
-__all__ = ["RequestError", "ResourceRequest", "SlurmSpawner", "parse_request"]
+__all__ = ["SlurmSpawner"]
 
 
 def __getattr__(name: str) -> object:

@@ -10,10 +10,9 @@ from html import escape
 
 from factoryhub.capacity import Capacity
 from factoryhub.durations import describe_minutes, format_minutes, parse_minutes
+from factoryhub.estimate import Estimate
+from factoryhub.request import ResourceRequest, UserAccess
 from factoryhub.site import Site
-
-from .estimate import Estimate
-from .request import ResourceRequest, UserAccess
 
 
 def _select(name: str, label: str, options: dict[str, str], chosen: str) -> str:

@@ -21,15 +21,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from factoryhub.slurm import SlurmClient, SlurmError, command_environment
-
-from .jobscript import (
+from factoryhub.jobscript import (
     SessionJob,
     render_job_script,
     render_step_script,
     salloc_options,
     step_options,
 )
+from factoryhub.slurm import SlurmClient, SlurmError, command_environment
 
 Adopt = Callable[[str], Awaitable[None]]  # records a job id (or cancels it and raises)
 

@@ -10,12 +10,9 @@ from weakref import WeakKeyDictionary
 from tornado import web
 
 from factoryhub.courses.catalogue import course_presets, landing_page, published
-from factoryhub.site import Site
-
-from .estimate import SERVICE_NAME, Estimate, never_reason
-from .form import render_options_form
-from .livesite import CAPACITY_MAX_AGE, association_cache
-from .request import (
+from factoryhub.estimate import SERVICE_NAME, Estimate, never_reason
+from factoryhub.livesite import CAPACITY_MAX_AGE, association_cache
+from factoryhub.request import (
     LIVE_FIELDS,
     RequestError,
     ResourceRequest,
@@ -24,6 +21,9 @@ from .request import (
     parse_request,
     without_live_fields,
 )
+from factoryhub.site import Site
+
+from .form import render_options_form
 
 if TYPE_CHECKING:
     from .spawner import SlurmSpawner

@@ -7,11 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from factoryhub.estimate import phrase_start
 from factoryhub.jobstate import Phase
+from factoryhub.reasons import explain_pending
 from factoryhub.slurm import JobInfo
-
-from .estimate import phrase_start
-from .reasons import explain_pending
 
 
 class ProgressLog:

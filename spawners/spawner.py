@@ -21,31 +21,33 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Any, Float, Unicode, default
 
+from factoryhub import jobnames
 from factoryhub.capacity import Capacity
 from factoryhub.courses.catalogue import (
     COURSE_ENV,
     COURSE_SOURCE_ENV,
     catalogue_dir,
 )
+from factoryhub.estimate import Estimate, estimate_start
+from factoryhub.handshake import parse_port_report
+from factoryhub.jobscript import SessionJob
 from factoryhub.jobstate import Phase, classify_state
-from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
-from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClient, SlurmError
-
-from .estimate import Estimate, estimate_start
-from .jobscript import SessionJob
-from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
-from .livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
-from .logtail import read_tail_as
-from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
-from .port_report import ask_for_proof, parse_port_report
-from .progress import ProgressLog, describe_job
-from .reasons import explain_refusal
-from .request import (
+from factoryhub.livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
+from factoryhub.reasons import explain_refusal
+from factoryhub.request import (
     FIELDS,
     RequestError,
     ResourceRequest,
     bounded_options,
 )
+from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
+from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClient, SlurmError
+
+from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
+from .logtail import read_tail_as
+from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
+from .progress import ProgressLog, describe_job
+from .readiness import ask_for_proof
 from .sweeper import cancel_session_workers, ensure_sweep, starting
 from .watcher import JobWatcher, Snapshot, shared_watcher
 
@@ -190,7 +192,7 @@ class SlurmSpawner(Spawner):
 
     def job_name(self) -> str:
         hub_id = self.hub_id or self.site.hub.id
-        return f"fh:{hub_id}:{self.user.name}:{self.name or ''}"
+        return jobnames.session_job_name(hub_id, self.user.name, self.name or "")
 
     def job_environment(self) -> dict[str, str]:
         """The environment `sbatch` runs with, exported to the job: JupyterHub's, nothing of
@@ -211,7 +213,7 @@ class SlurmSpawner(Spawner):
         command = [f"{prefix}/bin/{self.cmd[0]}", *self.cmd[1:], *self.get_args()]
         command += [
             "--ServerApp.port=0",
-            "--ServerApp.jpserver_extensions=factoryhub.spawners.session=True",
+            "--ServerApp.jpserver_extensions=factoryhub.session=True",
         ]
         return tuple(command)
 

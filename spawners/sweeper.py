@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from jupyterhub import orm
 from sqlalchemy.orm import Session
 
+from factoryhub import jobnames
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.site import SlurmSettings
 from factoryhub.slurm import JobInfo, SlurmClient, SlurmError
@@ -38,12 +39,12 @@ def orphans(
     starting: Set[str] = frozenset(),
 ) -> list[JobInfo]:
     """The jobs to cancel (pure); `starting` holds the job names of starts in flight."""
-    tag = f"fh:{hub_id}:"
     found = []
     for job in jobs:
-        if not job.name.startswith(tag) or job.job_id in recorded or job.name in starting:
+        owner = jobnames.session_owner(job.name, hub_id)
+        if owner is None or job.job_id in recorded or job.name in starting:
             continue
-        if job.name.removeprefix(tag).split(":", 1)[0] != job.user:
+        if owner != job.user:
             continue  # not a job this hub made: it names its owner in every job it submits
         if classify_state(job.state) in (Phase.ENDED, Phase.ENDING):
             continue
@@ -54,9 +55,6 @@ def orphans(
         if now - submitted >= timedelta(seconds=grace):
             found.append(job)
     return found
-
-
-WORKER_PREFIX = "fh-dask-"  # factoryhub.widgets names its Dask worker jobs fh-dask-<session>-…
 
 
 def orphaned_workers(jobs: Iterable[JobInfo]) -> list[JobInfo]:
@@ -70,8 +68,8 @@ def orphaned_workers(jobs: Iterable[JobInfo]) -> list[JobInfo]:
     }
     found = []
     for job in jobs:
-        session = job.name.removeprefix(WORKER_PREFIX).split("-", 1)[0]
-        if not job.name.startswith(WORKER_PREFIX) or not session.isdigit():
+        session = jobnames.worker_session(job.name)
+        if session is None:
             continue
         if (session, job.user) in live:  # a worker names its session; both are one user's
             continue
@@ -85,7 +83,7 @@ async def cancel_session_workers(
 ) -> int:
     """Cancel the Dask worker jobs `user`'s session's kernels started; how many were."""
     try:
-        workers = await client.tagged_jobs(f"{WORKER_PREFIX}{session_job}-")
+        workers = await client.tagged_jobs(jobnames.worker_prefix(session_job))
     except SlurmError as exc:
         log.warning("Dask workers of job %s not looked for: %s", session_job, exc)
         return 0

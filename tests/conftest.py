@@ -216,7 +216,7 @@ def _all_but_logs(folder: str, names: list[str]) -> list[str]:
 def real_hub(tmp_path_factory):
     from realsite import cancel_test_jobs, start_test_hub
 
-    from factoryhub.hubprocess import stop_hub
+    from factoryhub.demo.hubprocess import stop_hub
 
     # The hub's state (its database, logs) on a file system of its own, so that F17 can fill
     # it up without filling the machine's; in a folder the hub's unprivileged account can reach

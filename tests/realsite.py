@@ -21,9 +21,9 @@ import tomli_w
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from factoryhub.accounts import ensure_accounts
-from factoryhub.embedded import ensure_slurm
-from factoryhub.hubprocess import HubInstance, start_hub
+from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.embedded import ensure_slurm
+from factoryhub.demo.hubprocess import HubInstance, start_hub
 from factoryhub.site import another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent

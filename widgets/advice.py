@@ -6,8 +6,8 @@ another partition that takes the same request, or the largest value the chosen p
 
 from __future__ import annotations
 
+from factoryhub.request import QosLimitError, RequestError, UserAccess, parse_request
 from factoryhub.site import Site
-from factoryhub.spawners.request import QosLimitError, RequestError, UserAccess, parse_request
 
 
 def _fits(options: dict[str, object], site: Site, access: UserAccess) -> bool:

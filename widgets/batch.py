@@ -14,11 +14,11 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factoryhub.spawners.jobscript import resource_options
-from factoryhub.spawners.request import RequestError, ResourceRequest
+from factoryhub import jobnames
+from factoryhub.jobscript import resource_options
+from factoryhub.request import RequestError, ResourceRequest
 
 RUN_KINDS = {".py": "python script", ".sh": "shell script", ".ipynb": "notebook (papermill)"}
-JOB_PREFIX = "fh-batch-"
 JOBS_DIR = ".factoryhub/jobs"  # relative to the learner's home: outputs and parameter files
 MAX_PARAMETERS_BYTES = 2048
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./@+-]{1,300}", re.ASCII)
@@ -95,7 +95,7 @@ class BatchJob:
 
 
 def job_name(run: RunTarget) -> str:
-    return f"{JOB_PREFIX}{run.stem}"[:60]
+    return jobnames.batch_job_name(run.stem)
 
 
 def run_command(job: BatchJob) -> list[str]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factoryhub.capacity import Capacity
+from factoryhub.request import UserAccess, access_for
 from factoryhub.site import SITE_ENV, Site, SiteError, site_from_data
 from factoryhub.slurm import SlurmClient, SlurmError
-from factoryhub.spawners.request import UserAccess, access_for
 
 
 @dataclass(frozen=True)

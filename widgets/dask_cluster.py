@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dask_jobqueue import SLURMCluster
 
+from factoryhub import jobnames
 from factoryhub.site import Site
 from factoryhub.slurm import SlurmError
 
@@ -26,18 +27,7 @@ from .context import SessionContext, session_context
 from .dashboard import dashboard_url, private_directory, serve_on_socket, socket_path
 from .reaper import cancel_argv
 
-WORKER_PREFIX = "fh-dask-"
 DEATH_TIMEOUT = 60  # seconds a worker waits for a vanished scheduler before its job ends
-
-
-def worker_job_name(session_job: str, pid: int) -> str:
-    """The Slurm job name of every worker of the cluster a kernel starts."""
-    return f"{WORKER_PREFIX}{session_job or 'local'}-{pid}"
-
-
-def session_worker_prefix(session_job: str) -> str:
-    """The name prefix of every Dask worker job a session's kernels start."""
-    return f"{WORKER_PREFIX}{session_job}-"
 
 
 def cluster_options(
@@ -77,7 +67,7 @@ class SessionCluster(SLURMCluster):
         self.context = ctx
         self.partition = partition or ctx.site.session.partition
         accounts = ctx.site.access.accounts_of(ctx.user)
-        name = worker_job_name(ctx.session_job, os.getpid())
+        name = jobnames.worker_job_name(ctx.session_job, os.getpid())
         options = cluster_options(
             ctx.site,
             self.partition,

@@ -12,16 +12,16 @@ from collections.abc import Mapping
 import ipywidgets as widgets
 
 from factoryhub.durations import format_minutes, parse_minutes
-from factoryhub.slurm import SchedulerUnavailable, SlurmError
-from factoryhub.spawners.estimate import Estimate, estimate_start
-from factoryhub.spawners.form import qos_label
-from factoryhub.spawners.request import (
+from factoryhub.estimate import Estimate, estimate_start
+from factoryhub.request import (
     RequestError,
     ResourceRequest,
     UserAccess,
     access_for,
     parse_request,
 )
+from factoryhub.slurm import SchedulerUnavailable, SlurmError
+from factoryhub.spawners.form import qos_label
 
 from .advice import suggest
 from .background import spawn

@@ -8,14 +8,15 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 
+from factoryhub import jobnames
 from factoryhub.durations import DurationError, describe_seconds, parse_seconds
 from factoryhub.energy import EnergyFigure, JobUsage, job_energy
+from factoryhub.estimate import phrase_start
 from factoryhub.jobstate import Phase, classify_state
+from factoryhub.reasons import explain_pending
 from factoryhub.site import Site
 from factoryhub.slurm import UserJob
 from factoryhub.slurmoutput import gpus_of
-from factoryhub.spawners.estimate import phrase_start
-from factoryhub.spawners.reasons import explain_pending
 
 LIVE_PHASES = (Phase.QUEUED, Phase.STARTING, Phase.RUNNING, Phase.PAUSED)
 
@@ -43,14 +44,7 @@ class JobRow:
 
 def describe_job(name: str, hub_id: str) -> str:
     """What a job is, from its name (the tags FactoryHub's own jobs carry)."""
-    if name.startswith(f"fh:{hub_id}:"):
-        server = name.split(":", 3)[3] if name.count(":") >= 3 else ""
-        return f"JupyterLab session{f' ({server})' if server else ''}"
-    if name.startswith("fh-dask-"):
-        return "Dask worker"
-    if name.startswith("fh-batch-"):
-        return f"batch: {name.removeprefix('fh-batch-')}"
-    return name
+    return jobnames.describe(name, hub_id)
 
 
 def _seconds(text: str) -> int | None:

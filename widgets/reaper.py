@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 
-_NAME = re.compile(r"fh-dask-[A-Za-z0-9_-]{1,80}", re.ASCII)
+from factoryhub import jobnames
+
+_NAME = re.compile(re.escape(jobnames.WORKER) + r"[A-Za-z0-9_-]{1,80}", re.ASCII)
 
 
 def alive(pid: int) -> bool:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from realsite import job_of, server_job, squeue_row, wait_until
 
-from factoryhub.daemons import running_pid
-from factoryhub.hubprocess import start_hub
+from factoryhub.demo.daemons import running_pid
+from factoryhub.demo.hubprocess import start_hub
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from realsite import REPO, job_id_in, job_of, squeue_row, wait_until
 
-from factoryhub.accounting import DBD_PID
-from factoryhub.daemons import stop_daemon
-from factoryhub.embedded import CTLD_PID, controller_answers, ensure_slurm
+from factoryhub.demo.accounting import DBD_PID
+from factoryhub.demo.daemons import stop_daemon
+from factoryhub.demo.embedded import CTLD_PID, controller_answers, ensure_slurm
 from factoryhub.slurm import SlurmClient
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,7 @@ def test_f7_scheduler_that_stops_answering_drops_nothing(hub_client, real_hub):
     import os
     import signal
 
-    from factoryhub.daemons import running_pid
+    from factoryhub.demo.daemons import running_pid
 
     token = hub_client.login_token("alice")
     hub_client.start("alice", token)

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from realsite import job_id_in, squeue_row
 
+from factoryhub.reasons import explain_refusal
 from factoryhub.slurm import SlurmClient
-from factoryhub.spawners.reasons import explain_refusal
 
 pytestmark = pytest.mark.integration
 

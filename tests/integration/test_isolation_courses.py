@@ -18,7 +18,7 @@ import pytest
 from coursekit import good_course, notebook, printed, write_course
 from nbformat.v4 import new_code_cell
 
-from factoryhub.accounting import ensure_associations
+from factoryhub.demo.accounting import ensure_associations
 
 pytestmark = pytest.mark.integration
 FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"

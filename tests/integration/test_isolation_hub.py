@@ -16,9 +16,9 @@ import pytest
 import realsite
 from realsite import REPO, job_of, squeue_row, wait_until
 
-from factoryhub.accounts import ensure_accounts
 from factoryhub.actas import Rules
-from factoryhub.daemons import running_pid
+from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.daemons import running_pid
 from factoryhub.site import DemoAccount, load_site
 
 pytestmark = pytest.mark.integration

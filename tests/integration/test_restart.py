@@ -8,8 +8,8 @@ import httpx
 import pytest
 from realsite import job_of, squeue_row, wait_until
 
-from factoryhub.daemons import running_pid
-from factoryhub.hubprocess import start_hub, stop_hub
+from factoryhub.demo.daemons import running_pid
+from factoryhub.demo.hubprocess import start_hub, stop_hub
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +44,25 @@ def test_hub_restart_keeps_the_server_and_its_job(hub_client, real_hub, how):
     assert r.status_code == 200
     hub_client.stop("bob", token)
     assert squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone")
+
+
+def test_an_upgrade_from_a_root_run_hub_re_adopts_its_sessions(hub_client, real_hub):
+    """Before issue 13 the hub ran as root: its database, cookie secret and step logs were
+    root's. The unprivileged hub takes them over and keeps every session."""
+    token = hub_client.login_token("bob")
+    hub_client.start("bob", token)
+    job_id = job_of("bob")
+    stop_hub(real_hub, proxy=False)
+    for folder, dirs, files in os.walk(real_hub.state_dir):
+        for name in dirs + files:  # as a root-run hub left them
+            os.chown(os.path.join(folder, name), 0, 0, follow_symlinks=False)
+    start_hub(real_hub)
+
+    server = wait_until(lambda: hub_client.server("bob", token), 30, "server re-adopted")
+    assert server["ready"] and job_of("bob") == job_id
+    assert "/user/bob" in hub_client.routes()
+    r = httpx.get(
+        f"{hub_client.base}/user/bob/api/status", headers={"Authorization": f"token {token}"}
+    )
+    assert r.status_code == 200
+    hub_client.stop("bob", token)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from factoryhub.spawners.request import RequestError, parse_request
+from factoryhub.request import RequestError, parse_request
 from factoryhub.widgets.batch import BatchJob, parse_parameters, parse_run, render_batch_script
 
 

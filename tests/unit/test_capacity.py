@@ -7,9 +7,7 @@ import pytest
 from conftest import user_job
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
-from factoryhub.slurm import Associations, QosLimits, UserJob
-from factoryhub.spawners import RequestError, parse_request
-from factoryhub.spawners.estimate import (
+from factoryhub.estimate import (
     estimate_from_capacity,
     estimate_from_slurm,
     estimate_start,
@@ -17,7 +15,8 @@ from factoryhub.spawners.estimate import (
     phrase_start,
     qos_wait,
 )
-from factoryhub.spawners.request import access_for
+from factoryhub.request import RequestError, access_for, parse_request
+from factoryhub.slurm import Associations, QosLimits, UserJob
 
 PARTITIONS = (
     "PartitionName=cpu AllowGroups=ALL Default=YES DefaultTime=01:00:00 MaxTime=12:00:00"

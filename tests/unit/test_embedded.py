@@ -2,14 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from factoryhub.accounting import (
+from factoryhub.demo.accounting import (
     AccountingError,
     accounting_enabled,
     cluster_name,
     parse_qos_conf,
     plan_associations,
 )
-from factoryhub.embedded import gpu_device_files, node_names, render_slurm_conf
+from factoryhub.demo.embedded import gpu_device_files, node_names, render_slurm_conf
 from factoryhub.site import AccessSettings
 
 
@@ -135,7 +135,7 @@ def test_each_qos_caps_the_cpus_one_learner_holds(repo, demo_site):
 def test_homes_are_made_private_once(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from factoryhub import accounts
+    from factoryhub.demo import accounts
 
     home = tmp_path / "alice"
     home.mkdir(mode=0o755)

@@ -9,9 +9,9 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from factoryhub.service.app import LIMITER, RateLimited
+from factoryhub.service.rate_limit import RateLimiter, retry_after
 from factoryhub.site import parse_site
-from factoryhub.spawners.estimate_service import LIMITER, RateLimited
-from factoryhub.spawners.rate_limit import RateLimiter, retry_after
 
 
 class FakeClock:

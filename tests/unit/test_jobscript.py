@@ -1,13 +1,13 @@
 import pytest
 
-from factoryhub.spawners import parse_request
-from factoryhub.spawners.jobscript import (
+from factoryhub.jobscript import (
     SessionJob,
     render_job_script,
     render_step_script,
     salloc_options,
     step_options,
 )
+from factoryhub.request import parse_request
 
 GOLDEN = """#!/bin/bash
 #SBATCH --job-name=fh:demo:alice:gpu-lab

@@ -3,8 +3,8 @@ from datetime import datetime
 from conftest import job_info
 
 from factoryhub.jobstate import Phase
+from factoryhub.reasons import explain_pending
 from factoryhub.spawners.progress import ProgressLog, describe_job
-from factoryhub.spawners.reasons import explain_pending
 
 
 def _job(**kw):

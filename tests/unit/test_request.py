@@ -3,10 +3,9 @@ from dataclasses import replace
 
 import pytest
 
+from factoryhub.request import RequestError, access_for, parse_request
 from factoryhub.site import AccessSettings
 from factoryhub.slurm import Associations, QosLimits
-from factoryhub.spawners import RequestError, parse_request
-from factoryhub.spawners.request import access_for
 
 
 def test_defaults_come_from_the_site(demo_site):

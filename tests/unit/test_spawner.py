@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
+from factoryhub.livesite import forget_readings
+from factoryhub.request import parse_request
 from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners import SlurmSpawner
-from factoryhub.spawners.livesite import forget_readings
-from factoryhub.spawners.request import parse_request
 from factoryhub.spawners.spawner import SessionFailed
 from factoryhub.spawners.watcher import _WATCHERS
 
@@ -140,7 +140,7 @@ async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
 
 
 async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm):
-    from factoryhub.spawners import parse_request
+    from factoryhub.request import parse_request
 
     busy_gpu = parse_request({"partition": "gpu", "gpus": 1}, spawner.site)
     estimate = await spawner.estimate(busy_gpu, fake_slurm.live)
@@ -153,7 +153,7 @@ async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_
 
 
 async def test_form_without_a_scheduler_still_renders(spawner, fake_slurm):
-    from factoryhub.spawners.livesite import forget_readings
+    from factoryhub.livesite import forget_readings
 
     forget_readings()
     fake_slurm.down = True
@@ -166,7 +166,7 @@ async def test_session_command_reports_its_port_through_the_extension(spawner):
     command = spawner.session_command()
     assert command[0] == "/opt/factoryhub/venv/bin/jupyterhub-singleuser"
     assert "--ServerApp.port=0" in command
-    assert "--ServerApp.jpserver_extensions=factoryhub.spawners.session=True" in command
+    assert "--ServerApp.jpserver_extensions=factoryhub.session=True" in command
     assert spawner.job_name() == "fh:test:alice:"
 
 
@@ -290,7 +290,7 @@ async def test_a_malformed_account_is_refused_before_any_scheduler_call(spawner,
 
 
 def test_warning_comes_ten_minutes_ahead_or_halfway(demo_site):
-    from factoryhub.spawners import parse_request
+    from factoryhub.request import parse_request
     from factoryhub.spawners.options import warning_seconds
 
     assert warning_seconds(parse_request({"walltime": "02:00:00"}, demo_site), demo_site) == 600
@@ -393,7 +393,7 @@ async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slu
 async def test_associations_are_read_for_everyone_and_refreshed_behind_the_starts(
     fake_slurm, monkeypatch
 ):
-    from factoryhub.spawners import livesite
+    from factoryhub import livesite
 
     async def background() -> None:
         for _ in range(3):
@@ -422,6 +422,6 @@ async def test_associations_are_read_for_everyone_and_refreshed_behind_the_start
 
 
 async def test_without_an_accounting_database_site_toml_applies(fake_slurm):
-    from factoryhub.spawners import livesite
+    from factoryhub import livesite
 
     assert await livesite.AssociationCache(fake_slurm).get("alice") is None

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from factoryhub.supervise import FASTEST_RESTART, SLOWEST_RESTART, next_delay
+from factoryhub.demo.supervise import FASTEST_RESTART, SLOWEST_RESTART, next_delay
 
 
 def test_back_off_grows_for_a_crashing_child_and_resets_after_a_good_run():
@@ -32,7 +32,7 @@ def wait_for(check, timeout=10.0):
 def test_a_killed_child_is_restarted_and_sigterm_stops_both(tmp_path):
     pidfile = tmp_path / "child.pid"
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "factoryhub.supervise", str(pidfile), "--", "sleep", "600"],
+        [sys.executable, "-m", "factoryhub.demo.supervise", str(pidfile), "--", "sleep", "600"],
         stderr=subprocess.PIPE,
     )
     first = wait_for(lambda: pidfile.exists() and int(pidfile.read_text()))

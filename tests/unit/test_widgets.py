@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import job_info, user_job
 
+from factoryhub.jobnames import worker_job_name
 from factoryhub.site import SiteError, parse_site, public_site_data
 from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners.sweeper import orphaned_workers
@@ -19,7 +20,7 @@ from factoryhub.widgets.dashboard import (
     proxy_config,
     socket_path,
 )
-from factoryhub.widgets.dask_cluster import cluster_options, worker_job_name
+from factoryhub.widgets.dask_cluster import cluster_options
 from factoryhub.widgets.dask_panel import worker_summary
 from factoryhub.widgets.energy_panel import energy_plot, factors_line, session_line
 from factoryhub.widgets.gpu_request import batch_environment

@@ -4,7 +4,7 @@ configurable-http-proxy runs under this supervisor, so a proxy that crashes or i
 within a second; the hub re-adds its routes at its next route check (`last_activity_interval`,
 a few seconds on FactoryHub). SIGTERM or SIGINT stop the child and the supervisor.
 
-    python -m factoryhub.supervise CHILD_PIDFILE -- ARGV...
+    python -m factoryhub.demo.supervise CHILD_PIDFILE -- ARGV...
 """
 
 from __future__ import annotations

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from factoryhub.security import NODE_PREFIX
+from factoryhub.site import Site
+
 from .daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from .embedded import HUB_USER, ensure_hub_user
-from .site import Site
 
 VENV = Path("/opt/factoryhub/venv")
-NODE_PREFIX = Path("/opt/factoryhub/node")
 CHP = NODE_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_USER = "factoryhub-proxy"
 
@@ -195,7 +196,7 @@ def start_proxy(hub: HubInstance) -> int:
     supervised = [
         str(VENV / "bin" / "python"),
         "-m",
-        "factoryhub.supervise",
+        "factoryhub.demo.supervise",
         str(hub.proxy_child_pidfile),
         "--",
         *hub.proxy_argv(),

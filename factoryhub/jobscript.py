@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from factoryhub.durations import format_minutes
 
-from .port_report import READY_FD_ENV
+from .handshake import READY_FD_ENV
 from .request import ResourceRequest
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}", re.ASCII)

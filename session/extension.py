@@ -1,13 +1,13 @@
-"""The jupyter-server extension every session loads (`factoryhub.spawners.session`).
+"""The jupyter-server extension every session loads (`factoryhub.session`).
 
-- reports the server's port to the hub through the job's Slurm comment (`port_report`);
+- reports the server's port to the hub through the job's Slurm comment (`report`);
 - knows when the job's walltime ends and warns `warn_seconds` before it, by its own clock and by
   Slurm's warning signal (`--signal=B:USR1@…`) for batch jobs, which it takes instead of dying
   from it: the job script ignores SIGUSR1 until this handler is in place;
 - answers ``GET <base_url>factoryhub/session`` with the job id, its end and the seconds left,
   for the learner's own pages and widgets (authenticated like every Jupyter API);
 - proves to the hub, before it routes to this server, that the server is this session's
-  (``GET <base_url>factoryhub/proof?challenge=…``, see `port_report`);
+  (``GET <base_url>factoryhub/proof?challenge=…``, see `factoryhub.handshake`);
 - in a session started from the catalogue, syncs the course into the learner's home.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -29,9 +28,11 @@ from tornado import web
 from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
 from factoryhub.courses.model import COURSE_NAME
 from factoryhub.courses.sync import sync_course
+from factoryhub.handshake import PROOF_PATH, session_proof
 from factoryhub.site import WARN_ENV
+from factoryhub.slurm import SlurmError
 
-from .port_report import PROOF_PATH, report_port, session_proof
+from .report import report_port, session_client
 
 
 class SessionClock:
@@ -46,21 +47,11 @@ class SessionClock:
         self.signalled = False  # Slurm's warning signal came (the clock may have come first)
 
     async def read_end(self) -> None:
-        squeue = shutil.which("squeue")
-        if not self.job_id.isdigit() or squeue is None:
+        if not self.job_id.isdigit():
             return
-        proc = await asyncio.create_subprocess_exec(
-            squeue,
-            "--noheader",
-            f"--jobs={self.job_id}",
-            "--format=%e",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await proc.communicate()
         try:
-            self.end = datetime.fromisoformat(out.decode().strip())
-        except ValueError:
+            self.end = datetime.fromisoformat(await session_client().job_end(self.job_id))
+        except (SlurmError, ValueError):
             self.end = None
 
     def to_json(self, now: datetime) -> dict[str, object]:
@@ -148,11 +139,7 @@ def sync_course_into_home(serverapp, environ=os.environ) -> list:
     return actions
 
 
-def _jupyter_server_extension_points() -> list[dict[str, str]]:
-    return [{"module": "factoryhub.spawners.session"}]
-
-
-def _load_jupyter_server_extension(serverapp) -> None:
+def load_jupyter_server_extension(serverapp) -> None:
     from tornado.ioloop import IOLoop
 
     clock = SessionClock()

@@ -16,8 +16,9 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from factoryhub.site import AccessSettings
+
 from .daemons import run_daemon, spawn_daemon, stop_daemon, wait_for
-from .site import AccessSettings
 
 DB_DATA = Path("/var/lib/mysql")
 DB_RUN = Path("/run/mysqld")

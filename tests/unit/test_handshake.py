@@ -1,6 +1,6 @@
 import pytest
 
-from factoryhub.spawners.port_report import (
+from factoryhub.handshake import (
     format_port_report,
     new_challenge,
     parse_port_report,
@@ -42,8 +42,9 @@ def test_format_refuses_privileged_ports():
 async def test_the_session_wakes_a_waiting_hub_once_through_its_step_output():
     import os
 
+    from factoryhub.handshake import READY_FD_ENV
+    from factoryhub.session.report import announce_ready
     from factoryhub.spawners.launch import ReadyPipe
-    from factoryhub.spawners.port_report import READY_FD_ENV, announce_ready
 
     pipe = ReadyPipe()
     step_end = os.dup(pipe.write_fd)  # what the step inherits through srun

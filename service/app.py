@@ -24,14 +24,9 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
-from factoryhub.site import load_site
-from factoryhub.slurm import SlurmClient
-
-from .catalogue_page import CatalogueHandler
-from .estimate import SERVICE_NAME, estimate_start
-from .livesite import CapacityCache, association_cache, capacity_cache
-from .rate_limit import RateLimiter, retry_after
-from .request import (
+from factoryhub.estimate import SERVICE_NAME, estimate_start
+from factoryhub.livesite import CapacityCache, association_cache, capacity_cache
+from factoryhub.request import (
     FIELDS,
     RequestError,
     access_for,
@@ -39,6 +34,11 @@ from .request import (
     parse_request,
     without_live_fields,
 )
+from factoryhub.site import load_site
+from factoryhub.slurm import SlurmClient
+
+from .catalogue_page import CatalogueHandler
+from .rate_limit import RateLimiter, retry_after
 
 LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
 

@@ -10,9 +10,10 @@ import pwd
 import stat
 import subprocess
 
+from factoryhub.site import AccessSettings, DemoAccount
+
 from .accounting import accounting_enabled, ensure_associations
 from .embedded import SLURM_ETC
-from .site import AccessSettings, DemoAccount
 
 
 def _exists(lookup, name: str) -> bool:

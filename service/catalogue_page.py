@@ -15,12 +15,11 @@ from tornado import web
 
 from factoryhub.courses.catalogue import catalogue_dir, published
 from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
+from factoryhub.estimate import Estimate, estimate_start
+from factoryhub.livesite import CapacityCache, association_cache
+from factoryhub.request import RequestError, access_for, parse_request
 from factoryhub.site import Site, load_site
 from factoryhub.slurm import SlurmClient
-
-from .estimate import Estimate, estimate_start
-from .livesite import CapacityCache, association_cache
-from .request import RequestError, access_for, parse_request
 
 _LEVEL_ORDER = {level: i for i, level in enumerate(LEVELS)}  # beginners' courses first
 STYLE = """

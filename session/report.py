@@ -1,0 +1,61 @@
+"""The session's side of the handshake (`factoryhub.handshake`): once the server listens, its
+port goes into the job's own Slurm comment, as the learner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+
+from factoryhub.handshake import READY_FD_ENV, format_port_report
+from factoryhub.slurm import SlurmClient, SlurmError
+
+
+def session_client() -> SlurmClient:
+    """Slurm as the learner sees it from inside their job (no user switch)."""
+    scontrol = shutil.which("scontrol") or "/usr/bin/scontrol"
+    return SlurmClient(os.path.dirname(scontrol), timeout=20, switch_user=False)
+
+
+def bound_port(serverapp) -> int:
+    """The port the server listens on, 0 until its socket is bound."""
+    server = getattr(serverapp, "_http_server", None)
+    sockets = getattr(server, "_sockets", {}) if server is not None else {}
+    ports = [sock.getsockname()[1] for sock in sockets.values()]
+    return ports[0] if ports else 0
+
+
+async def report_port(serverapp) -> None:
+    """Once the server listens, write its port into this job's comment (as the learner)."""
+    for _ in range(1200):  # extensions load before the server binds: wait for the socket
+        if bound_port(serverapp):
+            break
+        await asyncio.sleep(0.02)
+    job_id = os.environ.get("SLURM_JOB_ID", "")
+    if not job_id.isdigit():
+        serverapp.log.warning("factoryhub: not in a Slurm job; port not reported")
+        return
+    port = bound_port(serverapp)
+    if not port:
+        serverapp.log.error("factoryhub: the server never bound a port; nothing reported")
+        return
+    try:
+        await session_client().set_comment(job_id, format_port_report(port))
+    except SlurmError as exc:
+        serverapp.log.error("factoryhub: reporting the port failed: %s", str(exc)[:300])
+        return
+    serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
+    announce_ready()
+
+
+def announce_ready(environ=os.environ) -> None:
+    """Tell a hub that waits on this session's step output that the port is in Slurm now
+    (a wake-up only: the hub still reads the port from Slurm). Done once; kernels started
+    later neither inherit the descriptor nor its number."""
+    fd = environ.pop(READY_FD_ENV, "")
+    if not fd.isdigit():
+        return
+    with contextlib.suppress(OSError):
+        os.write(int(fd), b"port reported\n")
+        os.close(int(fd))
