@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from factoryhub import jobnames
-from factoryhub.jobscript import resource_options
+from factoryhub.jobscript import BatchSpec, render_batch, site_hooks
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.request import access_for, parse_request
 from factoryhub.site import SITE_ENV, Site, public_site_data
@@ -89,11 +89,15 @@ def validation_script(target: Target, site: Site, user: str) -> str:
     options["walltime"] = course.validation.expected_runtime
     request = parse_request(options, site, access_for(site, user))
     python = f"{site.environments[course.environment].prefix}/bin/python"
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={jobnames.validation_job_name(course.name)}"]
-    lines += [f"#SBATCH {option}" for option in resource_options(request)]
-    lines += [f"#SBATCH --output={target.log_path}", "#SBATCH --export=ALL"]
-    lines += [f"exec {shlex.join(execute_argv(python, target))}", ""]
-    return "\n".join(lines)
+    spec = BatchSpec(
+        name=jobnames.validation_job_name(course.name),
+        request=request,
+        output=str(target.log_path),
+        setup=(),
+        body=(f"exec {shlex.join(execute_argv(python, target))}",),
+        hooks=site_hooks(site, course.environment),
+    )
+    return render_batch(spec)
 
 
 def prepare(snapshots: list[Snapshot], root: Path, user: str) -> None:

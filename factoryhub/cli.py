@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import jobscriptcli as jobscript_cli
 from .courses import cli as course_cli
 from .courses.catalogue import publish
 from .courses.model import find_courses
@@ -71,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in (demo, slurm):
         p.add_argument("--repo", type=Path, default=Path.cwd(), help="FactoryHub checkout")
     course_cli.add_parser(sub)
+    jobscript_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.area == "course":
         return course_cli.main(args)
+    if args.area == "job-script":
+        return jobscript_cli.main(args)
     repo = args.repo.resolve()
     if args.area == "slurm":
         if args.action == "start":

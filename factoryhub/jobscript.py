@@ -1,25 +1,73 @@
-"""The batch script of a session, rendered from fixed slots and nothing else.
+"""Every job script FactoryHub submits, rendered from fixed slots and nothing else (pure).
 
-Every `#SBATCH` line comes from a checked `ResourceRequest` or from site/admin settings that are
-matched against a strict pattern here; the server command is quoted word by word. No user text
-reaches the script unvalidated, and nothing secret is written into it (the API token travels in
-the environment of `sbatch`, which Slurm keeps out of `scontrol show job`).
+One renderer (`render_batch`) for every kind of job: a learner's session, a batch job from the
+GPU-request widget, a course's validation. Every `#SBATCH` line comes from a checked
+`ResourceRequest`, from FactoryHub's own fixed values, or from the site's hooks in site.toml
+(`[slurm] extra_directives`, an allow-listed list; `[environments.X] prologue`, lines such as
+``module load cuda`` run before the command). No learner text reaches a script unvalidated, and
+nothing secret is written into it (the API token travels in the environment of `sbatch`, which
+Slurm keeps out of `scontrol show job`). `factoryhub job-script` prints one without submitting.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from factoryhub.durations import format_minutes
 
 from .handshake import READY_FD_ENV
 from .request import ResourceRequest
+from .site import Site
+from .sitehooks import SiteHooks, check_extra_directive, check_prologue_line
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}", re.ASCII)
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./%@+-]{1,400}", re.ASCII)
 _SAFE_SIGNAL = re.compile(r"B:(USR1|USR2|TERM)@\d{1,5}", re.ASCII)
+
+
+def site_hooks(site: Site, environment: str) -> SiteHooks:
+    """The hooks of `site` for jobs in `environment`."""
+    env = site.environments.get(environment)
+    return SiteHooks(site.slurm.extra_directives, env.prologue if env is not None else ())
+
+
+def _prologue(hooks: SiteHooks) -> list[str]:
+    if not hooks.prologue:
+        return []
+    return ["# The site's prologue for this environment", *map(check_prologue_line, hooks.prologue)]
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """The slots of one batch script: FactoryHub fills `setup` (where output goes, the working
+    directory) and `body` (the command) from checked parts only."""
+
+    name: str
+    request: ResourceRequest
+    output: str
+    setup: tuple[str, ...]
+    body: tuple[str, ...]
+    hooks: SiteHooks = field(default_factory=SiteHooks)
+    signal: str = ""
+
+
+def render_batch(spec: BatchSpec) -> str:
+    """A whole batch script: the fixed `#SBATCH` slots (name, the request's resources, output,
+    ``--export=ALL``, the warning signal), the site's extra directives; then FactoryHub's
+    set-up lines, the site's prologue, and the command."""
+    options = [
+        f"--job-name={_checked(spec.name, _SAFE_NAME, 'job name')}",
+        *resource_options(spec.request),
+        f"--output={_checked(spec.output, _SAFE_PATH, 'output path')}",
+        "--export=ALL",
+    ]
+    if spec.signal:
+        options.append(f"--signal={_checked(spec.signal, _SAFE_SIGNAL, 'signal')}")
+    options += [check_extra_directive(d) for d in spec.hooks.extra_directives]
+    lines = ["#!/bin/bash", *(f"#SBATCH {option}" for option in options)]
+    return "\n".join([*lines, *spec.setup, *_prologue(spec.hooks), *spec.body, ""])
 
 
 @dataclass(frozen=True)
@@ -31,6 +79,7 @@ class SessionJob:
     command: tuple[str, ...]
     log_dir: str  # relative to the learner's home, created by the job as the learner
     signal: str = ""  # e.g. "B:USR1@300": warn the session before its walltime ends
+    hooks: SiteHooks = field(default_factory=SiteHooks)
 
 
 def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -62,17 +111,21 @@ def resource_options(req: ResourceRequest) -> list[str]:
     return options
 
 
-def sbatch_options(job: SessionJob) -> list[str]:
-    """The `#SBATCH` options, one per line, in a fixed order."""
-    options = [
-        f"--job-name={_checked(job.job_name, _SAFE_NAME, 'job name')}",
-        *resource_options(job.request),
-        "--output=/dev/null",
-        "--export=ALL",
-    ]
-    if job.signal:
-        options.append(f"--signal={_checked(job.signal, _SAFE_SIGNAL, 'signal')}")
-    return options
+SESSION_EXTENSION = "factoryhub.session"
+
+
+def session_command(
+    prefix: str, cmd: tuple[str, ...], args: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """The server command of a session in the environment at `prefix`: JupyterHub's `cmd` and
+    `args`, a port the server picks, and FactoryHub's in-session extension."""
+    return (
+        f"{prefix}/bin/{cmd[0]}",
+        *cmd[1:],
+        *args,
+        "--ServerApp.port=0",
+        f"--ServerApp.jpserver_extensions={SESSION_EXTENSION}=True",
+    )
 
 
 def _session_lines(job: SessionJob) -> list[str]:
@@ -90,12 +143,18 @@ def _session_lines(job: SessionJob) -> list[str]:
 
 
 def render_job_script(job: SessionJob) -> str:
-    """The whole batch script. Pure: golden-tested without Slurm."""
-    lines = ["#!/bin/bash"]
-    lines += [f"#SBATCH {option}" for option in sbatch_options(job)]
-    lines += _session_lines(job)
-    lines += [f"exec {shlex.join(job.command)}", ""]
-    return "\n".join(lines)
+    """A session's batch script. Pure: golden-tested without Slurm."""
+    return render_batch(
+        BatchSpec(
+            name=job.job_name,
+            request=job.request,
+            output="/dev/null",
+            setup=tuple(_session_lines(job)),
+            body=(f"exec {shlex.join(job.command)}",),
+            hooks=job.hooks,
+            signal=job.signal,
+        )
+    )
 
 
 def salloc_options(job: SessionJob) -> list[str]:
@@ -104,7 +163,8 @@ def salloc_options(job: SessionJob) -> list[str]:
     of the step, killing the learner's kernels (seen: the kernel restarted, its state lost);
     the session's own clock warns instead (`session._warn_before_end`)."""
     name = _checked(job.job_name, _SAFE_NAME, "job name")
-    return [f"--job-name={name}", *resource_options(job.request)]
+    extra = [check_extra_directive(d) for d in job.hooks.extra_directives]
+    return [f"--job-name={name}", *resource_options(job.request), *extra]
 
 
 def step_options(job: SessionJob) -> list[str]:
@@ -128,6 +188,7 @@ def render_step_script(job: SessionJob, scancel: str) -> str:
         "# the moment its port is reported, so the hub need not wait for its next look.",
         f"exec 3>&1; export {READY_FD_ENV}=3",
         *_session_lines(job),
+        *_prologue(job.hooks),
     ]
     lines += [
         shlex.join(job.command),

@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .sitehooks import HookError, check_extra_directive, check_prologue_line
+
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
 WARN_ENV = "FACTORYHUB_WARN_SECONDS"  # how long before its end Slurm warns the session
 
@@ -41,6 +43,9 @@ class HubSettings:
     # Sessions are refused while state_dir has less free space than this: a session's job id
     # must be recorded before its job may exist (the hub database lives in state_dir).
     min_free_mb: int = 64
+    # The site's own template directories, searched before FactoryHub's templates (the hub's
+    # pages, the spawn form, the service's pages); see docs/admin-guide.md, "Templates".
+    template_dirs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class SlurmSettings:
     immediate_start: bool = True
     sweep_interval: float = 300.0  # how often orphaned jobs are looked for; 0 turns it off
     orphan_grace: float = 120.0  # a tagged job this old with no server record is an orphan
+    # options every job gets, e.g. ["--constraint=h100"] (allow-listed: factoryhub.sitehooks)
+    extra_directives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class Environment:
 
     label: str
     prefix: str
+    prologue: tuple[str, ...] = ()  # shell lines before every job's command ("module load …")
 
 
 @dataclass(frozen=True)
@@ -200,7 +208,20 @@ def _convert(hint: object, value: object, where: str) -> object:
     return float(value) if hint is float else value
 
 
+def _check_hooks(site: Site) -> None:
+    checks = [("slurm.extra_directives", check_extra_directive, site.slurm.extra_directives)]
+    for name, env in site.environments.items():
+        checks.append((f"environments.{name}.prologue", check_prologue_line, env.prologue))
+    for where, check, values in checks:
+        try:
+            for value in values:
+                check(value)
+        except HookError as exc:
+            raise SiteError(f"{where}: {exc}") from None
+
+
 def _check(site: Site) -> Site:
+    _check_hooks(site)
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
     if site.session.environment not in site.environments:

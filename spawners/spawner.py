@@ -30,7 +30,7 @@ from factoryhub.courses.catalogue import (
 )
 from factoryhub.estimate import Estimate, estimate_start
 from factoryhub.handshake import parse_port_report
-from factoryhub.jobscript import SessionJob
+from factoryhub.jobscript import SessionJob, session_command, site_hooks
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
 from factoryhub.reasons import explain_refusal
@@ -210,12 +210,7 @@ class SlurmSpawner(Spawner):
 
     def session_command(self) -> tuple[str, ...]:
         prefix = self.site.environments[self.request.environment].prefix
-        command = [f"{prefix}/bin/{self.cmd[0]}", *self.cmd[1:], *self.get_args()]
-        command += [
-            "--ServerApp.port=0",
-            "--ServerApp.jpserver_extensions=factoryhub.session=True",
-        ]
-        return tuple(command)
+        return session_command(prefix, tuple(self.cmd), tuple(self.get_args()))
 
     async def start(self) -> tuple[str, int]:
         self._ensure_sweep()
@@ -241,6 +236,7 @@ class SlurmSpawner(Spawner):
             command=self.session_command(),
             log_dir=self.site.session.log_dir,
             signal=f"B:USR1@{warning_seconds(self.request, self.site)}",
+            hooks=site_hooks(self.site, self.request.environment),
         )
         launch = Launch(
             client=self.slurm_client,

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from factoryhub import jobnames
-from factoryhub.jobscript import resource_options
+from factoryhub.jobscript import BatchSpec, render_batch
 from factoryhub.request import RequestError, ResourceRequest
+from factoryhub.sitehooks import SiteHooks
 
 RUN_KINDS = {".py": "python script", ".sh": "shell script", ".ipynb": "notebook (papermill)"}
 JOBS_DIR = ".factoryhub/jobs"  # relative to the learner's home: outputs and parameter files
@@ -92,6 +93,7 @@ class BatchJob:
     run: RunTarget
     prefix: str  # the environment's Python prefix
     params_file: str = ""  # relative to home, written by the widget before submitting
+    hooks: SiteHooks = field(default_factory=SiteHooks)
 
 
 def job_name(run: RunTarget) -> str:
@@ -114,18 +116,21 @@ def render_batch_script(job: BatchJob) -> str:
     """The whole job script (pure). Runs in the learner's home; output under JOBS_DIR."""
     if not _SAFE_PATH.fullmatch(job.prefix) or not job.prefix.startswith("/"):
         raise ValueError(f"environment prefix {job.prefix[:60]!r} cannot go in a job script")
-    lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name(job.run)}"]
-    lines += [f"#SBATCH {option}" for option in resource_options(job.request)]
-    lines += [
-        f"#SBATCH --output={JOBS_DIR}/%x-%j.out",
-        "#SBATCH --export=ALL",
+    words = run_command(job)
+    # $SLURM_JOB_ID in the output name must expand: that one word is double-quoted.
+    quoted = [f'"{w}"' if "$SLURM_JOB_ID" in w else shlex.quote(w) for w in words]
+    setup = (
         'cd "$HOME"',
         f'export PATH="{job.prefix}/bin:$PATH"',
         'echo "FactoryHub batch job $SLURM_JOB_ID on $(hostname),'
         ' GPUs: ${CUDA_VISIBLE_DEVICES:-none}"',
-    ]
-    words = run_command(job)
-    # $SLURM_JOB_ID in the output name must expand: that one word is double-quoted.
-    quoted = [f'"{w}"' if "$SLURM_JOB_ID" in w else shlex.quote(w) for w in words]
-    lines += ["exec " + " ".join(quoted), ""]
-    return "\n".join(lines)
+    )
+    spec = BatchSpec(
+        name=job_name(job.run),
+        request=job.request,
+        output=f"{JOBS_DIR}/%x-%j.out",
+        setup=setup,
+        body=("exec " + " ".join(quoted),),
+        hooks=job.hooks,
+    )
+    return render_batch(spec)

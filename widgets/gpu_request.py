@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from factoryhub.durations import format_minutes, parse_minutes
 from factoryhub.estimate import Estimate, estimate_start
+from factoryhub.jobscript import site_hooks
 from factoryhub.request import (
     RequestError,
     ResourceRequest,
@@ -170,7 +171,8 @@ class GPURequest(widgets.VBox):
             params_file = f"{JOBS_DIR}/params-{run.stem}-{time.time_ns()}.json"
             (ctx.home / params_file).write_text(json.dumps(run.parameters), encoding="utf-8")
         prefix = ctx.site.environments[request.environment].prefix
-        script = render_batch_script(BatchJob(request, run, prefix, params_file))
+        hooks = site_hooks(ctx.site, request.environment)
+        script = render_batch_script(BatchJob(request, run, prefix, params_file, hooks))
         try:
             self.job_id = await ctx.client.submit(
                 script, user=ctx.user, env=batch_environment(os.environ), cwd=str(ctx.home)

@@ -34,6 +34,7 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_both(tmp_path):
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "factoryhub.demo.supervise", str(pidfile), "--", "sleep", "600"],
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # not the checkout, whose factoryhub/ folder would shadow the package
     )
     first = wait_for(lambda: pidfile.exists() and int(pidfile.read_text()))
     os.kill(first, signal.SIGKILL)
