@@ -10,6 +10,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
+from weakref import WeakKeyDictionary
 
 from factoryhub.capacity import Capacity
 from factoryhub.slurm import Associations, SlurmClient, SlurmError
@@ -84,8 +85,10 @@ class AssociationCache:
             self._refreshing = None
 
 
-_CACHES: dict[int, CapacityCache] = {}
-_ASSOCIATIONS: dict[int, AssociationCache] = {}
+# One registry per Slurm installation: every cache (and the hub's job watcher) is keyed by the
+# client object itself, and `shared_client` gives each installation one client.
+_CACHES: WeakKeyDictionary[SlurmClient, CapacityCache] = WeakKeyDictionary()
+_ASSOCIATIONS: WeakKeyDictionary[SlurmClient, AssociationCache] = WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,12 +100,12 @@ def shared_client(bin_dir: str, timeout: float) -> SlurmClient:
 
 def capacity_cache(client: SlurmClient) -> CapacityCache:
     """The process-wide cache for `client`."""
-    return _CACHES.setdefault(id(client), CapacityCache(client))
+    return _CACHES.setdefault(client, CapacityCache(client))
 
 
 def association_cache(client: SlurmClient) -> AssociationCache:
     """The process-wide accounts-and-QoS cache for `client`."""
-    return _ASSOCIATIONS.setdefault(id(client), AssociationCache(client))
+    return _ASSOCIATIONS.setdefault(client, AssociationCache(client))
 
 
 def forget_readings() -> None:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
@@ -111,12 +112,12 @@ class JobWatcher:
         return kept
 
 
-_WATCHERS: dict[tuple[str, float], JobWatcher] = {}
+_WATCHERS: WeakKeyDictionary[SlurmClient, JobWatcher] = WeakKeyDictionary()
 
 
 def shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
-    """One watcher per hub process and Slurm installation, shared by every spawner."""
-    key = (client.bin_dir, client.timeout)
-    if key not in _WATCHERS:
-        _WATCHERS[key] = JobWatcher(client, log)
-    return _WATCHERS[key]
+    """One watcher per hub process and Slurm client, shared by every spawner (keyed as the
+    caches of `factoryhub.livesite` are: one client per installation)."""
+    if client not in _WATCHERS:
+        _WATCHERS[client] = JobWatcher(client, log)
+    return _WATCHERS[client]
