@@ -6,71 +6,84 @@ through this small program, which sudo runs as root for the hub's account only
 (deploy/sudoers.d/factoryhub), in the spirit of sudospawner:
 
     sudo -n /opt/factoryhub/bin/fh-act-as <user> <program> [args …]
-    stdin: "<n>\\n" and n bytes of JSON {"env": {…}, "cwd": "…"}, then the program's own stdin
+    stdin: "<n>\\n" and n bytes: the working directory, then KEY=VALUE entries, each ended by
+           a NUL byte; then the program's own stdin
 
 It refuses anything but a learner (a member of the login group, uid ≥ 1000, never root) and a
 program of a fixed list, drops to the learner's uid, gids and groups *before* it touches their
 directory, and runs the program with exactly the environment it was given plus HOME, USER and
-LOGNAME: no variable of root's or the hub's. Each act is written to an audit log (names of the
-variables, never their values). What the hub could do through it is only what the learner could
-do themselves.
+LOGNAME: no variable of root's or the hub's. Each act and each refusal is written to an audit log
+(names of the variables, never their values). What the hub could do through it is only what the
+learner could do themselves.
+
+It is installed as a copy of this file run by the system's Python with ``-I -S`` and imports
+only what Python starts with (os, sys, pwd, grp, time): it is on the spawn path twice per start,
+so it starts in about 10 ms, and it trusts no package outside the standard library.
 """
 
 from __future__ import annotations
 
-import contextlib
 import grp
-import json
 import os
 import pwd
-import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 HELPER = "/opt/factoryhub/bin/fh-act-as"
 SUDO = "/usr/bin/sudo"
-CONFIG = Path("/etc/factoryhub/act-as.json")  # root's: {"group", "bin_dir", "audit_log"}
+CONFIG = "/etc/factoryhub/act-as.conf"  # root's: "group = …", "bin_dir = …", "audit_log = …"
 PROGRAMS = ("sbatch", "salloc", "srun", "scancel")  # from Slurm's bin_dir
 SYSTEM_PROGRAMS = {"tail": "/usr/bin/tail", "setsid": "/usr/bin/setsid"}
 MAX_HEADER = 256 * 1024
 MAX_ARGS = 64
 MAX_ARG = 4096
 UID_MIN = 1000
-_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}", re.ASCII)
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
+_NAME_FIRST = "abcdefghijklmnopqrstuvwxyz_"
+_NAME_REST = _NAME_FIRST + "0123456789.-"
+_VARIABLE_FIRST = _NAME_FIRST + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_VARIABLE_REST = _VARIABLE_FIRST + "0123456789"
 
 
 class Refused(Exception):
     """A request this helper does not carry out; the message says why."""
 
 
-@dataclass(frozen=True)
 class Rules:
-    group: str = "factoryhub"
-    bin_dir: str = "/usr/bin"
-    audit_log: str = "/var/log/factoryhub/act-as.log"
+    """Where the helper looks and whom it serves; root's to change in `CONFIG`."""
+
+    __slots__ = ("audit_log", "bin_dir", "group")
+
+    def __init__(
+        self,
+        group: str = "factoryhub",
+        bin_dir: str = "/usr/bin",
+        audit_log: str = "/var/log/factoryhub/act-as.log",
+    ) -> None:
+        self.group, self.bin_dir, self.audit_log = group, bin_dir, audit_log
 
 
-@dataclass(frozen=True)
 class Act:
     """One checked request."""
 
-    user: pwd.struct_passwd
-    program: str  # absolute path
-    args: tuple[str, ...]
-    env: dict[str, str]
-    cwd: str
+    __slots__ = ("args", "cwd", "env", "program", "user")
+
+    def __init__(self, user, program: str, args: tuple, env: dict, cwd: str) -> None:
+        self.user, self.program, self.args, self.env, self.cwd = user, program, args, env, cwd
 
 
-def load_rules(path: Path = CONFIG) -> Rules:
+def load_rules(path: str = CONFIG) -> Rules:
+    """`key = value` lines of `path` (group, bin_dir, audit_log); defaults where it is absent."""
     try:
-        raw = json.loads(path.read_text())
+        with open(path, encoding="utf-8") as config:
+            lines = config.read().splitlines()
     except FileNotFoundError:
         return Rules()
-    return Rules(**{k: str(v) for k, v in raw.items() if k in Rules.__dataclass_fields__})
+    values = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in Rules.__slots__:
+            values[key.strip()] = value.strip()
+    return Rules(**values)
 
 
 def prefix() -> list[str]:
@@ -78,17 +91,16 @@ def prefix() -> list[str]:
     return [HELPER] if os.geteuid() == 0 else [SUDO, "-n", HELPER]
 
 
-def header(env: Mapping[str, str], cwd: str = "") -> bytes:
+def header(env: dict[str, str], cwd: str = "") -> bytes:
     """What the caller writes first on the helper's stdin ("" for cwd: the learner's home)."""
-    request: dict[str, object] = {"env": dict(env)}
-    if cwd:
-        request["cwd"] = cwd
-    body = json.dumps(request).encode()
+    entries = [cwd, *(f"{key}={value}" for key, value in env.items())]
+    body = b"".join(entry.encode() + b"\0" for entry in entries)
     return b"%d\n" % len(body) + body
 
 
-def read_header(fd: int = 0) -> dict:
-    """The request's JSON, read without consuming a byte of the program's own stdin."""
+def read_header(fd: int = 0) -> tuple[str, dict[str, str]]:
+    """The working directory and environment, read without consuming a byte of the program's
+    own stdin."""
     digits = b""
     while not digits.endswith(b"\n"):
         byte = os.read(fd, 1)
@@ -104,14 +116,35 @@ def read_header(fd: int = 0) -> dict:
             raise Refused("request header cut short")
         body += chunk
     try:
-        return json.loads(body)
-    except ValueError:
-        raise Refused("request header is not JSON") from None
+        entries = body.decode().split("\0")
+    except UnicodeDecodeError:
+        raise Refused("request header is not UTF-8") from None
+    if len(entries) < 2 or entries[-1] != "":
+        raise Refused("malformed request header")
+    cwd, env = entries[0], {}
+    for entry in entries[1:-1]:
+        key, sep, value = entry.partition("=")
+        if not sep or not _is_variable(key):
+            raise Refused(f"{key[:40]!r} is not a variable name")
+        env[key] = value
+    return cwd, env
 
 
-def learner(name: str, rules: Rules) -> pwd.struct_passwd:
-    """`name`'s account if it is a learner this helper may act as."""
-    if not _USER.fullmatch(name):
+def _is_variable(name: str) -> bool:
+    return (
+        0 < len(name) <= 128
+        and name[0] in _VARIABLE_FIRST
+        and all(c in _VARIABLE_REST for c in name)
+    )
+
+
+def _is_user_name(name: str) -> bool:
+    return 0 < len(name) <= 32 and name[0] in _NAME_FIRST and all(c in _NAME_REST for c in name)
+
+
+def learner(name: str, rules: Rules):
+    """`name`'s account (a `pwd.struct_passwd`) if it is a learner this helper may act as."""
+    if not _is_user_name(name):
         raise Refused(f"{name[:40]!r} is not a user name")
     try:
         account = pwd.getpwnam(name)
@@ -125,7 +158,7 @@ def learner(name: str, rules: Rules) -> pwd.struct_passwd:
     return account
 
 
-def program_path(name: str, args: Sequence[str], rules: Rules) -> str:
+def program_path(name: str, args, rules: Rules) -> str:
     if name in PROGRAMS:
         return os.path.join(rules.bin_dir, name)
     if name == "setsid":  # only to detach a session's srun from the hub
@@ -137,7 +170,7 @@ def program_path(name: str, args: Sequence[str], rules: Rules) -> str:
     raise Refused(f"{name[:40]!r} is not a program the hub runs as a learner")
 
 
-def check(argv: Sequence[str], request: Mapping, rules: Rules) -> Act:
+def check(argv, cwd: str, env: dict[str, str], rules: Rules) -> Act:
     """The act `argv` and the header ask for, or `Refused` (pure but for account lookups)."""
     if len(argv) < 2:
         raise Refused("usage: fh-act-as <user> <program> [args …]")
@@ -146,16 +179,21 @@ def check(argv: Sequence[str], request: Mapping, rules: Rules) -> Act:
         raise Refused("too many or too long arguments")
     account = learner(name, rules)
     path = program_path(program, args, rules)
-    env, cwd = request.get("env", {}), request.get("cwd", account.pw_dir)
-    if not isinstance(env, dict) or not all(
-        isinstance(k, str) and _VARIABLE.fullmatch(k) and isinstance(v, str) and "\0" not in v
-        for k, v in env.items()
-    ):
-        raise Refused("the environment must map variable names to strings")
-    if not isinstance(cwd, str) or not cwd.startswith("/"):
+    cwd = cwd or account.pw_dir
+    if not cwd.startswith("/"):
         raise Refused("the working directory must be an absolute path")
     env = {**env, "HOME": account.pw_dir, "USER": name, "LOGNAME": name}
     return Act(account, path, args, env, cwd)
+
+
+_JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def _json(value) -> str:
+    """A JSON text of strings and lists of strings (the audit line needs nothing more)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_json(v) for v in value) + "]"
+    return '"' + str(value).translate(_JSON_ESCAPES) + '"'
 
 
 def audit(rules: Rules, caller: str, act: Act | None = None, **refusal: object) -> None:
@@ -171,14 +209,16 @@ def audit(rules: Rules, caller: str, act: Act | None = None, **refusal: object) 
             cwd=act.cwd[:200],
         )
     entry.update(refusal)
-    path = Path(rules.audit_log)
-    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
-    with os.fdopen(fd, "a") as log:
-        log.write(json.dumps(entry) + "\n")
+    line = "{" + ", ".join(f"{_json(k)}: {_json(v)}" for k, v in entry.items()) + "}\n"
+    os.makedirs(os.path.dirname(rules.audit_log), mode=0o750, exist_ok=True)
+    fd = os.open(rules.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
-def become(account: pwd.struct_passwd) -> None:
+def become(account) -> None:
     """Drop to `account` for good: its groups, gid and uid, in that order."""
     os.initgroups(account.pw_name, account.pw_gid)
     os.setgid(account.pw_gid)
@@ -187,20 +227,23 @@ def become(account: pwd.struct_passwd) -> None:
         raise Refused("could not drop privileges")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rules = load_rules()
     caller = os.environ.get("SUDO_USER", str(os.getuid()))
     try:
-        act = check(argv, read_header(), rules)
+        cwd, env = read_header()
+        act = check(argv, cwd, env, rules)
         audit(rules, caller, act)
         become(act.user)
         os.chdir(act.cwd)  # as the learner: their links are followed with their rights only
     except (Refused, OSError) as exc:
         print(f"fh-act-as: refused: {exc}", file=sys.stderr)
         if os.geteuid() == 0:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 - contextlib is one import more on the spawn path
                 audit(rules, caller, refused=str(exc)[:300], argv=[a[:60] for a in argv[:2]])
+            except OSError:
+                pass
         return 126
     os.execve(act.program, [act.program, *act.args], act.env)  # noqa: S606 - argv, no shell
     return 127  # not reached

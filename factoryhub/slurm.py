@@ -145,7 +145,8 @@ class SlurmClient:
         try:
             out, err = await asyncio.wait_for(proc.communicate(data), self.timeout)
         except TimeoutError:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):  # it may end this very moment
+                proc.kill()
             await proc.wait()
             raise SchedulerUnavailable(
                 f"{Path(argv[0]).name} did not answer within {self.timeout:g} s"
@@ -231,7 +232,8 @@ class SlurmClient:
             try:
                 await asyncio.wait_for(proc.communicate(head), self.timeout)
             except TimeoutError:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
                 await proc.wait()
                 raise SlurmError(f"srun did not detach within {self.timeout:g} s") from None
         if proc.returncode != 0:

@@ -9,6 +9,7 @@ lines, bytes and time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 
@@ -39,7 +40,8 @@ async def read_tail_as(user: str, relative_path: str, lines: int = 15, timeout: 
         request = actas.header(command_environment(), "/")
         out, err = await asyncio.wait_for(proc.communicate(request), timeout)
     except TimeoutError:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # it may end this very moment
+            proc.kill()
         await proc.wait()
         return "(the log could not be read in time)"
     if proc.returncode:

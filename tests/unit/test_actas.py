@@ -23,7 +23,7 @@ RULES = Rules(group="root")
 )
 def test_only_learners_are_acted_as(argv, why):
     with pytest.raises(Refused, match=why):
-        check(argv, {}, RULES)
+        check(argv, "", {}, RULES)
 
 
 @pytest.mark.parametrize(
@@ -53,12 +53,24 @@ def test_the_header_leaves_the_programs_own_stdin_in_place():
     read, write = os.pipe()
     os.write(write, header({"A": "1"}, "/home/x") + b"#!/bin/bash\ntrue\n")
     os.close(write)
-    assert read_header(read) == {"env": {"A": "1"}, "cwd": "/home/x"}
+    assert read_header(read) == ("/home/x", {"A": "1"})
     assert os.read(read, 100) == b"#!/bin/bash\ntrue\n"
     os.close(read)
 
 
-@pytest.mark.parametrize("data", [b"", b"abc\n", b"99999999\n", b"5\n{", b"3\n[1"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"abc\n",
+        b"99999999\n",
+        b"5\n/x\0",
+        b"3\n/x",
+        b"8\n/\0A B=1\0",
+        b"5\n/\0A\0",
+        b"2\n\xff\0",
+    ],
+)
 def test_a_malformed_header_is_refused(data):
     read, write = os.pipe()
     os.write(write, data)
@@ -66,3 +78,33 @@ def test_a_malformed_header_is_refused(data):
     with pytest.raises(Refused):
         read_header(read)
     os.close(read)
+
+
+def test_the_audit_line_is_json_whatever_the_arguments_hold(tmp_path):
+    import json
+    import pwd
+
+    from factoryhub.actas import Act, audit
+
+    log = tmp_path / "act-as.log"
+    act = Act(
+        pwd.getpwnam("root"),
+        "/usr/bin/sbatch",
+        ('--job-name=a"b\\c\n\x01', "é"),
+        {"A": "secret"},
+        "/",
+    )
+    audit(Rules(audit_log=str(log)), "factoryhub", act)
+    entry = json.loads(log.read_text())
+    assert entry["args"] == ['--job-name=a"b\\c\n\x01', "é"] and entry["env"] == ["A"]
+    assert "secret" not in log.read_text()
+
+
+def test_the_rules_file_sets_group_bin_dir_and_audit_log(tmp_path):
+    from factoryhub.actas import load_rules
+
+    config = tmp_path / "act-as.conf"
+    config.write_text("group = learners\nbin_dir = /opt/slurm/bin\nunknown = x\n")
+    rules = load_rules(str(config))
+    assert (rules.group, rules.bin_dir) == ("learners", "/opt/slurm/bin")
+    assert load_rules(str(tmp_path / "absent")).group == "factoryhub"
