@@ -126,10 +126,26 @@ async def sweep_once(
     return await _cancel_each(client, found, "no live server or session holds it", log)
 
 
-async def _sweep_forever(interval: float, **kwargs: object) -> None:
+async def _sweep_forever(interval: float, log: logging.Logger, **kwargs: object) -> None:
+    """Sweep every `interval` seconds for the life of the hub: an unexpected error (a database
+    hiccup, a bug) is logged, with its traceback the first time it is seen in a row, and the
+    next sweep runs as usual."""
+    last_failure = ""
     while True:
         await asyncio.sleep(interval)
-        await sweep_once(**kwargs)
+        try:
+            await sweep_once(log=log, **kwargs)
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            log.error(
+                "orphan sweep failed, next in %gs: %s",
+                interval,
+                failure,
+                exc_info=failure != last_failure,
+            )
+            last_failure = failure
+        else:
+            last_failure = ""
 
 
 def recorded_job_ids(session: Session) -> set[str]:

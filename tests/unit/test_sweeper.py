@@ -47,3 +47,36 @@ def test_the_job_of_a_start_in_flight_is_no_orphan():
     with pytest.raises(RuntimeError), starting("fh:demo:alice:"):
         raise RuntimeError("the start failed")
     assert not sweeper._STARTING  # a failed start leaves nothing behind
+
+
+async def test_the_sweep_outlives_an_unexpected_error_and_logs_its_traceback_once(
+    fake_slurm, caplog
+):
+    import asyncio
+    import logging
+
+    fake_slurm.set_job("1", "RUNNING", name="fh:demo:alice:", submit="2026-11-25T11:50:00")
+    reads = []
+
+    def recorded_ids():
+        reads.append(len(reads))
+        if len(reads) <= 3:  # e.g. the hub's database locked for three sweeps
+            raise RuntimeError("database is locked")
+        return set()
+
+    log = logging.getLogger("test-sweep")
+    sweep = asyncio.ensure_future(
+        sweeper._sweep_forever(
+            0.001, log=log, client=fake_slurm, hub_id="demo", recorded_ids=recorded_ids, grace=0
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="test-sweep"):
+        for _ in range(500):
+            await asyncio.sleep(0.002)
+            if ("cancel", "1") in fake_slurm.calls:
+                break
+        sweep.cancel()
+    assert ("cancel", "1") in fake_slurm.calls  # it kept sweeping and found the orphan
+    failures = [r for r in caplog.records if "orphan sweep failed" in r.getMessage()]
+    assert len(failures) == 3 and "RuntimeError: database is locked" in failures[0].getMessage()
+    assert [bool(r.exc_info) for r in failures] == [True, False, False]
