@@ -8,7 +8,7 @@ import html
 import ipywidgets as widgets
 from distributed import Client
 
-from .background import Repeater
+from .background import Repeater, guarded, shows_failure
 from .context import SessionContext, session_context
 from .dask_cluster import SessionCluster
 
@@ -58,11 +58,31 @@ class DaskCluster(widgets.VBox):
         )
         self.status = widgets.HTML("No cluster yet.")
         self.dashboard = widgets.HTML()
-        self.start_button.on_click(lambda _: self.start())
-        self.scale_button.on_click(lambda _: self.scale(self.workers.value))
-        self.adapt_button.on_click(lambda _: self.adapt(self.minimum.value, self.maximum.value))
-        self.close_button.on_click(lambda _: self.close_cluster())
-        self.repeater = Repeater(self._refresh, 2.0)
+        self.start_button.on_click(
+            guarded(self.start, "Starting the cluster", shows_failure(self.status, "Starting"))
+        )
+        self.scale_button.on_click(
+            guarded(
+                lambda: self.scale(self.workers.value),
+                "Scaling the cluster",
+                shows_failure(self.status, "Scaling"),
+            )
+        )
+        self.adapt_button.on_click(
+            guarded(
+                lambda: self.adapt(self.minimum.value, self.maximum.value),
+                "Adapting the cluster",
+                shows_failure(self.status, "Adapting"),
+            )
+        )
+        self.close_button.on_click(
+            guarded(
+                self.close_cluster, "Closing the cluster", shows_failure(self.status, "Closing")
+            )
+        )
+        self.repeater = Repeater(
+            self._refresh, 2.0, on_error=shows_failure(self.status, "Refreshing the workers")
+        )
         super().__init__(
             [
                 widgets.HTML("<b>Dask on Slurm</b>"),

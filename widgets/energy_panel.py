@@ -14,7 +14,7 @@ from factoryhub.energy import total
 from factoryhub.site import EnergySettings
 from factoryhub.slurm import SlurmError
 
-from .background import Repeater
+from .background import Repeater, shows_failure
 from .context import SessionContext, session_context
 from .jobrows import JobRow
 from .monitor import read_job_rows
@@ -105,7 +105,11 @@ class EnergyPanel(widgets.VBox):
                 self.factors,
             ]
         )
-        self.repeater = Repeater(self.refresh, interval)
+        self.repeater = Repeater(
+            self.refresh,
+            interval,
+            on_error=shows_failure(self.session, "Refreshing time and energy"),
+        )
         if start:
             self.repeater.start()
 

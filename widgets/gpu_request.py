@@ -25,7 +25,7 @@ from factoryhub.slurm import SchedulerUnavailable, SlurmError
 from factoryhub.spawners.form import qos_label
 
 from .advice import suggest
-from .background import spawn
+from .background import shows_failure, spawn
 from .batch import JOBS_DIR, BatchJob, parse_run, render_batch_script
 from .context import SessionContext, session_context
 from .monitor import JobMonitor
@@ -79,7 +79,9 @@ class GPURequest(widgets.VBox):
         self.message = widgets.HTML()
         self.estimate_line = widgets.HTML()
         self.submit_button = widgets.Button(description="Submit job", button_style="primary")
-        self.submit_button.on_click(lambda _: spawn(self.submit()))
+        self.submit_button.on_click(
+            lambda _: spawn(self.submit(), on_error=shows_failure(self.message, "Submitting"))
+        )
         self._fields = (
             self.gpu_type,
             self.gpus,
@@ -107,7 +109,10 @@ class GPURequest(widgets.VBox):
                 self.submit_button,
             ]
         )
-        spawn(self.load_access())
+        spawn(
+            self.load_access(),
+            on_error=shows_failure(self.message, "Reading your accounts and QoS"),
+        )
 
     def options(self) -> dict[str, object]:
         """The request as `user_options`: the same schema as the spawn form and REST API."""
@@ -208,4 +213,7 @@ class GPURequest(widgets.VBox):
 
     def _changed(self, _change: object = None) -> None:
         self.check()
-        spawn(self.refresh_estimate())
+        spawn(
+            self.refresh_estimate(),
+            on_error=shows_failure(self.estimate_line, "Estimating the start"),
+        )

@@ -1,5 +1,5 @@
 """The job monitor: the learner's jobs, refreshed in the background, one `squeue` per refresh,
-with a cancel button and the tail of a job's output."""
+with a cancel button (asking first) and the tail of a job's output."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import ipywidgets as widgets
 from factoryhub.jobstate import Phase
 from factoryhub.slurm import SlurmError
 
-from .background import Repeater, spawn
+from .background import Repeater, shows_failure, spawn
 from .context import SessionContext, session_context
 from .jobrows import JobRow, job_rows, rows_table
 
@@ -52,6 +52,23 @@ def shown(rows: list[JobRow]) -> list[JobRow]:
     return live + sorted(ended, key=lambda r: -int(r.job_id.split("_")[0]))[:SHOWN_ENDED]
 
 
+def preselected(rows: list[JobRow], chosen: str | None, session_job: str) -> str | None:
+    """The job the dropdown shows: the learner's choice while it is listed, else the first job
+    that is not the session running this kernel (never offered for cancelling by default)."""
+    ids = [r.job_id for r in rows]
+    if chosen in ids:
+        return chosen
+    return next((i for i in ids if i != session_job), None)
+
+
+def cancel_question(row: JobRow, session_job: str) -> str:
+    """ "Cancel job 7 (batch: train)?" — and what it ends when it is this session (pure)."""
+    question = f"Cancel job {row.job_id} ({row.what})?"
+    if row.job_id == session_job:
+        question += " It runs this JupyterLab: your session ends with it."
+    return question
+
+
 async def read_job_rows(ctx: SessionContext) -> list[JobRow]:
     """The learner's jobs as rows: one `squeue` (and one `sacct` where Slurm measures energy).
     Raises `SlurmError` when the scheduler does not answer."""
@@ -76,12 +93,30 @@ class JobMonitor(widgets.VBox):
         self.cancel_button = widgets.Button(description="Cancel job", button_style="danger")
         self.output_button = widgets.Button(description="Show output")
         self.output = widgets.HTML()
-        self.cancel_button.on_click(lambda _: spawn(self.cancel(self.job.value)))
-        self.output_button.on_click(lambda _: spawn(self.show_output(self.job.value)))
+        # the confirmation: hidden until "Cancel job" is pressed for a live job
+        self.question = widgets.HTML()
+        self.yes_button = widgets.Button(description="Yes", button_style="danger")
+        self.no_button = widgets.Button(description="No")
+        self.confirm = widgets.HBox(
+            [self.question, self.yes_button, self.no_button], layout={"display": "none"}
+        )
+        self.to_cancel: str | None = None  # the job the question is about
+        failed = shows_failure(self.status, "Cancelling")
+        self.cancel_button.on_click(lambda _: self.ask_cancel(self.job.value))
+        self.yes_button.on_click(lambda _: spawn(self.confirm_cancel(), on_error=failed))
+        self.no_button.on_click(lambda _: self.dismiss())
+        self.output_button.on_click(
+            lambda _: spawn(
+                self.show_output(self.job.value),
+                on_error=shows_failure(self.output, "Reading the output"),
+            )
+        )
         controls = widgets.HBox([self.job, self.cancel_button, self.output_button])
         title = widgets.HTML("<b>Your jobs</b>")
-        super().__init__([title, self.table, controls, self.status, self.output])
-        self.repeater = Repeater(self.refresh, interval)
+        super().__init__([title, self.table, controls, self.confirm, self.status, self.output])
+        self.repeater = Repeater(
+            self.refresh, interval, on_error=shows_failure(self.status, "Refreshing your jobs")
+        )
         if start:
             self.repeater.start()
 
@@ -96,16 +131,39 @@ class JobMonitor(widgets.VBox):
         self.table.value = rows_table(self.rows)
         chosen = self.job.value
         self.job.options = [(f"{r.job_id} · {r.what} · {r.state}", r.job_id) for r in self.rows]
-        ids = [r.job_id for r in self.rows]
-        self.job.value = chosen if chosen in ids else (ids[0] if ids else None)
+        self.job.value = preselected(self.rows, chosen, self.context.session_job)
         self.status.value = f"<small>Updated {datetime.now():%H:%M:%S}</small>"
         return self.rows
 
     def row(self, job_id: str | None) -> JobRow | None:
         return next((r for r in self.rows if r.job_id == job_id), None)
 
+    def ask_cancel(self, job_id: str | None) -> bool:
+        """Ask "Cancel job N (what)?" with Yes and No; nothing is cancelled yet."""
+        row = self.row(job_id)
+        if row is None or not row.cancellable:
+            self.dismiss()
+            self.status.value = "Choose a job that is still queued or running."
+            return False
+        self.to_cancel = row.job_id
+        self.question.value = html.escape(cancel_question(row, self.context.session_job))
+        self.confirm.layout.display = ""
+        return True
+
+    def dismiss(self) -> None:
+        """Hide the question; nothing is cancelled."""
+        self.to_cancel = None
+        self.question.value = ""
+        self.confirm.layout.display = "none"
+
+    async def confirm_cancel(self) -> bool:
+        """The learner said Yes: cancel the job the question named."""
+        job_id = self.to_cancel
+        self.dismiss()
+        return await self.cancel(job_id)
+
     async def cancel(self, job_id: str | None) -> bool:
-        """Cancel one of the listed, still live jobs."""
+        """Cancel one of the listed, still live jobs (the Yes of `ask_cancel`)."""
         row = self.row(job_id)
         if row is None or not row.cancellable:
             self.status.value = "Choose a job that is still queued or running."

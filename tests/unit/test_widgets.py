@@ -262,3 +262,140 @@ async def test_a_qos_limit_is_named_with_the_qos_that_takes_the_request(context,
     assert widget.submit_button.disabled
     widget.qos.value = "long"
     assert widget.message.value == "" and widget.check().qos == "long"
+
+
+async def _background_tasks_done():
+    import asyncio
+
+    from factoryhub.widgets import background
+
+    while background._TASKS:
+        await asyncio.wait(list(background._TASKS))
+        await asyncio.sleep(0)  # the done callbacks run
+
+
+async def test_a_failed_refresh_is_shown_logged_once_and_the_next_one_runs(
+    context, fake_slurm, monkeypatch, caplog
+):
+    import logging
+
+    async def broken(user):
+        raise ValueError("unexpected squeue column")
+
+    monitor = JobMonitor(context, start=False)
+    monkeypatch.setattr(fake_slurm, "user_jobs", broken)
+    with caplog.at_level(logging.ERROR, logger="factoryhub.widgets"):
+        await monitor.repeater.run_once()
+        await monitor.repeater.run_once()  # the same failure again: no second traceback
+    assert "Refreshing your jobs failed (ValueError: unexpected squeue column)" in (
+        monitor.status.value
+    )
+    assert "kernel's log" in monitor.status.value
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and tracebacks[0].name == "factoryhub.widgets"
+    monkeypatch.undo()
+    fake_slurm.user_rows = [user_job("7")]
+    await monitor.repeater.run_once()
+    assert "Updated" in monitor.status.value  # the next refresh works and says so
+
+
+async def test_the_repeater_keeps_repeating_after_a_failure():
+    import asyncio
+
+    from factoryhub.widgets.background import Repeater
+
+    calls = []
+
+    async def action():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first call fails")
+
+    seen = []
+    repeater = Repeater(action, 0.001, on_error=seen.append)
+    assert repeater.start()
+    for _ in range(200):
+        await asyncio.sleep(0.002)
+        if len(calls) >= 3:
+            break
+    repeater.stop()
+    assert len(calls) >= 3 and [type(e) for e in seen] == [RuntimeError]
+
+
+async def test_a_failed_click_is_shown_in_the_widget(context, fake_slurm, monkeypatch, caplog):
+    import logging
+
+    async def broken(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    widget = GPURequest(context)
+    widget.run_path.value = "train.py"
+    await _background_tasks_done()
+    monkeypatch.setattr(fake_slurm, "submit", broken)
+    with caplog.at_level(logging.ERROR, logger="factoryhub.widgets"):
+        widget.submit_button.click()
+        await _background_tasks_done()
+    assert "Submitting failed (OSError: no space left on device)" in widget.message.value
+    assert any(r.exc_info for r in caplog.records)
+
+
+def test_a_failed_dask_start_is_shown_in_the_widget(context, monkeypatch, caplog):
+    import logging
+
+    from factoryhub.widgets import dask_panel
+
+    def refused(**kwargs):
+        raise ValueError("dask-jobqueue: unknown partition")
+
+    monkeypatch.setattr(dask_panel, "SessionCluster", refused)
+    panel = dask_panel.DaskCluster(context)
+    with caplog.at_level(logging.ERROR, logger="factoryhub.widgets"):
+        panel.start_button.click()
+    assert "Starting failed (ValueError: dask-jobqueue: unknown partition)" in panel.status.value
+    assert any(r.exc_info for r in caplog.records)
+
+
+async def test_a_failed_energy_refresh_is_shown(context, fake_slurm, monkeypatch):
+    async def broken(user):
+        raise KeyError("JobId")
+
+    panel = EnergyPanel(context, start=False)
+    monkeypatch.setattr(fake_slurm, "user_jobs", broken)
+    await panel.repeater.run_once()
+    assert "Refreshing time and energy failed (KeyError: &#x27;JobId&#x27;)" in panel.session.value
+
+
+async def test_cancel_asks_first_and_never_preselects_this_session(context, fake_slurm):
+    fake_slurm.user_rows = [
+        user_job("50", "RUNNING", name="fh:demo:alice:", nodes="cn01"),  # runs this kernel
+        user_job("51", "RUNNING", nodes="gn01"),
+    ]
+    monitor = JobMonitor(context, start=False)
+    await monitor.refresh()
+    assert monitor.job.value == "51"  # the session is listed but not chosen
+    fake_slurm.user_rows = [user_job("50", "RUNNING", name="fh:demo:alice:", nodes="cn01")]
+    lone = JobMonitor(context, start=False)
+    await lone.refresh()
+    assert lone.job.value is None  # only the session is listed: nothing is chosen for you
+
+    monitor.job.value = "50"
+    monitor.cancel_button.click()
+    assert monitor.confirm.layout.display == ""
+    assert monitor.question.value.startswith("Cancel job 50 (JupyterLab session)?")
+    assert "your session ends with it" in monitor.question.value
+    monitor.no_button.click()
+    assert monitor.confirm.layout.display == "none" and monitor.to_cancel is None
+    await _background_tasks_done()
+    assert fake_slurm.count("cancel") == 0  # No cancels nothing
+
+    fake_slurm.user_rows = [user_job("51", "RUNNING", nodes="gn01")]
+    await monitor.refresh()
+    monitor.job.value = "51"
+    monitor.cancel_button.click()
+    assert monitor.question.value == "Cancel job 51 (batch: train)?"
+    assert fake_slurm.count("cancel") == 0  # asking cancels nothing
+    monitor.yes_button.click()
+    await _background_tasks_done()
+    assert ("cancel", "51") in fake_slurm.calls
+    assert monitor.confirm.layout.display == "none"
+    assert monitor.status.value == "Cancelled job 51."
