@@ -19,19 +19,25 @@ def session_client() -> SlurmClient:
 
 
 def bound_port(serverapp) -> int:
-    """The port the server listens on, 0 until its socket is bound."""
-    server = getattr(serverapp, "_http_server", None)
-    sockets = getattr(server, "_sockets", {}) if server is not None else {}
-    ports = [sock.getsockname()[1] for sock in sockets.values()]
-    return ports[0] if ports else 0
+    """The server's port, 0 until it has one: jupyter-server's public `ServerApp.port`, which
+    for ``--ServerApp.port=0`` it sets to the port the system chose, once it has made its
+    `http_server` (`init_httpserver`, after the extensions load). Binding that port is the
+    first thing it queues on the event loop; see `report_port`."""
+    try:
+        serverapp.http_server  # noqa: B018 (an AttributeError until the server is made)
+    except AttributeError:
+        return 0
+    return int(serverapp.port or 0)
 
 
 async def report_port(serverapp) -> None:
     """Once the server listens, write its port into this job's comment (as the learner)."""
-    for _ in range(1200):  # extensions load before the server binds: wait for the socket
+    for _ in range(1200):  # extensions load before the server has a port: wait for it
+        # first of all, yield: jupyter-server queued its bind before the loop ran, and the
+        # loop runs callbacks in order, so the port is bound when this resumes
+        await asyncio.sleep(0.02)
         if bound_port(serverapp):
             break
-        await asyncio.sleep(0.02)
     job_id = os.environ.get("SLURM_JOB_ID", "")
     if not job_id.isdigit():
         serverapp.log.warning("factoryhub: not in a Slurm job; port not reported")

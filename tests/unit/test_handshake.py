@@ -87,3 +87,36 @@ def test_only_the_holder_of_the_token_answers_a_challenge():
 def test_a_malformed_challenge_gets_no_answer(challenge):
     assert session_proof("token", challenge) == ""
     assert not proves_identity("token", challenge, "")
+
+
+async def test_the_session_reports_the_port_jupyter_server_chose_once_it_listens(monkeypatch):
+    import asyncio
+    import logging
+
+    from jupyter_server.serverapp import ServerApp
+    from tornado.ioloop import IOLoop
+
+    from factoryhub.session import report
+
+    app = ServerApp(port=0, ip="127.0.0.1", log=logging.getLogger("test-serverapp"))
+    app.io_loop, app.web_app = IOLoop.current(), object()  # what init_httpserver needs
+    app.ssl_options = None  # as init_webapp leaves it without a certificate
+    assert report.bound_port(app) == 0  # extensions load before the server is made
+    comments = []
+
+    class Client:
+        async def set_comment(self, job_id, comment):
+            comments.append((job_id, comment))
+
+    monkeypatch.setattr(report, "session_client", Client)
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    reporting = asyncio.ensure_future(report.report_port(app))  # queued at extension load
+    app.init_httpserver()  # --ServerApp.port=0: jupyter-server picks a port, queues its bind
+    try:
+        await asyncio.wait_for(reporting, 5)
+        port = report.bound_port(app)
+        assert port > 1024 and comments == [("123", format_port_report(port))]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)  # it listens
+        writer.close()
+    finally:
+        app.http_server.stop()
