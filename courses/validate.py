@@ -15,7 +15,7 @@ import pwd
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -81,13 +81,17 @@ def execute_argv(python: str, target: Target) -> list[str]:
     ]
 
 
-def validation_script(target: Target, site: Site, user: str) -> str:
+def validation_script(target: Target, site: Site, user: str, accounts: tuple[str, ...] = ()) -> str:
     """The batch script of one notebook's validation (pure): the course's preset on its
-    partition, the expected runtime as the time limit."""
+    partition, the expected runtime as the time limit, charged to the first of `accounts` (the
+    accounting database's for `user`, default first) or else of site.toml's [access]."""
     course = target.course
     options = course.resources.to_options(course.environment)
     options["walltime"] = course.validation.expected_runtime
-    request = parse_request(options, site, access_for(site, user))
+    access = access_for(site, user)
+    if accounts:
+        access = replace(access, accounts=accounts)
+    request = parse_request(options, site, access)
     python = f"{site.environments[course.environment].prefix}/bin/python"
     spec = BatchSpec(
         name=jobnames.validation_job_name(course.name),
@@ -185,12 +189,14 @@ async def run_slurm(
 ) -> list[NotebookResult]:
     """Each notebook as a Slurm job of the validating account; all run in parallel."""
     user, home = env["USER"], env["HOME"]
+    associations = await client.associations(user)  # None: no accounting database
+    accounts = associations.accounts if associations is not None else ()
     jobs: dict[str, Target] = {}
     results: dict[str, NotebookResult] = {}
     for target in targets:
         try:
             job_id = await client.submit(
-                validation_script(target, site, user), user=user, env=env, cwd=home
+                validation_script(target, site, user, accounts), user=user, env=env, cwd=home
             )
         except SlurmError as exc:
             results[target.label] = NotebookResult(

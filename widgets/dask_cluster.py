@@ -10,17 +10,19 @@ throw-away certificates, so other users on a node cannot join or drive the clust
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dask_jobqueue import SLURMCluster
 
 from factoryhub import jobnames
 from factoryhub.site import Site
-from factoryhub.slurm import SlurmError
+from factoryhub.slurm import Associations, SlurmError
 
 from .batch import JOBS_DIR
 from .context import SessionContext, session_context
@@ -54,6 +56,24 @@ def cluster_options(
     }
 
 
+def default_account(site: Site, user: str, associations: Associations | None) -> str:
+    """The account worker jobs charge (pure): the learner's default account in the accounting
+    database where it lists one, else the first of site.toml's [access] for them, else none
+    (Slurm's own default)."""
+    if associations is not None and associations.accounts:
+        return associations.accounts[0]  # sacctmgr lists the user's default first
+    accounts = site.access.accounts_of(user)
+    return accounts[0] if accounts else ""
+
+
+def learners_account(ctx: SessionContext) -> str:
+    """`default_account` with the learner's associations from `sacctmgr`, read from code that
+    cannot await (the cluster is made in a cell, inside the kernel's running loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        found = pool.submit(asyncio.run, ctx.client.associations(ctx.user)).result()
+    return default_account(ctx.site, ctx.user, found)
+
+
 class SessionCluster(SLURMCluster):
     """A `SLURMCluster` that belongs to this session: private dashboard, reaped workers."""
 
@@ -66,12 +86,11 @@ class SessionCluster(SLURMCluster):
         ctx = context or session_context()
         self.context = ctx
         self.partition = partition or ctx.site.session.partition
-        accounts = ctx.site.access.accounts_of(ctx.user)
         name = jobnames.worker_job_name(ctx.session_job, os.getpid())
         options = cluster_options(
             ctx.site,
             self.partition,
-            account=accounts[0] if accounts else "",
+            account=str(overrides.pop("account", "") or learners_account(ctx)),
             job_name=name,
             home=ctx.home,
         )
