@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from factoryhub.site import Site, load_site
+from factoryhub.site import Site, SiteError, load_site
 from factoryhub.slurm import SlurmClient
 
 from . import catalogue
@@ -29,6 +29,8 @@ from .validate import (
     run_local,
     run_slurm,
 )
+
+INSTALLED_SITE = Path("/etc/factoryhub/site.toml")  # a real site's, as the spawner's site_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,15 +58,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     publish.add_argument("--path", default="", help="the course's folder inside the repository")
     actions.add_parser("list", help="what the catalogue shows")
     for parser in (check, validate, publish, actions.choices["list"]):
-        parser.add_argument("--site", type=Path, help="site.toml (default: the demo's)")
+        parser.add_argument(
+            "--site",
+            type=Path,
+            help=f"site.toml (default: $FACTORYHUB_SITE, ./hub_config/site.toml, {INSTALLED_SITE})",
+        )
+
+
+def site_path(given: Path | None, environ=os.environ, checkouts: tuple[Path, ...] = ()) -> Path:
+    """The site.toml to use: --site, else $FACTORYHUB_SITE, else a checkout's
+    hub_config/site.toml (the working directory's, or this package's when it runs from one),
+    else the installed /etc/factoryhub/site.toml; one sentence saying what to pass when none
+    is there."""
+    named = given or (Path(environ["FACTORYHUB_SITE"]) if environ.get("FACTORYHUB_SITE") else None)
+    if named is not None:
+        if not named.is_file():
+            how = "--site" if given else "FACTORYHUB_SITE"
+            raise SystemExit(f"error: no site.toml at {named} (from {how})")
+        return named
+    checkouts = checkouts or (
+        Path.cwd() / "hub_config" / "site.toml",
+        Path(__file__).resolve().parents[1] / "hub_config" / "site.toml",
+    )
+    for candidate in (*checkouts, INSTALLED_SITE):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(
+        f"error: no site.toml found (not in ./hub_config/ nor at {INSTALLED_SITE}): pass"
+        " --site /path/to/site.toml or set FACTORYHUB_SITE to the hub's site.toml"
+    )
 
 
 def _site(args: argparse.Namespace) -> Site:
-    default = Path(__file__).resolve().parents[1] / "hub_config" / "site.toml"
-    path = args.site or Path(os.environ.get("FACTORYHUB_SITE", default))
-    if not path.exists():
-        path = Path("hub_config/site.toml")
-    return load_site(path)
+    path = site_path(args.site)
+    try:
+        return load_site(path)
+    except (OSError, SiteError) as exc:
+        raise SystemExit(f"error: {path}: {exc}") from None
 
 
 def _folders(given: list[Path]) -> list[Path]:
