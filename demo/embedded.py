@@ -133,29 +133,42 @@ def nodes_ready() -> bool:
     return bool(states) and not any(s.endswith("*") or s.startswith("unk") for s in states)
 
 
+def step(text: str) -> None:
+    """Say what the set-up does now: some steps take a minute and print nothing else."""
+    print(f"... {text}", flush=True)
+
+
 def ensure_slurm(deploy_dir: Path) -> list[str]:
     """Configure and start munge, the accounting database (MariaDB, slurmdbd), slurmctld and
     one slurmd per node, then the QoS of `qos.conf` and the hub's account as a Slurm operator;
     return the node names."""
+    step(f"Slurm configuration in {SLURM_ETC}")
     changed = ensure_config(deploy_dir)
     conf = (SLURM_ETC / "slurm.conf").read_text()
     nodes = node_names(conf)
+    step("state directories, stand-in GPU devices and the hub's system account")
     ensure_dirs(nodes)
     ensure_gpu_devices()
     ensure_hub_user()
     if changed:
+        step("the Slurm layout changed: stopping the old daemons")
         stop_slurm(nodes)  # a changed layout needs fresh daemons
+    step("starting munge")
     run_daemon(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], MUNGE_PID)
     with_accounting = accounting.accounting_enabled(conf)
     if with_accounting:
+        step("starting the accounting database (MariaDB) and slurmdbd")
         accounting.ensure_database()
         accounting.ensure_slurmdbd(accounting.cluster_name(conf))
+    step("starting slurmctld and waiting for it to answer (up to 30 s)")
     run_daemon(["/usr/sbin/slurmctld"], CTLD_PID)
     wait_for(controller_answers, 30, "slurmctld", interval=0.3)
+    step(f"starting {len(nodes)} slurmd ({', '.join(nodes)}) and waiting for them (up to 60 s)")
     for node in nodes:
         run_daemon(["/usr/sbin/slurmd", "-N", node], slurmd_pidfile(node))
     wait_for(nodes_ready, 60, "Slurm nodes", interval=0.5)
     if with_accounting:
+        step("QoS of qos.conf, and the hub's account as a Slurm operator")
         accounting.ensure_qos(
             accounting.parse_qos_conf((deploy_dir / "slurm" / "qos.conf").read_text())
         )

@@ -12,7 +12,14 @@ from .courses import cli as course_cli
 from .courses.catalogue import publish
 from .courses.model import find_courses
 from .demo.accounts import ensure_accounts
-from .demo.embedded import SLURM_ETC, ensure_slurm, node_names, slurm_status, stop_slurm
+from .demo.embedded import (
+    SLURM_ETC,
+    ensure_slurm,
+    node_names,
+    slurm_status,
+    step,
+    stop_slurm,
+)
 from .demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
 from .security import require_floors
 from .site import load_site
@@ -31,17 +38,21 @@ def _nodes() -> list[str]:
 
 
 def demo_start(repo: Path) -> None:
+    step("checking the installed versions against the security floors")
     require_floors(NODE_PREFIX)
     hub = _hub(repo)
     nodes = ensure_slurm(repo / "deploy")
-    print(f"Slurm is up: nodes {', '.join(nodes)}")
+    print(f"Slurm is up: nodes {', '.join(nodes)}", flush=True)
+    step("demo accounts: Unix users, the login group, Slurm associations")
     created = ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group, hub.site.access)
     if created:
-        print(f"Created Unix accounts: {', '.join(created)}")
+        print(f"Created Unix accounts: {', '.join(created)}", flush=True)
+    step("starting the proxy and the hub, and waiting for the hub to answer")
     start_hub(hub)
+    step("publishing the courses of notebooks/ into the catalogue")
     for folder in find_courses(repo / "notebooks"):
         entry = publish(hub.site, str(folder))
-        print(f"Published course {entry.name}: {entry.title}")
+        print(f"Published course {entry.name}: {entry.title}", flush=True)
     print(f"\nFactoryHub is running at {hub.site.hub.url}\n\nDemo accounts (user / password):")
     for account in hub.site.demo_accounts:
         print(f"  {account.name:<10} {account.password:<18} {account.role}")
