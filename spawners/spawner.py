@@ -152,10 +152,14 @@ class SlurmSpawner(Spawner):
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
         """Form fields → one value each (bounded); `apply_user_options` checks them, and a bad
         field re-renders the form with the message."""
+        from .refusals import REFUSED, quiet_refusals
+
+        quiet_refusals(self.log)  # a refusal: one INFO line, not JupyterHub's ERROR traceback
         try:
             return bounded_options({k: v for k, v in formdata.items() if k in FIELDS})
         except RequestError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+            self.log.info("%s: form refused: %s", self._log_name, exc)
+            raise web.HTTPError(400, str(exc), reason=REFUSED) from None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -210,7 +214,12 @@ class SlurmSpawner(Spawner):
 
     def session_command(self) -> tuple[str, ...]:
         prefix = self.site.environments[self.request.environment].prefix
-        return session_command(prefix, tuple(self.cmd), tuple(self.get_args()))
+        args = tuple(self.get_args())
+        if self.name:  # a named server (a course, a GPU lab) reopens its own tabs, never the
+            # default server's: JupyterLab workspaces of its own (the name is checked on apply)
+            home = pwd.getpwnam(self.user.name).pw_dir
+            args += (f"--LabApp.workspaces_dir={home}/.jupyter/lab/servers/{self.name}",)
+        return session_command(prefix, tuple(self.cmd), args)
 
     async def start(self) -> tuple[str, int]:
         self._ensure_sweep()
@@ -484,5 +493,14 @@ class SlurmSpawner(Spawner):
         starts a server: the spawn form is shown prefilled, and its POST, with the hub's XSRF
         token, starts it (see `confirm_query`)."""
         from .options import confirm_query  # here, to keep this one method self-contained
+        from .refusals import is_refusal, quiet_refusals
 
-        confirm_query(self, query_data)
+        quiet_refusals(self.log)  # JupyterHub logs what this raises as an ERROR traceback
+        try:
+            confirm_query(self, query_data)
+        except Exception as exc:
+            if is_refusal(exc) and isinstance(exc, web.HTTPError):
+                self.log.info("%s: a link's request refused: %s", self._log_name, exc)
+            elif is_refusal(exc):
+                self.log.info("%s: a link's request, shown for confirmation", self._log_name)
+            raise

@@ -168,6 +168,19 @@ async def test_session_command_reports_its_port_through_the_extension(spawner):
     assert "--ServerApp.port=0" in command
     assert "--ServerApp.jpserver_extensions=factoryhub.session=True" in command
     assert spawner.job_name() == "fh:test:alice:"
+    assert not any("workspaces_dir" in arg for arg in command)  # the learner's usual tabs
+
+
+async def test_a_named_server_has_jupyterlab_workspaces_of_its_own(spawner, monkeypatch):
+    from factoryhub.spawners import spawner as spawner_module
+
+    home = SimpleNamespace(pw_dir="/home/alice")
+    monkeypatch.setattr(spawner_module.pwd, "getpwnam", lambda name: home)
+    spawner.orm_spawner.name = "gpu-lab"
+    await spawner.apply_user_options(spawner, {})
+    command = spawner.session_command()
+    assert "--LabApp.workspaces_dir=/home/alice/.jupyter/lab/servers/gpu-lab" in command
+    assert "--ServerApp.jpserver_extensions=factoryhub.session=True" in command
 
 
 @pytest.mark.parametrize("state", ["PENDING", "RUNNING", "CONFIGURING"])
