@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from traitlets.config import Config
 
+from .estimate import SERVICE_NAME
 from .security import NODE_PREFIX, require_floors
 from .site import Site
 
@@ -69,11 +71,13 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
     python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
     c.JupyterHub.services = [
         {
-            "name": "factoryhub",
+            "name": SERVICE_NAME,
             "url": f"http://127.0.0.1:{site.hub.service_port}",
             "command": [python, "-m", "factoryhub.service"],
             "environment": {"FACTORYHUB_SITE": str(site_path)},
             "oauth_no_confirm": True,
+            # the nav bar links its pages by name (Courses, Teaching): no "Services" menu
+            "display": False,
         }
     ]
     c.JupyterHub.load_roles = [
@@ -81,7 +85,25 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
     ]
 
 
-def apply_site(c: Config, site: Site, site_path: Path, template_dir: Path | None = None) -> None:
+def hub_templates() -> Path:
+    """FactoryHub's own hub pages (package data of the hub's package): a ``page.html`` over
+    JupyterHub's stock one with the site's title and navigation."""
+    return Path(str(resources.files("factoryhub.spawners") / "templates" / "hub"))
+
+
+def _set_templates(c: Config, site: Site) -> None:
+    # The site's directories first, then ours; JupyterHub appends its stock templates, which
+    # ours extend as "templates/page.html".
+    c.JupyterHub.template_paths = [*site.hub.template_dirs, str(hub_templates())]
+    c.JupyterHub.template_vars = {
+        "factoryhub_title": site.hub.title,
+        "factoryhub_service": SERVICE_NAME,
+        # who sees the "Teaching" link (the service checks again; a link is not a right)
+        "factoryhub_trainers": sorted({*site.hub.trainers, *site.hub.admin_users}),
+    }
+
+
+def apply_site(c: Config, site: Site, site_path: Path) -> None:
     """Configure JupyterHub for `site` (read from `site_path`); refuse, with SystemExit naming
     the advisory, when an installed package is below its security floor."""
     require_floors(NODE_PREFIX)  # here, so no way of starting the hub skips the check
@@ -90,6 +112,4 @@ def apply_site(c: Config, site: Site, site_path: Path, template_dir: Path | None
     _set_auth(c, site)
     _set_spawner(c, site, site_path)
     _set_services(c, site, site_path)
-    if template_dir is not None:
-        c.JupyterHub.template_paths = [str(template_dir)]
-        c.JupyterHub.template_vars = {"factoryhub_title": site.hub.title}
+    _set_templates(c, site)

@@ -9,4 +9,4 @@ from factoryhub.site import load_site
 here = Path(__file__).resolve().parent
 site_path = Path(os.environ.get("FACTORYHUB_SITE", here / "site.toml")).resolve()
 c = get_config()  # noqa: F821 - provided by JupyterHub
-apply_site(c, load_site(site_path), site_path, template_dir=here / "templates")
+apply_site(c, load_site(site_path), site_path)

@@ -8,17 +8,18 @@ HTTP 400 with ``{"message": ...}`` for a request the site would refuse (no sched
 Both routes are rate-limited per user (site.toml's [limits]): past the limit, HTTP 429 with
 Retry-After and a message, before any scheduler call.
 The spawn form calls it as the learner edits; the same request model and estimate as the
-spawner, never a second implementation.
+spawner, never a second implementation. site.toml is parsed again only when it changes
+(`SiteFile`), not on every request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import html
 import json
 import os
 import signal
+from http import HTTPStatus
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
@@ -34,16 +35,17 @@ from factoryhub.request import (
     parse_request,
     without_live_fields,
 )
-from factoryhub.site import load_site
 from factoryhub.slurm import SlurmClient
 
 from .catalogue_page import CatalogueHandler
+from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .rate_limit import RateLimiter, retry_after
+from .teaching_page import TeachingHandler
 
 LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
 
 
-class RateLimited:
+class RateLimited(PageRenderer):
     """Mixin for the service's handlers: every request of a logged-in user spends one of
     that user's requests (one `RateLimiter` for the whole service); past the limit the reply
     is 429 with Retry-After, as JSON or as a page (`limit_reply`), and the handler never runs.
@@ -70,10 +72,7 @@ class RateLimited:
             self.finish(json.dumps({"message": message, "retry_after": seconds}))
             return
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Too many requests</title>"
-            f"</head><body><h1>Too many requests</h1><p>{html.escape(message)}</p></body></html>"
-        )
+        self.finish(self.render_page("message.html", heading="Too many requests", message=message))
 
 
 class LimitedCatalogueHandler(RateLimited, CatalogueHandler):
@@ -82,11 +81,16 @@ class LimitedCatalogueHandler(RateLimited, CatalogueHandler):
     limit_reply = "html"
 
 
+class LimitedTeachingHandler(RateLimited, TeachingHandler):
+    """The trainers' page, rate-limited like every page of the service."""
+
+    limit_reply = "html"
+
+
 class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
     """Estimates for the learner who asks; nothing is submitted."""
 
-    def initialize(self, site_path: str, client: SlurmClient, cache: CapacityCache) -> None:
-        self.site = load_site(site_path)
+    def initialize(self, client: SlurmClient, cache: CapacityCache) -> None:
         self.client = client
         self.cache = cache
 
@@ -96,12 +100,16 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
 
+    def write_error(self, status_code: int, **kwargs: object) -> None:
+        self._reply(status_code, {"message": HTTPStatus(status_code).phrase})
+
     @web.authenticated
     async def get(self) -> None:
         if self.request.headers.get("Sec-Fetch-Site") == "cross-site":
             self._reply(403, {"message": "estimates are only given to the hub's own pages"})
             return
         user = self.get_current_user()["name"]
+        site = self.site
         options = {key: self.get_argument(key) for key in FIELDS if key in self.request.arguments}
         try:
             bounded_options(options)  # refuse oversized or unknown input before any query
@@ -109,8 +117,8 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
             capacity = await self.cache.get()
             reservations = capacity.reservations if capacity else ()
             associations = await association_cache(self.client).get(user)
-            access = access_for(self.site, user, reservations, associations)
-            request = parse_request(options, self.site, access)
+            access = access_for(site, user, reservations, associations)
+            request = parse_request(options, site, access)
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})
             return
@@ -120,27 +128,37 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
 
 def make_app(site_path: str) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
-    site = load_site(site_path)
+    site_file = SiteFile(site_path)
+    site = site_file.get()
     client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
-    args = {"site_path": site_path, "client": client, "cache": capacity_cache(client)}
+    args = {"client": client, "cache": capacity_cache(client)}
     limiter = RateLimiter(site.limits.service_burst, site.limits.service_per_minute)
-    hub_prefix = prefix.split("/services/", 1)[0] + "/hub/"  # the hub's base URL + hub/
     return web.Application(
         [
             (rf"{prefix}estimate", EstimateHandler, args),
-            (rf"{prefix}catalogue", LimitedCatalogueHandler, {**args, "hub_prefix": hub_prefix}),
+            (rf"{prefix}catalogue", LimitedCatalogueHandler, args),
+            (rf"{prefix}teaching", LimitedTeachingHandler),
             (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}catalogue"}),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],
         cookie_secret=os.urandom(32),
-        **{LIMITER: limiter},
+        **{LIMITER: limiter, SITE_FILE: site_file, PREFIX: prefix},
         # Every route is a read-only GET about the caller's own requests (estimates, the
         # catalogue). The browser's same-origin policy keeps other sites from reading them, and
         # the estimate handler refuses cross-site requests outright, so the spawn page's
         # fetch() needs no service XSRF token (it could not read one: that cookie is scoped to
         # this service's path). "Start course" is the hub's own /hub/spawn link.
         disable_check_xsrf=True,
+        # any other path under the service: a 404 page in the site's frame
+        default_handler_class=NotFound,
     )
+
+
+class NotFound(PageRenderer, web.RequestHandler):
+    """Any other path of the service."""
+
+    def prepare(self) -> None:
+        raise web.HTTPError(404)
 
 
 def _exit_with_the_hub() -> None:

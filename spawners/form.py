@@ -1,101 +1,78 @@
-"""The spawn form, rendered on the server from the site (works without JavaScript).
+"""The spawn form: `templates/form.html` rendered on the server from the site (it works without
+JavaScript), under the site's own templates (site.toml `[hub] template_dirs`).
 
-The live form (free capacity, estimates, per-QoS limits) grows here; every value shown is
-escaped, and what comes back is checked by `parse_request`, never trusted.
+This module only gathers what the form shows — values, the effective limits, capacity, the
+estimate, a refusal — into the template's context; the template escapes every value, and what
+comes back is checked by `parse_request`, never trusted.
 """
 
 from __future__ import annotations
 
-from html import escape
+from dataclasses import asdict, dataclass, field
 
 from factoryhub.capacity import Capacity
-from factoryhub.durations import describe_minutes, format_minutes, parse_minutes
+from factoryhub.durations import describe_minutes, parse_minutes
 from factoryhub.estimate import Estimate
 from factoryhub.request import ResourceRequest, UserAccess
-from factoryhub.site import Site
+from factoryhub.site import Partition, Site
+from factoryhub.slurm import QosLimits
+from factoryhub.templating import template_environment
+
+TEMPLATE = "form.html"
 
 
-def _select(name: str, label: str, options: dict[str, str], chosen: str) -> str:
-    items = "".join(
-        f'<option value="{escape(value)}"{" selected" if value == chosen else ""}>'
-        f"{escape(text)}</option>"
-        for value, text in options.items()
-    )
-    return (
-        f'<div class="form-group"><label for="fh-{name}">{escape(label)}</label>'
-        f'<select class="form-control" id="fh-{name}" name="{name}">{items}</select></div>'
-    )
+@dataclass(frozen=True)
+class Refusal:
+    """A request the hub refused, shown again in the form: the learner's own values (strings,
+    as sent), the sentence, and the field it is about (None: the request as a whole)."""
+
+    options: dict[str, object] = field(default_factory=dict)
+    message: str = ""
+    field: str | None = None
 
 
-def _number(name: str, label: str, value: int, low: int, high: int) -> str:
-    return (
-        f'<div class="form-group"><label for="fh-{name}">{escape(label)}</label>'
-        f'<input class="form-control" type="number" id="fh-{name}" name="{name}"'
-        f' value="{value}" min="{low}" max="{high}"></div>'
-    )
+@dataclass(frozen=True)
+class Limits:
+    """What one partition allows a job under one QoS: the lower of the two per limit."""
 
+    cpus: int
+    memory_gb: int
+    gpus: int
+    walltime_minutes: int
 
-def _capacity_table(site: Site, capacity: Capacity | None) -> str:
-    if capacity is None:
+    def _gpus(self) -> str:
+        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else "no GPUs"
+
+    def label(self, name: str, part: Partition) -> str:
         return (
-            '<p class="text-warning">Free capacity is unknown: the scheduler is not answering.</p>'
+            f"{part.label or name} (up to {self.cpus} CPUs, {self._gpus()},"
+            f" {describe_minutes(self.walltime_minutes)})"
         )
-    rows = []
-    for name in site.partitions:
-        if name not in capacity.partitions:
-            continue
-        free = capacity.summary(name)
-        gpus = f"{free['gpus_free']} of {free['gpus_total']}" if free["gpus_total"] else "none"
-        state = "up" if capacity.partitions[name].up else "not accepting jobs"
-        rows.append(
-            f"<tr><td>{escape(name)}</td><td>{free['cpus_idle']} of {free['cpus_total']}</td>"
-            f"<td>{escape(gpus)}</td><td>{escape(state)}</td></tr>"
-        )
-    return (
-        '<table class="table table-sm" id="fh-capacity"><caption>Free right now</caption>'
-        "<thead><tr><th>Partition</th><th>Idle CPUs</th><th>Free GPUs</th><th>State</th></tr>"
-        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def effective_limits(part: Partition, qos: QosLimits | None) -> Limits:
+    """The partition's per-job limits, lowered by the QoS's per-job limits where they are
+    lower (pure): what the form offers is what the scheduler will accept."""
+    walltime = parse_minutes(part.max_walltime)
+    if qos is None:
+        return Limits(part.max_cpus, part.max_memory_gb, part.max_gpus, walltime)
+
+    def lower(own: int, other: int | None) -> int:
+        return own if other is None else min(own, other)
+
+    memory = None if qos.max_memory_mb_per_job is None else qos.max_memory_mb_per_job // 1024
+    return Limits(
+        cpus=lower(part.max_cpus, qos.max_cpus_per_job),
+        memory_gb=lower(part.max_memory_gb, memory),
+        gpus=lower(part.max_gpus, qos.max_gpus_per_job),
+        walltime_minutes=lower(walltime, qos.max_walltime_minutes),
     )
-
-
-def _estimate_line(estimate: Estimate | None, url: str) -> str:
-    text = estimate.message if estimate else "no estimate yet"
-    kind = estimate.kind if estimate else "unknown"
-    return (
-        f'<p id="fh-estimate" data-kind="{escape(kind)}" data-url="{escape(url)}">'
-        f"Your session: <strong>{escape(text)}</strong></p>"
-    )
-
-
-# Progressive enhancement: with JavaScript the estimate follows the learner's edits; without it
-# the form still works and shows the estimate for the defaults.
-_LIVE_ESTIMATE = """<script>
-(() => {
-  const line = document.getElementById("fh-estimate");
-  const form = line.closest("form");
-  const text = line.querySelector("strong");
-  let timer;
-  async function update() {
-    const params = new URLSearchParams(new FormData(form));
-    params.delete("_xsrf");
-    try {
-      const reply = await fetch(line.dataset.url + "?" + params, {credentials: "same-origin"});
-      const body = await reply.json();
-      text.textContent = body.message;
-      line.dataset.kind = reply.ok ? body.kind : "invalid";
-    } catch (err) {
-      text.textContent = "no estimate right now";
-    }
-  }
-  form.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(update, 250); });
-})();
-</script>"""
 
 
 def qos_label(name: str, access: UserAccess) -> str:
     """A QoS with its per-job limits from the accounting database, e.g. "normal (per job: at
     most 2 GPUs, 12 h)"."""
-    limit = next((q for q in access.qos_limits if q.name == name), None)
+    limit = _qos_limits(name, access)
     if limit is None:
         return name
     parts = []
@@ -110,32 +87,174 @@ def qos_label(name: str, access: UserAccess) -> str:
     return f"{name} (per job: at most {', '.join(parts)})" if parts else name
 
 
-def _access_fields(access: UserAccess) -> list[str]:
+def _qos_limits(name: str, access: UserAccess) -> QosLimits | None:
+    return next((q for q in access.qos_limits if q.name == name), None)
+
+
+def _choices(options: dict[str, str], chosen: object) -> list[dict[str, object]]:
+    return [{"value": v, "text": t, "selected": v == chosen} for v, t in options.items()]
+
+
+def _capacity_rows(site: Site, capacity: Capacity | None) -> list[dict[str, str]] | None:
+    if capacity is None:
+        return None
+    rows = []
+    for name in site.partitions:
+        if name not in capacity.partitions:
+            continue
+        free = capacity.summary(name)
+        gpus = f"{free['gpus_free']} of {free['gpus_total']}" if free["gpus_total"] else "none"
+        rows.append(
+            {
+                "partition": name,
+                "cpus": f"{free['cpus_idle']} of {free['cpus_total']}",
+                "gpus": gpus,
+                "state": "up" if capacity.partitions[name].up else "not accepting jobs",
+            }
+        )
+    return rows
+
+
+def _values(site: Site, prefill: ResourceRequest | None, refusal: Refusal | None) -> dict:
+    """What each field shows: the site's defaults, or a link's checked request, under the
+    values of a refused request (the learner's own, kept)."""
+    defaults = site.session
+    # The site's default is written as Slurm reads it ("30:00" is 30 minutes): show it in a
+    # form the learner's own input is read in.
+    chosen = prefill or ResourceRequest(
+        partition=defaults.partition,
+        cpus=defaults.cpus,
+        memory_gb=defaults.memory_gb,
+        walltime_minutes=parse_minutes(defaults.walltime),
+        environment=defaults.environment,
+    )
+    values = chosen.to_options()
+    if refusal is not None:
+        values.update({k: "" if v is None else str(v) for k, v in refusal.options.items()})
+    return values
+
+
+def _access(access: UserAccess, values: dict) -> dict[str, object]:
     """Account and QoS when there is a choice; a reservation only for its members."""
-    fields = []
-    if len(access.accounts) > 1:
-        accounts = {a: a for a in access.accounts}
-        fields.append(_select("account", "Account to charge", accounts, access.accounts[0]))
-    if len(access.qos) > 1:
-        choices = {q: qos_label(q, access) for q in access.qos}
-        fields.append(_select("qos", "Quality of service", choices, access.qos[0]))
-    elif access.qos and qos_label(access.qos[0], access) != access.qos[0]:
-        text = f"Your quality of service: {qos_label(access.qos[0], access)}"
-        fields.append(f'<p id="fh-qos">{escape(text)}</p>')
-    if access.reservations:
-        choices = {"": "none", **{r: r for r in access.reservations}}
-        fields.append(_select("reservation", "Reservation (e.g. your workshop)", choices, ""))
-    return fields
+    qos_text = ""
+    if len(access.qos) == 1 and qos_label(access.qos[0], access) != access.qos[0]:
+        qos_text = f"Your quality of service: {qos_label(access.qos[0], access)}"
+    many = len(access.accounts) > 1, len(access.qos) > 1
+    return {
+        "accounts": _choices({a: a for a in access.accounts}, values.get("account"))
+        if many[0]
+        else [],
+        "qos": _choices({q: qos_label(q, access) for q in access.qos}, values.get("qos"))
+        if many[1]
+        else [],
+        "qos_text": qos_text,
+        "reservations": _choices(
+            {"": "none", **{r: r for r in access.reservations}}, values.get("reservation", "")
+        )
+        if access.reservations
+        else [],
+    }
 
 
-def _confirm_course(request: ResourceRequest, title: str) -> list[str]:
-    """For a link that named a course: what will start, and the course as a form field (the
-    link itself starts nothing; the learner's POST of this form does)."""
-    text = f"Start the course {title} with the resources below? Check them and press Start."
-    return [
-        f'<p id="fh-confirm" class="alert alert-info">{escape(text)}</p>',
-        f'<input type="hidden" name="course" value="{escape(request.course)}">',
-    ]
+def _limits(site: Site, access: UserAccess) -> dict[str, object]:
+    """Each partition's effective limits under each of the learner's QoS ("": none known),
+    for the labels and for the form's script when the learner changes partition or QoS."""
+    by_qos: dict[str, dict[str, dict[str, object]]] = {}
+    for qos in ("", *access.qos):
+        table = by_qos[qos] = {}
+        for name, part in site.partitions.items():
+            lim = effective_limits(part, _qos_limits(qos, access) if qos else None)
+            table[name] = {**asdict(lim), "label": lim.label(name, part)}
+    return {
+        "qos": access.qos[0] if access.qos else "",
+        "by_qos": by_qos,
+        "gpu_partitions": [n for n, p in site.partitions.items() if p.gpu_types],
+    }
+
+
+def _refusal_context(refusal: Refusal | None, shown: set[str]) -> tuple[dict[str, str], str]:
+    """A refusal's sentence next to its field when the form shows that field (without the
+    field's name, which the label already says), otherwise above the fields."""
+    if refusal is None:
+        return {}, ""
+    if refusal.field in shown:
+        prefix = f"{refusal.field}: "
+        message = refusal.message.removeprefix(prefix)
+        return {refusal.field: message}, ""
+    return {}, refusal.message
+
+
+def _confirm_text(course: str, title: str) -> str:
+    """For a link that named a course: what will start (the link itself starts nothing; the
+    learner's POST of this form does)."""
+    if not course:
+        return ""
+    return (
+        f"Start the course {title or course} with the resources below? Check them and press Start."
+    )
+
+
+def _estimate(estimate: Estimate | None, url: str) -> dict[str, str]:
+    return {
+        "kind": estimate.kind if estimate else "unknown",
+        "message": estimate.message if estimate else "no estimate yet",
+        "url": url,
+    }
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """Everything `render_options_form` needs beyond the site."""
+
+    capacity: Capacity | None = None
+    estimate: Estimate | None = None
+    estimate_url: str = ""
+    access: UserAccess = field(default_factory=UserAccess)
+    prefill: ResourceRequest | None = None
+    course_title: str = ""
+    refusal: Refusal | None = None
+
+
+def form_context(site: Site, ctx: FormContext) -> dict[str, object]:
+    """The template's variables (pure; tests read them without HTML)."""
+    values = _values(site, ctx.prefill, ctx.refusal)
+    access = _access(ctx.access, values)
+    limits = _limits(site, ctx.access)
+    table = limits["by_qos"].get(values.get("qos") or limits["qos"], limits["by_qos"][""])
+    mine = table.get(values["partition"]) or table[site.session.partition]
+    gpu_types = sorted({t for part in site.partitions.values() for t in part.gpu_types})
+    shown = {"partition", "cpus", "memory_gb", "gpus", "walltime", "environment"}
+    shown |= {"gpu_type"} if gpu_types else set()
+    shown |= {n for n, key in (("account", "accounts"), ("qos", "qos")) if access[key]}
+    shown |= {"reservation"} if access["reservations"] else set()
+    errors, general = _refusal_context(ctx.refusal, shown)
+    course = str(values.get("course") or "")
+    return {
+        "values": values,
+        "errors": errors,
+        "refusal": general,
+        "refused": ctx.refusal is not None,
+        "confirm": _confirm_text(course, ctx.course_title),
+        "course": course,
+        "capacity": _capacity_rows(site, ctx.capacity),
+        "estimate": _estimate(ctx.estimate, ctx.estimate_url),
+        "partitions": _choices(
+            {name: table[name]["label"] for name in site.partitions}, values["partition"]
+        ),
+        "max": {k: mine[k] for k in ("cpus", "memory_gb", "gpus")},
+        # "any" sends no type: a GPU type is only taken with GPUs, and then defaults to the
+        # partition's first.
+        "gpu_types": _choices(
+            {"": "any (the partition's)", **{t: t for t in gpu_types}}, values.get("gpu_type")
+        )
+        if gpu_types
+        else [],
+        "environments": _choices(
+            {name: env.label for name, env in site.environments.items()}, values["environment"]
+        ),
+        **access,
+        "limits": limits,
+    }
 
 
 def render_options_form(
@@ -146,56 +265,13 @@ def render_options_form(
     access: UserAccess | None = None,
     prefill: ResourceRequest | None = None,
     course_title: str = "",
+    refusal: Refusal | None = None,
 ) -> str:
     """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form), with
-    the site's defaults or, from a link such as the catalogue's, a checked request `prefill`."""
-    defaults = site.session
-    partitions = {
-        name: f"{part.label or name} (up to {part.max_cpus} CPUs, {part.max_gpus} GPUs,"
-        f" {part.max_walltime})"
-        for name, part in site.partitions.items()
-    }
-    gpu_types = sorted({t for part in site.partitions.values() for t in part.gpu_types})
-    largest = max(site.partitions.values(), key=lambda p: p.max_cpus)
-    # The site's default is written as Slurm reads it ("30:00" is 30 minutes): show it in a
-    # form the learner's own input is read in.
-    chosen = prefill or ResourceRequest(
-        partition=defaults.partition,
-        cpus=defaults.cpus,
-        memory_gb=defaults.memory_gb,
-        walltime_minutes=parse_minutes(defaults.walltime),
-        environment=defaults.environment,
+    the site's defaults or, from a link such as the catalogue's, a checked request `prefill`;
+    after a refused Start, the learner's own values and the sentence next to its field."""
+    ctx = FormContext(
+        capacity, estimate, estimate_url, access or UserAccess(), prefill, course_title, refusal
     )
-    fields = (
-        _confirm_course(prefill, course_title or prefill.course)
-        if prefill and prefill.course
-        else []
-    )
-    fields += [
-        _capacity_table(site, capacity),
-        _estimate_line(estimate, estimate_url),
-        _select("partition", "Partition", partitions, chosen.partition),
-        _number("cpus", "CPUs", chosen.cpus, 1, largest.max_cpus),
-        _number("memory_gb", "Memory (GB)", chosen.memory_gb, 1, largest.max_memory_gb),
-        _number("gpus", "GPUs", chosen.gpus, 0, max(p.max_gpus for p in site.partitions.values())),
-    ]
-    if gpu_types:
-        # "any" sends no type: a GPU type is only taken with GPUs, and then defaults to the
-        # partition's first.
-        types = {"": "any (the partition's)", **{t: t for t in gpu_types}}
-        fields.append(_select("gpu_type", "GPU type", types, chosen.gpu_type))
-    fields += [
-        '<div class="form-group"><label for="fh-walltime">Walltime (minutes, or HH:MM:SS)'
-        '</label><input class="form-control" id="fh-walltime" name="walltime" maxlength="12"'
-        f' value="{escape(format_minutes(chosen.walltime_minutes))}"></div>',
-        _select(
-            "environment",
-            "Software environment",
-            {name: env.label for name, env in site.environments.items()},
-            chosen.environment,
-        ),
-    ]
-    fields += _access_fields(access or UserAccess())
-    if estimate_url:
-        fields.append(_LIVE_ESTIMATE)
-    return "\n".join(fields)
+    env = template_environment("factoryhub.spawners", site.hub.template_dirs)
+    return env.get_template(TEMPLATE).render(site_title=site.hub.title, **form_context(site, ctx))

@@ -4,6 +4,7 @@ live spawn form. Kept apart from the spawner's job lifecycle; both take the spaw
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, NoReturn
 from weakref import WeakKeyDictionary
 
@@ -13,6 +14,7 @@ from factoryhub.courses.catalogue import course_presets, landing_page, published
 from factoryhub.estimate import SERVICE_NAME, Estimate, never_reason
 from factoryhub.livesite import CAPACITY_MAX_AGE, association_cache
 from factoryhub.request import (
+    FIELDS,
     LIVE_FIELDS,
     RequestError,
     ResourceRequest,
@@ -23,7 +25,7 @@ from factoryhub.request import (
 )
 from factoryhub.site import Site
 
-from .form import render_options_form
+from .form import Refusal, render_options_form
 
 if TYPE_CHECKING:
     from .spawner import SlurmSpawner
@@ -41,6 +43,40 @@ UNAVAILABLE = (
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{0,40}", re.ASCII)
 
 
+class RequestRefused(web.HTTPError):
+    """A request the hub will not submit. Its sentence is the whole message, for the REST
+    API's JSON and for JupyterHub's spawn page alike (not "HTTP 400: … (…)")."""
+
+    def __init__(self, status: int, message: str) -> None:
+        reason = "invalid resource request" if status == 400 else None
+        super().__init__(status, message.replace("%", "%%"), reason=reason)
+        self.jupyterhub_message = message
+
+
+# A refused request waits here for the form JupyterHub renders right after the refusal (in the
+# same HTTP request, for the same user: JupyterHub re-renders the user's default server's form
+# even for a named one), so the learner's choices are kept and the sentence sits next to its
+# field. Keyed by user name; an entry no form picks up (a REST refusal) is dropped after a
+# minute.
+_REFUSALS: dict[str, tuple[float, Refusal]] = {}
+_REFUSAL_TTL = 60.0
+
+
+def _refuse(user: str, status: int, message: str, options: object, field: str | None):
+    """Remember the refusal for the form, and return the error to raise."""
+    now = time.monotonic()
+    for name in [n for n, (at, _) in _REFUSALS.items() if now - at > _REFUSAL_TTL]:
+        del _REFUSALS[name]
+    _REFUSALS[user] = (now, Refusal(_shown_values(options), message, field))
+    return RequestRefused(status, message)
+
+
+def take_refusal(user: str) -> Refusal | None:
+    """The refusal waiting for `user`'s form, if a recent one is (taken: shown once)."""
+    at, refusal = _REFUSALS.pop(user, (0.0, None))
+    return refusal if time.monotonic() - at <= _REFUSAL_TTL else None
+
+
 def warning_seconds(request: ResourceRequest, site: Site) -> int:
     """How long before its end Slurm warns a session: the site's lead, at most half the
     walltime (a 10-minute warning on a 15-minute debug session would come at once)."""
@@ -56,6 +92,7 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
     a walltime over the partition's real MaxTime would otherwise pend forever).
     """
     site, user = spawner.site, spawner.user.name
+    raw = options
     try:
         if not _SERVER_NAME.fullmatch(spawner.name or ""):
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
@@ -69,7 +106,7 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
             {k: v for k, v in options.items() if k != "reservation"}, site, access, courses
         )
         if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
-            raise web.HTTPError(503, UNAVAILABLE)
+            raise _refuse(user, 503, UNAVAILABLE, options, None)
         # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
         capacity = await spawner.live_capacity(max_age=fresh)
@@ -81,7 +118,8 @@ async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
             raise RequestError(f"cannot start: {reason}")
     except RequestError as exc:
         spawner.user_options = spawner.orm_spawner.user_options = {}
-        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
+        raise _refuse(user, 400, str(exc), raw, exc.field) from None
+    _REFUSALS.pop(user, None)  # an earlier refusal is answered
     spawner.request = request
     spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
     if request.course:
@@ -112,9 +150,24 @@ def confirm_query(spawner: SlurmSpawner, query: dict[str, list[str]]) -> NoRetur
         courses = course_presets(site) if options.get("course") else {}
         request = parse_request(without_live_fields(options), site, access_for(site, user), courses)
     except RequestError as exc:
-        raise web.HTTPError(400, str(exc), reason="invalid resource request") from None
+        raise _refuse(user, 400, str(exc), query, exc.field) from None
     _PREFILLS[spawner] = request
     raise ConfirmBeforeStart("a link's request waits for the learner's confirmation")
+
+
+def _shown_values(options: object) -> dict[str, str]:
+    """A refused request's known fields, one short string each, to show again in the form
+    (form fields arrive as one-element lists, REST values as themselves)."""
+    if not isinstance(options, dict):
+        return {}
+    shown = {}
+    for key in FIELDS:
+        value = options.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            shown[key] = str(value)[:64]
+    return shown
 
 
 def _resources(prefill: ResourceRequest | None) -> dict[str, object]:
@@ -136,6 +189,7 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     associations = await association_cache(spawner.slurm_client).get(spawner.user.name)
     access = access_for(spawner.site, spawner.user.name, reservations, associations)
     prefill = _PREFILLS.pop(spawner, None)
+    refusal = take_refusal(spawner.user.name)
     estimate = None
     try:
         request = parse_request(_resources(prefill), spawner.site, access)
@@ -155,4 +209,5 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
         access=access,
         prefill=prefill,
         course_title=title,
+        refusal=refusal,
     )

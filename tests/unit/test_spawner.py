@@ -438,3 +438,102 @@ async def test_without_an_accounting_database_site_toml_applies(fake_slurm):
     from factoryhub import livesite
 
     assert await livesite.AssociationCache(fake_slurm).get("alice") is None
+
+
+# The spawn form after a refused Start: JupyterHub renders the form again at once; it keeps the
+# learner's values and shows the sentence next to its field.
+
+
+@pytest.fixture
+def no_refusal():
+    from factoryhub.spawners.options import _REFUSALS
+
+    _REFUSALS.clear()
+    yield
+    _REFUSALS.clear()
+
+
+async def test_a_refused_start_keeps_the_choices_and_puts_the_sentence_by_its_field(
+    spawner, fake_slurm, no_refusal
+):
+    posted = {"partition": ["debug"], "cpus": ["3"], "walltime": ["01:00:00"], "_xsrf": ["x"]}
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, spawner.options_from_form(posted))
+    sentence = "walltime: the debug partition allows at most 30 minutes (00:30:00)"
+    # the plain sentence for JupyterHub's page and the REST API, not "HTTP 400: … (…)"
+    assert err.value.status_code == 400 and err.value.jupyterhub_message == sentence
+    form = await spawner.options_form(spawner)
+    assert '<option value="debug" selected>' in form and 'name="cpus" value="3"' in form
+    assert 'class="form-control is-invalid" id="fh-walltime" name="walltime" maxlength="12"' in form
+    assert 'value="01:00:00"><div class="invalid-feedback fh-error" id="fh-walltime-error">' in form
+    assert "the debug partition allows at most 30 minutes (00:30:00)</div>" in form
+    assert 'id="fh-fields" class="fh-refused"' in form and 'id="fh-refusal"' not in form
+    again = await spawner.options_form(spawner)  # shown once: a fresh form has the defaults
+    assert "fh-refused" not in again and '<option value="cpu" selected>' in again
+    assert fake_slurm.count("submit") == 0
+
+
+async def test_a_refusal_without_a_field_in_the_form_is_shown_above_it(
+    spawner, fake_slurm, no_refusal
+):
+    from factoryhub.capacity import parse_partitions
+
+    fake_slurm.live = type(fake_slurm.live)(
+        parse_partitions("PartitionName=cpu MaxTime=02:00:00 State=UP\n"), fake_slurm.live.nodes
+    )
+    with pytest.raises(web.HTTPError):
+        await spawner.apply_user_options(spawner, {"walltime": "04:00:00", "cpus": "2"})
+    form = await spawner.options_form(spawner)
+    assert 'id="fh-refusal" class="alert alert-danger" role="alert">cannot start: the cpu' in form
+    assert 'name="cpus" value="2"' in form and 'value="04:00:00"' in form
+
+
+async def test_a_scheduler_that_does_not_answer_is_said_in_a_sentence_and_keeps_the_choices(
+    spawner, fake_slurm, no_refusal
+):
+    fake_slurm.down = True
+    with pytest.raises(web.HTTPError) as err:
+        await spawner.apply_user_options(spawner, {"cpus": "2"})
+    assert err.value.status_code == 503
+    assert err.value.jupyterhub_message.startswith("The scheduler is not answering right now")
+    form = await spawner.options_form(spawner)
+    assert "The scheduler is not answering right now" in form and 'name="cpus" value="2"' in form
+
+
+async def test_a_refused_link_shows_its_values_and_the_sentence(spawner, no_refusal):
+    from factoryhub.spawners.options import confirm_query
+
+    with pytest.raises(web.HTTPError) as err:
+        confirm_query(spawner, {"partition": ["gpu"], "walltime": ["1:30"]})
+    assert err.value.status_code == 400
+    form = await spawner.options_form(spawner)
+    assert '<option value="gpu" selected>' in form and 'value="1:30"' in form
+    assert "01:30:00 or 90" in form and 'id="fh-walltime-error"' in form
+
+
+async def test_a_later_good_request_clears_the_refusal(spawner, no_refusal):
+    with pytest.raises(web.HTTPError):
+        await spawner.apply_user_options(spawner, {"cpus": "999"})
+    await spawner.apply_user_options(spawner, {"cpus": "2"})
+    assert "fh-refused" not in await spawner.options_form(spawner)
+
+
+async def test_the_form_offers_the_effective_limits_of_partition_and_qos(
+    spawner, fake_slurm, no_refusal
+):
+    import json
+    import re
+
+    limits = (QosLimits("normal", 720, None, 2), QosLimits("long", 1440, None, 4))
+    fake_slurm.accounting = Associations(("training",), ("normal", "long"), limits)
+    form = await spawner.options_form(spawner)
+    # the partition allows 4 GPUs and 24 h; the learner's default QoS normal, 2 and 12 h
+    assert '<option value="gpu">GPU nodes (H100) (up to 16 CPUs, 2 GPUs, 12 h)</option>' in form
+    assert "CPU nodes (up to 32 CPUs, no GPUs, 12 h)" in form
+    script = re.search(r'<script type="application/json" id="fh-limits">(.*?)</script>', form)
+    table = json.loads(script.group(1))
+    assert table["qos"] == "normal" and table["gpu_partitions"] == ["gpu"]
+    assert table["by_qos"]["long"]["gpu"]["gpus"] == 4
+    assert table["by_qos"]["long"]["gpu"]["walltime_minutes"] == 1440
+    assert table["by_qos"]["normal"]["gpu"]["walltime_minutes"] == 720
+    assert table["by_qos"]["normal"]["debug"]["walltime_minutes"] == 30  # the lower: debug's
