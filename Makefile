@@ -11,7 +11,7 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	deploy/install.sh --test
 	$(PY)/factoryhub slurm start --repo $(CURDIR)
 	$(MAKE) lint
-	$(PY)/pytest -p no:cacheprovider
+	FACTORYHUB_TESTS=all $(PY)/pytest -p no:cacheprovider
 	$(PY)/factoryhub course check
 	$(PY)/factoryhub course validate --on slurm --reports reports
 	benchmarks/peer/install.sh
@@ -30,8 +30,9 @@ bench:           ## FactoryHub against its peers (docs/performance.md, benchmark
 courses:         ## validate every course in notebooks/ on the embedded Slurm (reports/)
 	$(PY)/factoryhub course validate --on slurm --reports reports
 
-unit:            ## the fast tests only (no Slurm, no browser)
-	$(PY)/pytest -p no:cacheprovider tests/unit
+unit:            ## the fast tests only (no Slurm, no browser), of the working tree
+	$(PY)/python tests/worktree.py build/worktree
+	PYTHONPATH=$(CURDIR)/build/worktree $(PY)/pytest -p no:cacheprovider tests/unit
 
 stop:            ## stop the hub, the proxy and Slurm
 	$(PY)/factoryhub demo stop --repo $(CURDIR)

@@ -1,13 +1,21 @@
-"""The real site for integration and browser tests: the embedded Slurm, and a hub + proxy of
-their own (ports 18000/18001/18081, a temporary state directory, hub id "test"), so a running
-demo is left alone. Nothing here is faked: logins go through PAM, sessions are Slurm jobs."""
+"""The real site for integration, browser and fault tests: the embedded Slurm, and a hub + proxy
+of their own (ports 18000/18001/18081, a temporary state directory, hub id "test") with accounts
+of their own, so a running demo, its learners and their homes are left alone. Nothing here is
+faked: logins go through PAM, sessions are Slurm jobs.
+
+The tests' accounts stand in for the demo's (`STANDS_IN_FOR`): the test site gives each the
+hub role, Slurm accounts and QoS its demo counterpart has. Each run starts them with homes as
+new (no workspace, notebook or log of an earlier run) and a password of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import pwd
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -22,12 +30,23 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.daemons import running_pid
 from factoryhub.demo.embedded import ensure_slurm
 from factoryhub.demo.hubprocess import HubInstance, start_hub
-from factoryhub.site import another_hub, load_site
+from factoryhub.site import DemoAccount, Site, another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
-PASSWORDS = {a.name: a.password for a in load_site(REPO / "hub_config" / "site.toml").demo_accounts}
+# test account -> the demo account whose role, Slurm accounts and QoS it has on the test site
+STANDS_IN_FOR = {
+    "tlearner1": "alice",
+    "tlearner2": "bob",
+    "tlearner3": "carol",
+    "ttrainer": "trainer",
+    "tadmin": "admin",
+}
+TEST_ACCOUNTS = tuple(STANDS_IN_FOR)
+# Logins through PAM: one password per run (tests of their own accounts add theirs here).
+PASSWORDS = {name: secrets.token_urlsafe(18) for name in TEST_ACCOUNTS}
 
 
 FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"
@@ -63,10 +82,30 @@ def liar_environment() -> Path:
     return prefix
 
 
+def as_test_accounts(raw: dict) -> dict:
+    """site.toml data with the tests' accounts where the demo's are named (hub admins and
+    trainers, [access] accounts and QoS), and no demo accounts or passwords (pure)."""
+    test_name = {demo: test for test, demo in STANDS_IN_FOR.items()}
+
+    def renamed(names: list[str]) -> list[str]:
+        return [test_name.get(name, name) for name in names]
+
+    hub = dict(raw.get("hub", {}))
+    for key in ("admin_users", "trainers"):
+        if key in hub:
+            hub[key] = renamed(hub[key])
+    access = {
+        table: {name: renamed(users) for name, users in grants.items()}
+        for table, grants in raw.get("access", {}).items()
+    }
+    site = {key: value for key, value in raw.items() if key != "demo_accounts"}
+    return {**site, "hub": hub, "access": access}
+
+
 def write_test_site(state_dir: Path) -> Path:
-    """The demo site with the test hub's ports, state directory and a fast poll."""
+    """The demo site with the test hub's ports, state directory, accounts and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
-    raw = another_hub(raw, "test", 18000, str(state_dir))
+    raw = as_test_accounts(another_hub(raw, "test", 18000, str(state_dir)))
     raw["hub"]["catalogue_dir"] = str(TEST_CATALOGUE)
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
@@ -84,21 +123,86 @@ def write_test_site(state_dir: Path) -> Path:
 
 def start_test_hub(state_dir: Path) -> HubInstance:
     ensure_slurm(REPO / "deploy")
+    cancel_test_jobs()  # anything an interrupted run left
     shutil.rmtree(TEST_CATALOGUE, ignore_errors=True)  # each run publishes its own courses
     site_path = write_test_site(state_dir)
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
-    ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group, hub.site.access)
+    ensure_test_accounts(hub.site)
     start_hub(hub)
     client = HubClient(hub)
     wait_until(lambda: "/services/factoryhub" in client.routes(), 30, "estimate service routed")
     return hub
 
 
+def ensure_test_accounts(site: Site) -> None:
+    """The tests' accounts, with `ensure_accounts` as the demo's are made, homes as new."""
+    for name in TEST_ACCOUNTS:
+        renew_home(name)
+    accounts = tuple(DemoAccount(name, PASSWORDS[name]) for name in TEST_ACCOUNTS)
+    ensure_accounts(accounts, site.hub.allowed_group, site.access)
+
+
+def renew_home(user: str) -> None:
+    """A test account's home as a new account's (a copy of /etc/skel): no JupyterLab workspace,
+    notebook, course copy or log an earlier run left. Only ever the tests' own accounts."""
+    if user not in TEST_ACCOUNTS:
+        raise ValueError(f"{user!r} is not one of the tests' accounts")
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return  # `ensure_accounts` makes it, with a new home
+    home = Path(account.pw_dir)
+    if home.parent != Path("/home") or home.name != user:
+        raise ValueError(f"{user}'s home {home} is not /home/{user}: left alone")
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree("/etc/skel", home, symlinks=True, dirs_exist_ok=True)
+    for path in [home, *home.rglob("*")]:
+        os.lchown(path, account.pw_uid, account.pw_gid)
+    home.chmod(0o700)
+
+
 def cancel_test_jobs() -> None:
+    """Cancel the test hub's sessions (any user's) and every job of the tests' accounts."""
     out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout
     ids = [line.split()[0] for line in out.splitlines() if " fh:test:" in line]
     if ids:
         subprocess.run(["scancel", *ids], check=False)
+    known = [name for name in TEST_ACCOUNTS if _exists(name)]
+    if known:
+        subprocess.run(["scancel", f"--user={','.join(known)}"], check=False)
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def stop_everything(hub: HubInstance, timeout: float = 60) -> None:
+    """Every server of the test hub stopped (the hub restarted first if a test left it dead)
+    and the tests' jobs cancelled: what a failed test leaves behind."""
+    if not running_pid(hub.hub_pidfile):
+        start_hub(hub)
+    client = HubClient(hub)
+    admin = client.login_token("tadmin")
+    with client.api(admin) as api:
+        users = api.get("/users", params={"state": "active"}).json()
+        for user in users:
+            for server in user.get("servers", {}):
+                name = user["name"]
+                api.delete(f"/users/{name}/servers/{server}" if server else f"/users/{name}/server")
+    wait_until(
+        lambda: all(
+            client.server(user["name"], admin, server) is None
+            for user in users
+            for server in user.get("servers", {})
+        ),
+        timeout,
+        "every server of the test hub stopped",
+    )
+    cancel_test_jobs()
 
 
 def job_id_in(events: list[dict]) -> str:

@@ -1,9 +1,8 @@
-"""Where browser tests put their screenshots (docs/images/), and chromium's launch arguments."""
+"""Where browser tests put their screenshots (reports/screenshots/, or docs/images/ with
+FACTORYHUB_REFRESH_DOCS=1: see conftest.screenshot_dir), and chromium's launch arguments."""
 
-from pathlib import Path
+from conftest import CHROMIUM_ARGS, screenshot_dir
 
-from conftest import CHROMIUM_ARGS
-
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+IMAGES = screenshot_dir()
 
 __all__ = ["CHROMIUM_ARGS", "IMAGES"]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 
 def contents(hub_client, token: str, path: str) -> dict:
     r = httpx.get(
-        f"{hub_client.base}/user/trainer/course-good-course/api/contents/{path}",
+        f"{hub_client.base}/user/ttrainer/course-good-course/api/contents/{path}",
         headers={"Authorization": f"token {token}"},
         timeout=30,
     )
@@ -31,10 +31,10 @@ def contents(hub_client, token: str, path: str) -> dict:
 def confirm_start(page, hub_client, course: str) -> None:
     """The link shows the spawn form with the course's resources; nothing runs until Start."""
     page.wait_for_selector("#fh-confirm", timeout=30_000)
-    assert "/hub/spawn/trainer/course-" in page.url
+    assert "/hub/spawn/ttrainer/course-" in page.url
     assert page.locator('#spawn_form input[name="course"]').get_attribute("value") == course
-    token = hub_client.login_token("trainer")
-    assert hub_client.server("trainer", token, f"course-{course}") is None
+    token = hub_client.login_token("ttrainer")
+    assert hub_client.server("ttrainer", token, f"course-{course}") is None
     page.locator('#spawn_form button[type="submit"]').click()
 
 
@@ -55,8 +55,8 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     hub_client.publish_course(good_course(tmp_path))
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{hub_client.base}/hub/login")
-    page.fill("#username_input", "trainer")
-    page.fill("#password_input", PASSWORDS["trainer"])
+    page.fill("#username_input", "ttrainer")
+    page.fill("#password_input", PASSWORDS["ttrainer"])
     page.click("#login_submit")
     page.wait_for_url("**/hub/**")
     page.goto(f"{hub_client.base}/services/factoryhub/")
@@ -73,11 +73,11 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     card.locator("a.start").click()
     confirm_start(page, hub_client, "good-course")
     page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
-    assert "/user/trainer/course-good-course/lab/tree/courses/good-course/01-sum.ipynb" in page.url
+    assert "/user/ttrainer/course-good-course/lab/tree/courses/good-course/01-sum.ipynb" in page.url
     page.wait_for_timeout(1500)
     page.screenshot(path=IMAGES / "course-started.png")
 
-    token = hub_client.login_token("trainer")
+    token = hub_client.login_token("ttrainer")
     listing = contents(hub_client, token, "courses/good-course")
     names = {item["name"] for item in listing["content"]}
     assert {"01-sum.ipynb", "02-data.ipynb", "course.toml"} <= names
@@ -85,13 +85,13 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     nb = contents(hub_client, token, "courses/good-course/01-sum.ipynb")
     nb["content"]["cells"][0]["source"] = "# My notes"
     r = httpx.put(
-        f"{hub_client.base}/user/trainer/course-good-course/api/contents/courses/good-course/01-sum.ipynb",
+        f"{hub_client.base}/user/ttrainer/course-good-course/api/contents/courses/good-course/01-sum.ipynb",
         json={"type": "notebook", "content": nb["content"]},
         headers={"Authorization": f"token {token}"},
         timeout=30,
     )
     assert r.status_code == 200, r.text
-    hub_client.stop("trainer", token, name="course-good-course")
+    hub_client.stop("ttrainer", token, name="course-good-course")
     page.goto(f"{hub_client.base}/services/factoryhub/catalogue")
     page.locator("#course-good-course a.start").click()
     confirm_start(page, hub_client, "good-course")
@@ -100,5 +100,7 @@ def test_catalogue_start_course_lands_in_its_notebooks(page, hub_client, tmp_pat
     assert {item["name"] for item in again["content"]} == names
     kept = contents(hub_client, token, "courses/good-course/01-sum.ipynb")
     assert kept["content"]["cells"][0]["source"] == "# My notes"
-    hub_client.stop("trainer", token, name="course-good-course")
-    wait_until(lambda: not hub_client.server("trainer", token, "course-good-course"), 30, "stopped")
+    hub_client.stop("ttrainer", token, name="course-good-course")
+    wait_until(
+        lambda: not hub_client.server("ttrainer", token, "course-good-course"), 30, "stopped"
+    )

@@ -1,5 +1,6 @@
 """A learner in a real browser (Debian's chromium via Playwright): log in, start, land in
-JupyterLab running inside a Slurm job. Screenshots go to docs/images/."""
+JupyterLab running inside a Slurm job. Screenshots go to reports/screenshots/
+(docs/images/ with FACTORYHUB_REFRESH_DOCS=1)."""
 
 import subprocess
 
@@ -14,8 +15,8 @@ pytestmark = pytest.mark.browser
 def test_login_start_and_land_in_jupyterlab(page, hub_client):
     IMAGES.mkdir(parents=True, exist_ok=True)
     page.goto(f"{hub_client.base}/hub/login")
-    page.fill("#username_input", "carol")
-    page.fill("#password_input", PASSWORDS["carol"])
+    page.fill("#username_input", "tlearner3")
+    page.fill("#password_input", PASSWORDS["tlearner3"])
     page.screenshot(path=IMAGES / "login.png")
     page.click("#login_submit")
 
@@ -30,7 +31,7 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
         "document.querySelector('#fh-estimate').innerText.includes('at most 4 GPUs')"
     )
     page.screenshot(path=IMAGES / "spawn-form-limit.png")
-    # Within the partition but over carol's QoS (from the accounting database, sacctmgr).
+    # Within the partition but over tlearner3's QoS (from the accounting database, sacctmgr).
     assert "normal (per job: at most 2 GPUs, 12 h)" in page.inner_text("#fh-qos")
     page.fill("input[name=gpus]", "3")
     page.wait_for_function(
@@ -47,28 +48,28 @@ def test_login_start_and_land_in_jupyterlab(page, hub_client):
 
     page.wait_for_selector(".jp-LabShell", timeout=120_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
-    assert "/user/carol/lab" in page.url
+    assert "/user/tlearner3/lab" in page.url
     page.screenshot(path=IMAGES / "jupyterlab-in-slurm-job.png")
 
-    job_id = job_of("carol")
-    assert squeue_row(job_id)["user"] == "carol"
-    token = hub_client.login_token("carol")
-    hub_client.stop("carol", token)
+    job_id = job_of("tlearner3")
+    assert squeue_row(job_id)["user"] == "tlearner3"
+    token = hub_client.login_token("tlearner3")
+    hub_client.stop("tlearner3", token)
 
 
 def test_queued_session_says_why_and_where_in_line(page, hub_client):
     """Nodes drained: the learner sees the plain-language reason and their place in line."""
-    alice = hub_client.login_token("alice")
+    tlearner1 = hub_client.login_token("tlearner1")
     subprocess.run(
         ["scontrol", "update", "nodename=cn[01-02]", "state=drain", "reason=factoryhub-test"],
         check=True,
     )
     try:
-        with hub_client.api(alice) as api:
-            assert api.post("/users/alice/server", json={"user_options": {}}).status_code == 202
+        with hub_client.api(tlearner1) as api:
+            assert api.post("/users/tlearner1/server", json={"user_options": {}}).status_code == 202
         page.goto(f"{hub_client.base}/hub/login")
-        page.fill("#username_input", "carol")
-        page.fill("#password_input", PASSWORDS["carol"])
+        page.fill("#username_input", "tlearner3")
+        page.fill("#password_input", PASSWORDS["tlearner3"])
         page.click("#login_submit")
         page.wait_for_selector("#spawn_form")
         page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
@@ -80,16 +81,16 @@ def test_queued_session_says_why_and_where_in_line(page, hub_client):
         assert "the nodes that fit your request are down or reserved" in text
         page.screenshot(path=IMAGES / "spawn-queued.png")
     except BaseException:
-        _resume_and_stop(hub_client, alice)  # leave no server behind for the next tests
+        _resume_and_stop(hub_client, tlearner1)  # leave no server behind for the next tests
         raise
-    _resume_and_stop(hub_client, alice, check=True)
+    _resume_and_stop(hub_client, tlearner1, check=True)
 
 
-def _resume_and_stop(hub_client, alice: str, check: bool = False) -> None:
+def _resume_and_stop(hub_client, tlearner1: str, check: bool = False) -> None:
     """Resume the nodes; both queued sessions become ready (asserted when `check`), then stop."""
     subprocess.run(["scontrol", "update", "nodename=cn[01-02]", "state=resume"], check=False)
-    for user in ("alice", "carol"):
-        token = alice if user == "alice" else hub_client.login_token("carol")
+    for user in ("tlearner1", "tlearner3"):
+        token = tlearner1 if user == "tlearner1" else hub_client.login_token("tlearner3")
         try:
             wait_until(
                 lambda u=user, t=token: (hub_client.server(u, t) or {}).get("ready"),
@@ -110,11 +111,11 @@ def test_form_without_javascript_refuses_with_the_limit_inline(hub_client):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(java_script_enabled=False, viewport={"width": 1280, "height": 900})
         page.goto(f"{hub_client.base}/hub/login")
-        page.fill("#username_input", "bob")
-        page.fill("#password_input", PASSWORDS["bob"])
+        page.fill("#username_input", "tlearner2")
+        page.fill("#password_input", PASSWORDS["tlearner2"])
         page.click("#login_submit")
         page.wait_for_selector("#spawn_form")
-        before = squeue_jobs("bob")
+        before = squeue_jobs("tlearner2")
         # (9 GPUs the browser itself refuses: the field carries max="4".) A walltime over the
         # debug partition's limit passes the browser and must be refused by the hub.
         page.select_option("select[name=partition]", "debug")
@@ -126,7 +127,7 @@ def test_form_without_javascript_refuses_with_the_limit_inline(hub_client):
         assert "the debug partition allows at most 30 minutes" in page.inner_text("body")
         page.screenshot(path=IMAGES / "spawn-form-no-js-error.png")
         browser.close()
-    assert squeue_jobs("bob") == before
+    assert squeue_jobs("tlearner2") == before
 
 
 def squeue_jobs(user: str) -> set[str]:

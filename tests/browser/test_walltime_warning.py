@@ -12,25 +12,25 @@ NOTEBOOK = notebook_model([""])
 
 
 def test_walltime_warning_notifies_and_saves_open_notebooks(page, hub_client):
-    token = hub_client.login_token("carol")
+    token = hub_client.login_token("tlearner3")
     # 3 minutes: Slurm's warning comes halfway (up to a minute early), well before the end.
-    hub_client.start("carol", token, options={"walltime": "00:03:00"})
-    api = f"{hub_client.base}/user/carol/api/contents/unsaved-work.ipynb"
+    hub_client.start("tlearner3", token, options={"walltime": "00:03:00"})
+    api = f"{hub_client.base}/user/tlearner3/api/contents/unsaved-work.ipynb"
     headers = {"Authorization": f"token {token}"}
     assert httpx.put(api, json=NOTEBOOK, headers=headers, timeout=30).status_code in (200, 201)
     # JupyterLab's own autosave off, so only FactoryHub's warning can save the typed text.
     settings = (
-        f"{hub_client.base}/user/carol/lab/api/settings/@jupyterlab/docmanager-extension:plugin"
+        f"{hub_client.base}/user/tlearner3/lab/api/settings/@jupyterlab/docmanager-extension:plugin"
     )
     r = httpx.put(settings, json={"raw": '{"autosave": false}'}, headers=headers, timeout=30)
     assert r.status_code == 204, r.text
 
     page.goto(f"{hub_client.base}/hub/login")
-    page.fill("#username_input", "carol")
-    page.fill("#password_input", PASSWORDS["carol"])
+    page.fill("#username_input", "tlearner3")
+    page.fill("#password_input", PASSWORDS["tlearner3"])
     page.click("#login_submit")
-    page.wait_for_url("**/user/carol/lab**", timeout=60_000)
-    page.goto(f"{hub_client.base}/user/carol/lab/tree/unsaved-work.ipynb?reset")
+    page.wait_for_url("**/user/tlearner3/lab**", timeout=60_000)
+    page.goto(f"{hub_client.base}/user/tlearner3/lab/tree/unsaved-work.ipynb?reset")
     editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .cm-content").first
     editor.wait_for(timeout=60_000)
     editor.click()
@@ -45,4 +45,4 @@ def test_walltime_warning_notifies_and_saves_open_notebooks(page, hub_client):
     page.screenshot(path=IMAGES / "walltime-warning.png")
     saved = httpx.get(api, headers=headers, timeout=30).json()
     assert "answer = 42" in saved["content"]["cells"][0]["source"]
-    hub_client.stop("carol", token)
+    hub_client.stop("tlearner3", token)

@@ -1,5 +1,5 @@
 """The widgets rendered in JupyterLab in a running session, in a real browser; screenshots of
-each go to docs/images/ (widget-*.png)."""
+each go to reports/screenshots/ (widget-*.png; docs/images/ with FACTORYHUB_REFRESH_DOCS=1)."""
 
 import httpx
 import pytest
@@ -26,19 +26,19 @@ CELLS = [
 
 
 def test_widgets_render_in_jupyterlab(page, hub_client):
-    token = hub_client.login_token("alice")
-    hub_client.start("alice", token, options={"partition": "cpu", "cpus": 2})
-    api = f"{hub_client.base}/user/alice/api/contents/widgets-tour.ipynb"
+    token = hub_client.login_token("tlearner1")
+    hub_client.start("tlearner1", token, options={"partition": "cpu", "cpus": 2})
+    api = f"{hub_client.base}/user/tlearner1/api/contents/widgets-tour.ipynb"
     r = httpx.put(api, json=notebook_model(CELLS), headers={"Authorization": f"token {token}"})
     assert r.status_code in (200, 201), r.text
 
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{hub_client.base}/hub/login")
-    page.fill("#username_input", "alice")
-    page.fill("#password_input", PASSWORDS["alice"])
+    page.fill("#username_input", "tlearner1")
+    page.fill("#password_input", PASSWORDS["tlearner1"])
     page.click("#login_submit")
-    page.wait_for_url("**/user/alice/lab**", timeout=60_000)
-    page.goto(f"{hub_client.base}/user/alice/lab/tree/widgets-tour.ipynb")
+    page.wait_for_url("**/user/tlearner1/lab**", timeout=60_000)
+    page.goto(f"{hub_client.base}/user/tlearner1/lab/tree/widgets-tour.ipynb")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     page.click(".jp-Notebook")
@@ -56,7 +56,7 @@ def test_widgets_render_in_jupyterlab(page, hub_client):
     dask = outputs.nth(2)
     expect(dask).to_contain_text("2 workers connected", timeout=150_000)
     expect(dask.locator("a", has_text="Open the Dask dashboard")).to_have_attribute(
-        "href", "/user/alice/dask-dashboard/status"
+        "href", "/user/tlearner1/dask-dashboard/status"
     )
     dask.screenshot(path=IMAGES / "widget-dask-cluster.png")
 
@@ -75,8 +75,8 @@ def test_widgets_render_in_jupyterlab(page, hub_client):
     # Bokeh draws in shadow DOM: its own console line says when the plots are rendered.
     rendered = "Bokeh items were rendered successfully"
     with page.expect_console_message(lambda m: rendered in m.text, timeout=30_000):
-        page.goto(f"{hub_client.base}/user/alice/dask-dashboard/status")
+        page.goto(f"{hub_client.base}/user/tlearner1/dask-dashboard/status")
     page.wait_for_timeout(1500)
     assert "Dask" in page.title()
     page.screenshot(path=IMAGES / "dask-dashboard.png")
-    hub_client.stop("alice", token)
+    hub_client.stop("tlearner1", token)

@@ -18,9 +18,9 @@ from factoryhub.demo.daemons import running_pid
 from factoryhub.demo.hubprocess import start_hub
 from factoryhub.site import DemoAccount
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.faults
 
-LEARNERS = ("alice", "bob", "carol")
+LEARNERS = ("tlearner1", "tlearner2", "tlearner3")
 
 
 def _job_info_rpcs() -> int:
@@ -35,11 +35,11 @@ def ready_servers(hub_client):
     tokens = {user: hub_client.login_token(user) for user in LEARNERS}
     for user, token in tokens.items():
         hub_client.start(user, token)
-    hub_client.start("alice", tokens["alice"], name="second")
+    hub_client.start("tlearner1", tokens["tlearner1"], name="second")
     yield tokens
     for user, token in tokens.items():
         hub_client.stop(user, token)
-    hub_client.stop("alice", tokens["alice"], name="second")
+    hub_client.stop("tlearner1", tokens["tlearner1"], name="second")
 
 
 def test_l2_one_scheduler_query_per_poll_for_all_servers(ready_servers):
@@ -65,7 +65,7 @@ def test_f3_hub_killed_with_ready_servers_readopts_them_all(hub_client, real_hub
             f"{hub_client.base}/user/{user}/api/status", headers={"Authorization": f"token {token}"}
         )
         assert r.status_code == 200
-    assert hub_client.server("alice", ready_servers["alice"], "second")["ready"]
+    assert hub_client.server("tlearner1", ready_servers["tlearner1"], "second")["ready"]
 
 
 def test_l1_l3_small_many_start_together_and_stop_together(hub_client):
@@ -104,7 +104,7 @@ def test_l1_l4_l3_fifty_learners_start_survive_a_hub_kill_and_stop(hub_client, r
     users = [f"learner{i:02d}" for i in range(1, 51)]
     accounts = tuple(DemoAccount(u, secrets.token_urlsafe(12)) for u in users)
     ensure_accounts(accounts, "factoryhub", real_hub.site.access)
-    admin = hub_client.login_token("admin")
+    admin = hub_client.login_token("tadmin")
     with hub_client.api(admin) as api:
         assert api.post("/users", json={"usernames": users}).status_code in (201, 409)
 

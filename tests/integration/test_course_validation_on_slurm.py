@@ -1,8 +1,10 @@
 """`factoryhub course validate` on the real Slurm: a good course passes, each deliberate breakage
 of a broken one is reported as what it is, the rest is still validated, reports are written, and
-the notebooks ran as the trainer's jobs, never as root. Publishing from a git repository."""
+the notebooks ran as the trainer's jobs (`ttrainer`, the tests' own), never as root. Publishing
+from a git repository."""
 
 import json
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from coursekit import broken_course, good_course
 
 pytestmark = pytest.mark.integration
 FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"
+TRAINER = "ttrainer"
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -21,7 +24,10 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path, repo, page):
+@pytest.mark.browser  # the report is looked at in chromium
+def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(
+    tmp_path, repo, real_hub, page, screenshots
+):
     good, broken = good_course(tmp_path), broken_course(tmp_path)
     site = str(repo / "hub_config" / "site.toml")
     started = time.time()
@@ -35,6 +41,8 @@ def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path,
         "out",
         "--site",
         site,
+        "--as",
+        TRAINER,  # made by real_hub
         cwd=tmp_path,
     )
     assert done.returncode == 1, done.stdout + done.stderr
@@ -60,10 +68,11 @@ def test_validate_on_slurm_reports_each_failure_and_validates_the_rest(tmp_path,
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(report.as_uri())
     assert "deliberately broken" in page.inner_text("body")
-    page.screenshot(path=repo / "docs" / "images" / "validation-report.png")
+    page.screenshot(path=screenshots / "validation-report.png")
 
     # Every notebook was a Slurm job of the trainer on its course's partition.
-    results = sorted(Path("/home/trainer/.factoryhub/validate").glob("*/*/*.result.json"))
+    home = Path(pwd.getpwnam(TRAINER).pw_dir)
+    results = sorted((home / ".factoryhub" / "validate").glob("*/*/*.result.json"))
     latest = [json.loads(p.read_text()) for p in results if p.stat().st_mtime >= started]
     assert len(latest) == 7 and all(r["job_id"].isdigit() for r in latest)
     owners = {p.stat().st_uid for p in results}

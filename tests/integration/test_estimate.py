@@ -25,7 +25,7 @@ def _job_count() -> int:
 
 
 def test_free_request_starts_now(hub_client):
-    token = hub_client.login_token("alice")
+    token = hub_client.login_token("tlearner1")
     r = _estimate(hub_client, token, partition="cpu", cpus="1")
     assert r.status_code == 200, r.text
     assert r.json()["kind"] == "now" and r.json()["message"] == "starts now"
@@ -41,7 +41,7 @@ def test_free_request_starts_now(hub_client):
     ],
 )
 def test_refused_requests_are_400_and_ask_nothing_of_slurm(hub_client, params, message):
-    token = hub_client.login_token("alice")
+    token = hub_client.login_token("tlearner1")
     before = _job_count()
     r = _estimate(hub_client, token, **params)
     assert r.status_code == 400 and message in r.json()["message"]
@@ -54,7 +54,7 @@ def test_anonymous_callers_get_no_estimate(hub_client):
 
 
 def test_cross_site_requests_are_refused(hub_client):
-    token = hub_client.login_token("alice")
+    token = hub_client.login_token("tlearner1")
     r = httpx.get(
         f"{hub_client.base}/services/factoryhub/estimate",
         headers={"Authorization": f"token {token}", "Sec-Fetch-Site": "cross-site"},

@@ -154,7 +154,7 @@ def test_one_learner_cannot_hold_more_cpus_than_the_qos_cap(learners):
 
 
 def test_the_service_answers_429_past_one_users_limit_and_serves_the_others(learners, hub_client):
-    admin = hub_client.login_token("admin")
+    admin = hub_client.login_token("tadmin")
     tokens = {}
     with hub_client.api(admin) as api:
         for name in (ME, OTHER):

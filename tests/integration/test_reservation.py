@@ -17,7 +17,7 @@ def workshop():
             "create",
             "reservation",
             f"ReservationName={name}",
-            "Users=alice",
+            "Users=tlearner1",
             "StartTime=now",
             "Duration=30",
             "Nodes=cn02",
@@ -36,14 +36,16 @@ def _reservation_of(job_id: str) -> str:
 
 
 def test_member_runs_in_the_reservation_others_are_refused(hub_client, workshop):
-    carol = hub_client.login_token("carol")
-    with hub_client.api(carol) as api:
-        r = api.post("/users/carol/server", json={"user_options": {"reservation": workshop}})
+    tlearner3 = hub_client.login_token("tlearner3")
+    with hub_client.api(tlearner3) as api:
+        r = api.post("/users/tlearner3/server", json={"user_options": {"reservation": workshop}})
     assert r.status_code == 400
     assert f"reservation: '{workshop}' is not available to you" in r.json()["message"]
 
-    alice = hub_client.login_token("alice")
-    hub_client.start("alice", alice, options={"reservation": workshop, "account": "ai-research"})
-    job_id = job_of("alice")
+    tlearner1 = hub_client.login_token("tlearner1")
+    hub_client.start(
+        "tlearner1", tlearner1, options={"reservation": workshop, "account": "ai-research"}
+    )
+    job_id = job_of("tlearner1")
     assert _reservation_of(job_id) == workshop
-    hub_client.stop("alice", alice)
+    hub_client.stop("tlearner1", tlearner1)

@@ -23,9 +23,9 @@ def _kill_hub(hub) -> None:
 
 @pytest.mark.parametrize("how", ["graceful", "kill -9"])
 def test_hub_restart_keeps_the_server_and_its_job(hub_client, real_hub, how):
-    token = hub_client.login_token("bob")
-    hub_client.start("bob", token)
-    job_id = job_of("bob")
+    token = hub_client.login_token("tlearner2")
+    hub_client.start("tlearner2", token)
+    job_id = job_of("tlearner2")
     if how == "graceful":
         stop_hub(real_hub, proxy=False)
     else:
@@ -33,36 +33,36 @@ def test_hub_restart_keeps_the_server_and_its_job(hub_client, real_hub, how):
     assert squeue_row(job_id)["state"] == "RUNNING"
     start_hub(real_hub)
 
-    server = wait_until(lambda: hub_client.server("bob", token), 30, "server re-adopted")
+    server = wait_until(lambda: hub_client.server("tlearner2", token), 30, "server re-adopted")
     assert server["ready"]
-    assert job_of("bob") == job_id  # the same job, none cancelled, none added
+    assert job_of("tlearner2") == job_id  # the same job, none cancelled, none added
     assert squeue_row(job_id)["state"] == "RUNNING"
-    assert "/user/bob" in hub_client.routes()
+    assert "/user/tlearner2" in hub_client.routes()
     r = httpx.get(
-        f"{hub_client.base}/user/bob/api/status", headers={"Authorization": f"token {token}"}
+        f"{hub_client.base}/user/tlearner2/api/status", headers={"Authorization": f"token {token}"}
     )
     assert r.status_code == 200
-    hub_client.stop("bob", token)
+    hub_client.stop("tlearner2", token)
     assert squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone")
 
 
 def test_an_upgrade_from_a_root_run_hub_re_adopts_its_sessions(hub_client, real_hub):
     """Before issue 13 the hub ran as root: its database, cookie secret and step logs were
     root's. The unprivileged hub takes them over and keeps every session."""
-    token = hub_client.login_token("bob")
-    hub_client.start("bob", token)
-    job_id = job_of("bob")
+    token = hub_client.login_token("tlearner2")
+    hub_client.start("tlearner2", token)
+    job_id = job_of("tlearner2")
     stop_hub(real_hub, proxy=False)
     for folder, dirs, files in os.walk(real_hub.state_dir):
         for name in dirs + files:  # as a root-run hub left them
             os.chown(os.path.join(folder, name), 0, 0, follow_symlinks=False)
     start_hub(real_hub)
 
-    server = wait_until(lambda: hub_client.server("bob", token), 30, "server re-adopted")
-    assert server["ready"] and job_of("bob") == job_id
-    assert "/user/bob" in hub_client.routes()
+    server = wait_until(lambda: hub_client.server("tlearner2", token), 30, "server re-adopted")
+    assert server["ready"] and job_of("tlearner2") == job_id
+    assert "/user/tlearner2" in hub_client.routes()
     r = httpx.get(
-        f"{hub_client.base}/user/bob/api/status", headers={"Authorization": f"token {token}"}
+        f"{hub_client.base}/user/tlearner2/api/status", headers={"Authorization": f"token {token}"}
     )
     assert r.status_code == 200
-    hub_client.stop("bob", token)
+    hub_client.stop("tlearner2", token)

@@ -40,25 +40,34 @@ def _queued_start(hub_client, user: str, token: str, options: dict) -> None:
 
 async def test_walltime_warning_on_both_paths_keeps_kernels_and_time_left_is_known(hub_client):
     short = {"walltime": "00:03:00"}
-    carol, bob = hub_client.login_token("carol"), hub_client.login_token("bob")
-    events = hub_client.start_events("carol", carol, options=short)
+    tlearner3, tlearner2 = hub_client.login_token("tlearner3"), hub_client.login_token("tlearner2")
+    events = hub_client.start_events("tlearner3", tlearner3, options=short)
     assert any("Room in cpu now" in e["message"] for e in events)  # the immediate path
-    _queued_start(hub_client, "bob", bob, short)
-    jobs = {"carol": job_of("carol"), "bob": job_of("bob")}
-    info = _session(hub_client, "carol", carol)
-    assert info["job_id"] == jobs["carol"] and 0 < info["seconds_left"] <= 180
+    _queued_start(hub_client, "tlearner2", tlearner2, short)
+    jobs = {"tlearner3": job_of("tlearner3"), "tlearner2": job_of("tlearner2")}
+    info = _session(hub_client, "tlearner3", tlearner3)
+    assert info["job_id"] == jobs["tlearner3"] and 0 < info["seconds_left"] <= 180
     async with (
-        kernel_in(hub_client.base, "/user/carol/", carol) as carol_kernel,
-        kernel_in(hub_client.base, "/user/bob/", bob) as bob_kernel,
+        kernel_in(hub_client.base, "/user/tlearner3/", tlearner3) as tlearner3_kernel,
+        kernel_in(hub_client.base, "/user/tlearner2/", tlearner2) as tlearner2_kernel,
     ):
-        await carol_kernel("answer = 41")
-        await bob_kernel("answer = 41")
-        wait_until(lambda: _session(hub_client, "carol", carol)["warned"], 150, "carol's clock")
-        wait_until(lambda: _session(hub_client, "bob", bob)["slurm_signal"], 150, "bob's signal")
-        assert not _session(hub_client, "carol", carol)["slurm_signal"]  # no step signalled
-        for user, token, kernel in (("carol", carol, carol_kernel), ("bob", bob, bob_kernel)):
+        await tlearner3_kernel("answer = 41")
+        await tlearner2_kernel("answer = 41")
+        wait_until(
+            lambda: _session(hub_client, "tlearner3", tlearner3)["warned"], 150, "tlearner3's clock"
+        )
+        wait_until(
+            lambda: _session(hub_client, "tlearner2", tlearner2)["slurm_signal"],
+            150,
+            "tlearner2's signal",
+        )
+        assert not _session(hub_client, "tlearner3", tlearner3)["slurm_signal"]  # no step signalled
+        for user, token, kernel in (
+            ("tlearner3", tlearner3, tlearner3_kernel),
+            ("tlearner2", tlearner2, tlearner2_kernel),
+        ):
             assert squeue_row(jobs[user])["state"] == "RUNNING"  # the warning killed nothing
             assert hub_client.server(user, token)["ready"]
             assert (await kernel("print(answer + 1)")).strip() == "42"  # nor the kernel
-    hub_client.stop("carol", carol)
-    hub_client.stop("bob", bob)
+    hub_client.stop("tlearner3", tlearner3)
+    hub_client.stop("tlearner2", tlearner2)

@@ -20,7 +20,7 @@ Path("gpu_job.py").write_text(
 )
 monitor = JobMonitor(start=False)
 request = GPURequest(monitor=monitor)
-await request.load_access()  # bob's accounts and QoS (with its limits) from sacctmgr
+await request.load_access()  # tlearner2's accounts and QoS (with its limits) from sacctmgr
 request.cpus.value, request.walltime.value, request.run_path.value = 2, "00:20:00", "gpu_job.py"
 request.gpus.value = 5
 print("REFUSED", "at most 4 GPUs per job" in request.message.value, request.submit_button.disabled)
@@ -49,15 +49,15 @@ def named_jobs(name: str) -> list[str]:
 
 
 async def test_gpu_request_monitor_reason_and_cancel(hub_client):
-    token = hub_client.login_token("bob")
-    hub_client.start("bob", token, options={"partition": "cpu"})
+    token = hub_client.login_token("tlearner2")
+    hub_client.start("tlearner2", token, options={"partition": "cpu"})
     ids = []
     try:
         await _request_watch_and_cancel(hub_client, token, ids)
     finally:
         subprocess.run(["scancel", *ids], check=False)
-        subprocess.run(["scancel", "--user=trainer", "--name=fill-gpus"], check=False)
-    hub_client.stop("bob", token)
+        subprocess.run(["scancel", "--user=ttrainer", "--name=fill-gpus"], check=False)
+    hub_client.stop("tlearner2", token)
 
 
 def _reason_in_monitor(job_id: str) -> str:
@@ -70,27 +70,27 @@ def _reason_in_monitor(job_id: str) -> str:
 
 def _fill_every_gpu_as_the_trainer() -> None:
     for _ in range(2):  # QoS long: 4 GPUs per job, 8 at once
-        argv = ["runuser", "-u", "trainer", "--", "sbatch", "--qos=long", "--partition=gpu"]
+        argv = ["runuser", "-u", "ttrainer", "--", "sbatch", "--qos=long", "--partition=gpu"]
         argv += ["--gres=gpu:4", "--job-name=fill-gpus", "--time=10", "--wrap", "sleep 600"]
         subprocess.run(argv, check=True, capture_output=True, cwd="/tmp")
 
 
 async def _request_watch_and_cancel(hub_client, token: str, ids: list[str]) -> None:
-    async with kernel_in(hub_client.base, "/user/bob/", token) as execute:
+    async with kernel_in(hub_client.base, "/user/tlearner2/", token) as execute:
         out = await execute(GPU_JOBS, timeout=90)
         assert "REFUSED True True" in out and "QOS True" in out, out
         ids += out.split("JOBS")[1].split()
         assert len(ids) == 3 and all(i.isdigit() for i in ids), out
         first = scontrol_job(ids[0])
-        assert first["UserId"].startswith("bob(") and first["Partition"] == "gpu"
+        assert first["UserId"].startswith("tlearner2(") and first["Partition"] == "gpu"
         assert "gpu:h100:2" in first["TresPerNode"] and first["TimeLimit"] == "00:20:00"
         assert first["NumCPUs"] == "2" and first["QOS"] == "normal"
-        # the third is over bob's QoS limit of 4 GPUs at once: Slurm says so, the monitor too
+        # the third is over tlearner2's QoS limit of 4 GPUs at once: Slurm says so, the monitor too
         third = ids[2]
         wait_until(lambda: squeue_row(third).get("reason") == "QOSMaxGRESPerUser", 30, "QoS")
         out = await execute(_reason_in_monitor(third))
         assert "ROW PENDING | you already use as much as your quality of service" in out, out
-        # every GPU taken by someone else: bob's next job waits for resources
+        # every GPU taken by someone else: tlearner2's next job waits for resources
         out = await execute(
             f"for job in {ids!r}:\n    print('CANCEL', job, await monitor.cancel(job))"
         )
@@ -133,16 +133,16 @@ def _fields(out: str) -> dict[str, str]:
 
 
 async def test_dask_cluster_scales_computes_and_closes_without_leftovers(hub_client):
-    token = hub_client.login_token("bob")
-    hub_client.start("bob", token, options={"partition": "cpu"})
-    async with kernel_in(hub_client.base, "/user/bob/", token) as execute:
+    token = hub_client.login_token("tlearner2")
+    hub_client.start("tlearner2", token, options={"partition": "cpu"})
+    async with kernel_in(hub_client.base, "/user/tlearner2/", token) as execute:
         out = await execute(DASK_START, timeout=150)
         fields = _fields(out)
         assert fields["SUM"] == "45", out
         assert len(named_jobs(fields["NAME"])) == 2
         assert "2 workers connected" in out
         # The dashboard through the learner's server and jupyter-server-proxy ...
-        assert fields["LINK"] == "/user/bob/dask-dashboard/status"
+        assert fields["LINK"] == "/user/tlearner2/dask-dashboard/status"
         r = httpx.get(
             f"{hub_client.base}{fields['LINK']}",
             headers={"Authorization": f"token {token}"},
@@ -154,7 +154,7 @@ async def test_dask_cluster_scales_computes_and_closes_without_leftovers(hub_cli
             [
                 "runuser",
                 "-u",
-                "carol",
+                "tlearner3",
                 "--",
                 "python3",
                 "-c",
@@ -168,20 +168,20 @@ async def test_dask_cluster_scales_computes_and_closes_without_leftovers(hub_cli
         await execute("panel.close_cluster()")
         # scancel'd at close; Slurm lists them as COMPLETING for a moment
         wait_until(lambda: named_jobs(fields["NAME"]) == [], 15, "workers gone after close()")
-    hub_client.stop("bob", token)
+    hub_client.stop("tlearner2", token)
 
 
 async def test_killed_kernel_and_ended_session_leave_no_worker(hub_client):
-    token = hub_client.login_token("bob")
-    hub_client.start("bob", token, options={"partition": "cpu"})
-    async with kernel_in(hub_client.base, "/user/bob/", token) as execute:
+    token = hub_client.login_token("tlearner2")
+    hub_client.start("tlearner2", token, options={"partition": "cpu"})
+    async with kernel_in(hub_client.base, "/user/tlearner2/", token) as execute:
         fields = _fields(await execute(DASK_START, timeout=150))
         assert len(named_jobs(fields["NAME"])) == 2
         os.kill(int(fields["PID"]), signal.SIGKILL)
         wait_until(lambda: named_jobs(fields["NAME"]) == [], 20, "workers of a killed kernel gone")
-    async with kernel_in(hub_client.base, "/user/bob/", token) as execute:
+    async with kernel_in(hub_client.base, "/user/tlearner2/", token) as execute:
         fields = _fields(await execute(DASK_START, timeout=150))
         assert len(named_jobs(fields["NAME"])) == 2
-        session = job_of("bob")
-        hub_client.stop("bob", token)  # the session ends with its kernel still running
+        session = job_of("tlearner2")
+        hub_client.stop("tlearner2", token)  # the session ends with its kernel still running
         wait_until(lambda: named_jobs(fields["NAME"]) == [], 15, f"workers of {session} gone")
