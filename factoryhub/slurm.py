@@ -81,6 +81,7 @@ log = logging.getLogger(__name__)
 # learner's process (its /proc/<pid>/environ is theirs to read).
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "SLURM_CONF")
 COMMAND_PATH = "/usr/bin:/bin"
+ACTS_AT_ONCE = 8  # commands run as learners at the same time, per client
 
 
 def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -102,6 +103,10 @@ class SlurmClient:
         # The hub acts as the learner through the one audited helper (`factoryhub.actas`); a
         # learner's own kernel (widgets) already is the learner and runs Slurm directly.
         self.switch_user = switch_user
+        # Acts as learners wait their turn rather than all start at once: fifty starts in the
+        # same second are fifty sudo + helper + salloc processes on a loaded hub host, and
+        # a command's deadline should measure Slurm, not the queue for the CPU.
+        self._acts = asyncio.Semaphore(ACTS_AT_ONCE)
 
     def _cmd(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
@@ -171,7 +176,8 @@ class SlurmClient:
         """`program` (sbatch, salloc, scancel, tail) with `args` as `user`."""
         argv, head, run_env, run_cwd = self._as(user, program, args, env, cwd)
         data = head + stdin.encode()
-        return await self.run(argv, stdin=data or None, env=run_env, cwd=run_cwd or None)
+        async with self._acts:
+            return await self.run(argv, stdin=data or None, env=run_env, cwd=run_cwd or None)
 
     async def submit(self, script: str, *, user: str, env: Mapping[str, str], cwd: str) -> str:
         """Submit `script` as `user` (their uid, gid, HOME) and return the job id."""
@@ -212,11 +218,19 @@ class SlurmClient:
         `log_path`, a file of the hub's; what the step writes to its standard output goes to
         the file descriptor `stdout` (nowhere by default)."""
         srun = [self._cmd("srun"), f"--jobid={job_id}", *options, *command]
-        argv, head, run_env, run_cwd = self._as(
-            user, "/usr/bin/setsid", ["--fork", *srun], env, cwd
-        )
-        if self.switch_user:
-            argv[argv.index("/usr/bin/setsid")] = "setsid"
+        argv, head, run_env, run_cwd = self._as(user, "setsid", ["--fork", *srun], env, cwd)
+        async with self._acts:
+            await self._detach(argv, head, run_env, run_cwd, log_path, stdout)
+
+    async def _detach(
+        self,
+        argv: list[str],
+        head: bytes,
+        env: dict[str, str],
+        cwd: str,
+        log_path: str,
+        stdout: int | None,
+    ) -> None:
         with open(log_path, "ab", buffering=0) as log:
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -224,8 +238,8 @@ class SlurmClient:
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.DEVNULL if stdout is None else stdout,
                     stderr=log,
-                    env=run_env,
-                    cwd=run_cwd or None,
+                    env=env,
+                    cwd=cwd or None,
                 )
             except OSError as exc:
                 raise SlurmError(f"cannot run srun: {exc}") from None
