@@ -45,9 +45,17 @@ from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClie
 
 from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
 from .logtail import read_tail_as
-from .options import DISK_FULL, UNAVAILABLE, apply_request, live_options_form, warning_seconds
+from .options import (
+    DISK_FULL,
+    UNAVAILABLE,
+    apply_request,
+    confirm_query,
+    live_options_form,
+    warning_seconds,
+)
 from .progress import ProgressLog, describe_job
 from .readiness import ask_for_proof
+from .refusals import REFUSED, is_refusal, quiet_refusals
 from .sweeper import cancel_session_workers, ensure_sweep, starting
 from .watcher import JobWatcher, Snapshot, shared_watcher
 
@@ -125,6 +133,7 @@ class SlurmSpawner(Spawner):
         self.job_node = ""
         self.request: ResourceRequest | None = None
         self.progress_log = ProgressLog()
+        quiet_refusals(self.log)  # a learner's refusal: one INFO line, not ERROR tracebacks
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -152,9 +161,6 @@ class SlurmSpawner(Spawner):
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, object]:
         """Form fields → one value each (bounded); `apply_user_options` checks them, and a bad
         field re-renders the form with the message."""
-        from .refusals import REFUSED, quiet_refusals
-
-        quiet_refusals(self.log)  # a refusal: one INFO line, not JupyterHub's ERROR traceback
         try:
             return bounded_options({k: v for k, v in formdata.items() if k in FIELDS})
         except RequestError as exc:
@@ -492,10 +498,6 @@ class SlurmSpawner(Spawner):
         """A GET of /hub/spawn with query arguments (any site can send a browser there) never
         starts a server: the spawn form is shown prefilled, and its POST, with the hub's XSRF
         token, starts it (see `confirm_query`)."""
-        from .options import confirm_query  # here, to keep this one method self-contained
-        from .refusals import is_refusal, quiet_refusals
-
-        quiet_refusals(self.log)  # JupyterHub logs what this raises as an ERROR traceback
         try:
             confirm_query(self, query_data)
         except Exception as exc:
