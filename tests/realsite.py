@@ -102,6 +102,21 @@ def as_test_accounts(raw: dict) -> dict:
     return {**site, "hub": hub, "access": access}
 
 
+SITE_NOTE = "This is the test site: its sessions end with the tests."
+
+
+def site_templates(state_dir: Path) -> Path:
+    """The test site's template directory (site.toml `[hub] template_dirs`): a spawn form that
+    extends FactoryHub's and adds a note (tests/browser/test_site_pages.py looks for it)."""
+    folder = state_dir / "site-templates"
+    folder.mkdir(exist_ok=True)
+    (folder / "form.html").write_text(
+        '{% extends "factoryhub/form.html" %}\n'
+        f'{{% block intro %}}<p id="site-note">{SITE_NOTE}</p>{{% endblock intro %}}\n'
+    )
+    return folder
+
+
 def write_test_site(state_dir: Path) -> Path:
     """The demo site with the test hub's ports, state directory, accounts and a fast poll."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
@@ -116,6 +131,8 @@ def write_test_site(state_dir: Path) -> Path:
     raw["environments"]["slow"] = {"label": "Slow (tests)", "prefix": str(slow_environment())}
     # One that points its session's route at another service of the node (the hub's API).
     raw["environments"]["liar"] = {"label": "Liar (tests)", "prefix": str(liar_environment())}
+    # The site's own templates, before FactoryHub's: a note in the spawn form.
+    raw["hub"]["template_dirs"] = [str(site_templates(state_dir))]
     path = state_dir / "site.toml"
     path.write_text(tomli_w.dumps(raw))
     return path

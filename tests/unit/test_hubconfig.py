@@ -55,7 +55,7 @@ def test_a_sites_template_directories_come_before_ours(demo_site, repo):
 STOCK = Path(DATA_FILES_PATH) / "templates"  # JupyterHub's stock pages
 
 
-def _hub_page(c: Config, user: str | None, scopes=frozenset()) -> str:
+def _hub_page(c: Config, user: str | None, scopes=frozenset(), name="page.html", **ns) -> str:
     """page.html as JupyterHub renders it: its loader (stock pages under "templates/", then
     template_paths, then stock) and the variables every page gets."""
     paths = [*c.JupyterHub.template_paths, str(STOCK)]
@@ -65,7 +65,7 @@ def _hub_page(c: Config, user: str | None, scopes=frozenset()) -> str:
     env = Environment(loader=loader, autoescape=True)
     spawner = SimpleNamespace(options_form=True)
     who = SimpleNamespace(name=user, json_escaped_name=user, spawner=spawner) if user else None
-    return env.get_template("page.html").render(
+    return env.get_template(name).render(
         static_url=lambda *a, **k: "/hub/static/x",
         base_url="/hub/",
         prefix="/",
@@ -76,6 +76,7 @@ def _hub_page(c: Config, user: str | None, scopes=frozenset()) -> str:
         logout_url="/hub/logout",
         xsrf_token="x",
         **c.JupyterHub.template_vars,
+        **ns,
     )
 
 
@@ -114,3 +115,16 @@ def test_the_site_title_is_escaped(demo_site, repo):
     apply_site(c, site, repo / "hub_config" / "site.toml")
     page = _hub_page(c, "alice")
     assert "<script>x()</script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
+
+
+def test_a_403_says_what_to_do_in_the_sites_frame(demo_site, repo):
+    c = Config()
+    apply_site(c, demo_site, repo / "hub_config" / "site.toml")
+    scope = "Action is not authorized with current scopes; requires any of [admin-ui]"
+    page = _hub_page(
+        c, "trainer", name="error.html", status_code=403, status_message="Forbidden", message=scope
+    )
+    assert "This page is not open to your account" in page and scope in page
+    assert 'id="fh-nav-teaching"' in page  # the site's navigation, on the way back
+    missing = _hub_page(c, "alice", name="error.html", status_code=404, message="Not here")
+    assert "<p>Not here</p>" in missing and "fh-forbidden" not in missing
