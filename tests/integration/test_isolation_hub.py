@@ -166,7 +166,7 @@ def _service_processes(hub) -> dict[str, int]:
     found = {"jupyterhub": hub_pid, "proxy supervisor": proxy_pid}
     found["configurable-http-proxy"] = int(hub.proxy_child_pidfile.read_text())
     for child in _children(hub_pid):
-        if "estimate_service" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+        if "factoryhub.service" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
             found["service"] = child
     assert "service" in found, found
     return found
