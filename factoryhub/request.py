@@ -338,3 +338,26 @@ def _amount(field: str, most: int) -> str:
     if field == "memory_gb":
         return f"{most // 1024} GB per job"
     return f"{most} {'GPUs' if field == 'gpus' else 'CPUs'} per job"
+
+
+def qos_label(name: str, access: UserAccess) -> str:
+    """A QoS with its per-job limits from the accounting database, e.g. "normal (per job: at
+    most 2 GPUs, 12 h)"."""
+    limit = qos_limits_of(name, access)
+    if limit is None:
+        return name
+    parts = []
+    if limit.max_gpus_per_job is not None:
+        parts.append(f"{limit.max_gpus_per_job} GPUs")
+    if limit.max_cpus_per_job is not None:
+        parts.append(f"{limit.max_cpus_per_job} CPUs")
+    if limit.max_memory_mb_per_job is not None:
+        parts.append(f"{limit.max_memory_mb_per_job // 1024} GB")
+    if limit.max_walltime_minutes is not None:
+        parts.append(describe_minutes(limit.max_walltime_minutes))
+    return f"{name} (per job: at most {', '.join(parts)})" if parts else name
+
+
+def qos_limits_of(name: str, access: UserAccess) -> QosLimits | None:
+    """The per-job limits of the QoS `name` as the accounting database has them, if any."""
+    return next((q for q in access.qos_limits if q.name == name), None)

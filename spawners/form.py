@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from factoryhub.capacity import Capacity
 from factoryhub.durations import describe_minutes, parse_minutes
 from factoryhub.estimate import Estimate
-from factoryhub.request import ResourceRequest, UserAccess
+from factoryhub.request import ResourceRequest, UserAccess, qos_label, qos_limits_of
 from factoryhub.site import Partition, Site
 from factoryhub.slurm import QosLimits
 from factoryhub.templating import template_environment
@@ -67,28 +67,6 @@ def effective_limits(part: Partition, qos: QosLimits | None) -> Limits:
         gpus=lower(part.max_gpus, qos.max_gpus_per_job),
         walltime_minutes=lower(walltime, qos.max_walltime_minutes),
     )
-
-
-def qos_label(name: str, access: UserAccess) -> str:
-    """A QoS with its per-job limits from the accounting database, e.g. "normal (per job: at
-    most 2 GPUs, 12 h)"."""
-    limit = _qos_limits(name, access)
-    if limit is None:
-        return name
-    parts = []
-    if limit.max_gpus_per_job is not None:
-        parts.append(f"{limit.max_gpus_per_job} GPUs")
-    if limit.max_cpus_per_job is not None:
-        parts.append(f"{limit.max_cpus_per_job} CPUs")
-    if limit.max_memory_mb_per_job is not None:
-        parts.append(f"{limit.max_memory_mb_per_job // 1024} GB")
-    if limit.max_walltime_minutes is not None:
-        parts.append(describe_minutes(limit.max_walltime_minutes))
-    return f"{name} (per job: at most {', '.join(parts)})" if parts else name
-
-
-def _qos_limits(name: str, access: UserAccess) -> QosLimits | None:
-    return next((q for q in access.qos_limits if q.name == name), None)
 
 
 def _choices(options: dict[str, str], chosen: object) -> list[dict[str, object]]:
@@ -163,7 +141,7 @@ def _limits(site: Site, access: UserAccess) -> dict[str, object]:
     for qos in ("", *access.qos):
         table = by_qos[qos] = {}
         for name, part in site.partitions.items():
-            lim = effective_limits(part, _qos_limits(qos, access) if qos else None)
+            lim = effective_limits(part, qos_limits_of(qos, access) if qos else None)
             table[name] = {**asdict(lim), "label": lim.label(name, part)}
     return {
         "qos": access.qos[0] if access.qos else "",

@@ -4,7 +4,7 @@ partition, its dashboard behind the learner's Jupyter server, and no worker job 
 Workers are Slurm jobs named ``fh-dask-<session job>-<kernel pid>``. They end when the cluster
 closes (dask-jobqueue cancels them, then one `scancel --name` catches any straggler), when the
 kernel dies (the reaper process, see `reaper`), or when the session ends (the hub cancels the
-session's workers, see `factoryhub.spawners.sweeper`). Scheduler and workers speak TLS with
+session's workers: the hub's orphan sweep). Scheduler and workers speak TLS with
 throw-away certificates, so other users on a node cannot join or drive the cluster.
 """
 

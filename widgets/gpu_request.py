@@ -20,9 +20,9 @@ from factoryhub.request import (
     UserAccess,
     access_for,
     parse_request,
+    qos_label,
 )
 from factoryhub.slurm import SchedulerUnavailable, SlurmError
-from factoryhub.spawners.form import qos_label
 
 from .advice import suggest
 from .background import shows_failure, spawn
