@@ -285,6 +285,11 @@ class SlurmClient:
             else:
                 await self.run([self._cmd("scancel"), job_id])
 
+    async def cancel_named(self, name: str, user: str) -> None:
+        """Cancel every job called `name` that belongs to `user` (the caller's own jobs in a
+        learner's kernel: a Dask cluster's workers, stragglers included)."""
+        await self.run([self._cmd("scancel"), f"--name={name}", f"--user={user}"])
+
     async def set_comment(self, job_id: str, comment: str) -> None:
         """Set a job's comment (a learner may set only their own job's)."""
         await self.run([self._cmd("scontrol"), "update", f"jobid={job_id}", f"comment={comment}"])

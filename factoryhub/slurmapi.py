@@ -79,6 +79,10 @@ class SlurmAPI(Protocol):
         """Cancel a job (as `user` when named); a job Slurm forgot is already cancelled."""
         ...
 
+    async def cancel_named(self, name: str, user: str) -> None:
+        """Cancel every job called `name` that belongs to `user`."""
+        ...
+
     async def set_comment(self, job_id: str, comment: str) -> None:
         """Set a job's comment (a session reports its port there)."""
         ...

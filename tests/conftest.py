@@ -282,6 +282,13 @@ class FakeSlurm:
             for row in self.user_rows
         ]
 
+    async def cancel_named(self, name: str, user: str) -> None:
+        self.calls.append(("cancel_named", (name, user)))
+        self._check()
+        for job_id, job in list(self.jobs.items()):
+            if job.name == name and job.user == user:
+                self.jobs[job_id] = replace(job, state="CANCELLED", reason="None")
+
     async def set_comment(self, job_id: str, comment: str) -> None:
         self.calls.append(("set_comment", (job_id, comment)))
         self._check()

@@ -27,7 +27,7 @@ from factoryhub.slurm import Associations, SlurmError
 from .batch import JOBS_DIR
 from .context import SessionContext, session_context
 from .dashboard import dashboard_url, private_directory, serve_on_socket, socket_path
-from .reaper import cancel_argv
+from .reaper import cancel_workers
 
 DEATH_TIMEOUT = 60  # seconds a worker waits for a vanished scheduler before its job ends
 
@@ -126,8 +126,7 @@ class SessionCluster(SLURMCluster):
             await super()._close()
         finally:
             ctx = self.context
-            argv = cancel_argv(self.worker_job_name, ctx.user, ctx.site.slurm.bin_dir)
             with contextlib.suppress(SlurmError):  # stragglers: a job dask-jobqueue lost
-                await ctx.client.run(argv)
+                await cancel_workers(ctx.client, self.worker_job_name, ctx.user)
             self._reaper.terminate()
             self.socket.unlink(missing_ok=True)

@@ -1,22 +1,24 @@
 """Cancels a Dask cluster's worker jobs once the kernel that owns them is gone (F19).
 
 Started by `slurm_cluster` in its own session, so a kernel killed with SIGKILL does not take it
-along: it waits for the kernel's pid to disappear, then `scancel --name=<cluster's job name>`
-for the learner's jobs. A cluster closed normally stops it first.
+along: it waits for the kernel's pid to disappear, then cancels the learner's jobs of the
+cluster's job name (`SlurmClient.cancel_named`). A cluster closed normally stops it first.
 
     python -m factoryhub.widgets.reaper PID JOB_NAME [BIN_DIR]
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import re
-import subprocess
 import sys
 import time
 
 from factoryhub import jobnames
+from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.slurmapi import SlurmAPI
 
 _NAME = re.compile(re.escape(jobnames.WORKER) + r"[A-Za-z0-9_-]{1,80}", re.ASCII)
 
@@ -31,20 +33,29 @@ def alive(pid: int) -> bool:
     return True
 
 
-def cancel_argv(job_name: str, user: str, bin_dir: str = "/usr/bin") -> list[str]:
-    """The one scancel that ends every job of the cluster (never anyone else's)."""
+def worker_name(job_name: str) -> str:
+    """`job_name` if it is a Dask cluster's worker job name (what the reaper may end)."""
     if not _NAME.fullmatch(job_name):
         raise ValueError(f"not a FactoryHub Dask job name: {job_name[:80]!r}")
-    return [os.path.join(bin_dir, "scancel"), f"--name={job_name}", f"--user={user}"]
+    return job_name
+
+
+async def cancel_workers(client: SlurmAPI, job_name: str, user: str) -> None:
+    """End every job of the cluster that is `user`'s (never anyone else's)."""
+    await client.cancel_named(worker_name(job_name), user)
 
 
 def main(argv: list[str]) -> int:
-    pid, job_name = int(argv[0]), argv[1]
+    pid, job_name = int(argv[0]), worker_name(argv[1])
     bin_dir = argv[2] if len(argv) > 2 else "/usr/bin"
-    command = cancel_argv(job_name, pwd.getpwuid(os.getuid()).pw_name, bin_dir)
+    client = SlurmClient(bin_dir, timeout=60, switch_user=False)
     while alive(pid):
         time.sleep(1.0)
-    return subprocess.run(command, check=False, timeout=60).returncode
+    try:
+        asyncio.run(cancel_workers(client, job_name, pwd.getpwuid(os.getuid()).pw_name))
+    except SlurmError:
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

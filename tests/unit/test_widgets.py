@@ -25,7 +25,7 @@ from factoryhub.widgets.dask_panel import worker_summary
 from factoryhub.widgets.energy_panel import energy_plot, factors_line, session_line
 from factoryhub.widgets.gpu_request import batch_environment
 from factoryhub.widgets.monitor import carry_over, tail_lines
-from factoryhub.widgets.reaper import cancel_argv
+from factoryhub.widgets.reaper import cancel_workers
 
 
 @pytest.fixture
@@ -195,14 +195,30 @@ def test_orphaned_workers_are_those_of_ended_sessions():
     assert [j.job_id for j in orphaned_workers(jobs)] == ["61", "64"]
 
 
-def test_reaper_cancels_only_the_clusters_jobs_of_the_learner():
-    assert cancel_argv("fh-dask-50-7", "alice") == [
-        "/usr/bin/scancel",
-        "--name=fh-dask-50-7",
-        "--user=alice",
-    ]
+async def test_reaper_cancels_only_the_clusters_jobs_of_the_learner(fake_slurm):
+    fake_slurm.set_job("61", "RUNNING", name="fh-dask-50-7", user="alice")
+    fake_slurm.set_job("62", "RUNNING", name="fh-dask-50-7", user="mallory")
+    fake_slurm.set_job("63", "RUNNING", name="fh-dask-50-8", user="alice")
+    await cancel_workers(fake_slurm, "fh-dask-50-7", "alice")
+    states = {i: fake_slurm.jobs[i].state for i in ("61", "62", "63")}
+    assert states == {"61": "CANCELLED", "62": "RUNNING", "63": "RUNNING"}
     with pytest.raises(ValueError):
-        cancel_argv("dask-worker", "alice")
+        await cancel_workers(fake_slurm, "dask-worker", "alice")
+    assert fake_slurm.count("cancel_named") == 1  # nothing asked of Slurm for a bad name
+
+
+async def test_the_client_cancels_by_name_and_user_only(monkeypatch):
+    from factoryhub.slurm import Completed, SlurmClient
+
+    seen = []
+
+    async def record(self, argv, **_):
+        seen.append(argv)
+        return Completed(0, "", "")
+
+    monkeypatch.setattr(SlurmClient, "run", record)
+    await SlurmClient("/opt/slurm/bin", switch_user=False).cancel_named("fh-dask-50-7", "alice")
+    assert seen == [["/opt/slurm/bin/scancel", "--name=fh-dask-50-7", "--user=alice"]]
 
 
 def test_dashboard_socket_is_private(tmp_path, monkeypatch):
