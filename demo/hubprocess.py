@@ -27,12 +27,14 @@ from urllib.parse import urlparse
 from factoryhub.security import NODE_PREFIX
 from factoryhub.site import Site
 
-from .daemons import running_pid, spawn_daemon, stop_daemon, wait_for
+from .daemons import open_nofollow, running_pid, spawn_daemon, stop_daemon, wait_for
 from .embedded import HUB_USER, ensure_hub_user
 
 VENV = Path("/opt/factoryhub/venv")
 CHP = NODE_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
 PROXY_USER = "factoryhub-proxy"
+CONFIG_ROOT = Path("/etc/factoryhub/hubs")  # root's copies of each hub's config and site
+PROXY_RUN = Path("/run/factoryhub-proxy")  # the proxy account's pid folder, one per hub
 
 
 def ensure_service_accounts() -> None:
@@ -50,20 +52,22 @@ def ensure_service_accounts() -> None:
 
 
 def _chown_tree(root: Path, user: str) -> None:
-    """`root` and everything in it owned by `user`, links themselves never followed (files of
-    a hub that ran as root before are handed over; nothing outside is touched)."""
+    """`root` and everything in it owned by `user` (files of a hub that ran as root before are
+    handed over). Walked by descriptor (`os.fwalk`), links never followed: the account owns
+    the tree and may swap a folder for a link while root walks it."""
     account = pwd.getpwnam(user)
     os.chown(root, account.pw_uid, account.pw_gid, follow_symlinks=False)
-    for folder, dirs, files in os.walk(root):
+    for _, dirs, files, folder_fd in os.fwalk(root, follow_symlinks=False):
         for name in dirs + files:
-            path = os.path.join(folder, name)
-            os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+            os.chown(name, account.pw_uid, account.pw_gid, dir_fd=folder_fd, follow_symlinks=False)
 
 
-def readable_by(user: str, path: Path) -> bool:
-    """Whether `user` can read `path` (every folder above it included)."""
-    argv = ["/usr/sbin/runuser", "-u", user, "--", "/usr/bin/test", "-r", str(path)]
-    return subprocess.run(argv, check=False, env={"PATH": "/usr/bin:/bin"}).returncode == 0
+def _root_dir(path: Path, owner: str = "root", mode: int = 0o755) -> None:
+    """`path` a folder owned by `owner` under folders only root writes to."""
+    path.mkdir(parents=True, exist_ok=True)
+    account = pwd.getpwnam(owner)
+    os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+    path.chmod(mode)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class HubInstance:
     @property
     def proxy_dir(self) -> Path:
         """The proxy account's own folder (its supervisor writes the proxy's pid there)."""
-        return self.state_dir / "proxy"
+        return PROXY_RUN / self.site.hub.id
 
     @property
     def proxy_child_pidfile(self) -> Path:
@@ -97,55 +101,50 @@ class HubInstance:
         return self.proxy_dir / "proxy-child.pid"
 
     @property
-    def config_copy(self) -> Path:
-        return self.state_dir / "config" / "jupyterhub_config.py"
-
-    @property
-    def site_copy(self) -> Path:
-        return self.state_dir / "config" / "site.toml"
-
-    def prepare(self) -> None:
-        """Accounts, the state directory owned by the hub's account (the proxy's folder by the
-        proxy's), and the config and site where the hub's account can read them: a checkout
-        under /root is not readable to it, so those two are copied (root's, mode 0644)."""
-        ensure_service_accounts()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        _chown_tree(self.state_dir, HUB_USER)
-        self.state_dir.chmod(0o711)  # the proxy's account reaches its folder, lists nothing
-        self.proxy_dir.mkdir(mode=0o700, exist_ok=True)
-        _chown_tree(self.proxy_dir, PROXY_USER)
-        config = self.config_copy.parent
-        config.mkdir(exist_ok=True)
-        os.chown(config, 0, 0)
-        config.chmod(0o755)
-        for source, copy in (
-            (self.config_file, self.config_copy),
-            (self.site_path, self.site_copy),
-        ):
-            if source.resolve() != copy.resolve():
-                shutil.copyfile(source, copy)
-                os.chown(copy, 0, 0)
-                copy.chmod(0o644)
-
-    @property
     def hub_config(self) -> Path:
-        return self.config_copy if self.config_copy.exists() else self.config_file
+        """The copy of the config JupyterHub reads (root's: the hub cannot change it)."""
+        return CONFIG_ROOT / self.site.hub.id / "jupyterhub_config.py"
 
     @property
     def hub_site(self) -> Path:
-        return self.site_copy if self.site_copy.exists() else self.site_path
+        """The copy of site.toml the hub and its service read (root's)."""
+        return CONFIG_ROOT / self.site.hub.id / "site.toml"
+
+    def prepare(self) -> None:
+        """Accounts; the state directory the hub's account's alone (0700); the proxy's pid
+        folder its account's; the config and site copied where the hub's account reads them
+        and cannot change them (a checkout under /root is not readable to it). Root writes
+        nothing inside a folder either account owns but through `open_nofollow`."""
+        ensure_service_accounts()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        _chown_tree(self.state_dir, HUB_USER)
+        self.state_dir.chmod(0o700)
+        _root_dir(PROXY_RUN)
+        _root_dir(self.proxy_dir, PROXY_USER, 0o700)
+        _root_dir(self.hub_config.parent)
+        for source, copy in ((self.config_file, self.hub_config), (self.site_path, self.hub_site)):
+            shutil.copyfile(source, copy)
+            copy.chmod(0o644)
 
     @property
     def hub_api(self) -> str:
         return f"http://{self.site.hub.hub_ip}:{self.site.hub.hub_port}/hub/api"
 
     def proxy_token(self) -> str:
+        """The proxy's API token, kept in the hub's state directory (made there if missing);
+        read and written without following a link the hub's account could have planted."""
         path = self.state_dir / "proxy-token"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(32))
-            shutil.chown(path, HUB_USER)
-        return path.read_text().strip()
+        try:
+            fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            with os.fdopen(open_nofollow(path, os.O_RDONLY), encoding="utf-8") as token:
+                return token.read(200).strip()
+        account = pwd.getpwnam(HUB_USER)
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        token = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as out:
+            out.write(token)
+        return token
 
     def proxy_argv(self) -> list[str]:
         public = urlparse(self.site.hub.url)
@@ -232,10 +231,13 @@ def start_hub(hub: HubInstance, timeout: float = 90) -> int:
 
 
 def stop_hub(hub: HubInstance, *, proxy: bool = True) -> None:
-    stop_daemon(hub.hub_pidfile, timeout=30)
+    stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)
     if proxy:
-        stop_daemon(hub.proxy_pidfile)
+        stop_daemon(hub.proxy_pidfile, owner=PROXY_USER)
 
 
 def hub_status(hub: HubInstance) -> dict[str, int | None]:
-    return {"proxy": running_pid(hub.proxy_pidfile), "jupyterhub": running_pid(hub.hub_pidfile)}
+    return {
+        "proxy": running_pid(hub.proxy_pidfile, PROXY_USER),
+        "jupyterhub": running_pid(hub.hub_pidfile, HUB_USER),
+    }

@@ -13,19 +13,12 @@ import os
 from pathlib import Path
 
 from . import jobnames
+from .courses.cli import site_path
 from .courses.model import CourseError, load_course
 from .courses.validate import plan, validation_script
 from .jobscript import SessionJob, render_job_script, session_command, site_hooks
 from .request import RequestError, access_for, parse_request
 from .site import Site, SiteError, load_site
-
-SITE_CANDIDATES = ("/etc/factoryhub/site.toml", "hub_config/site.toml")
-
-
-def default_site() -> str:
-    """FACTORYHUB_SITE, else the installed site, else a checkout's."""
-    found = [os.environ.get("FACTORYHUB_SITE", ""), *SITE_CANDIDATES]
-    return next((path for path in found if path and Path(path).is_file()), SITE_CANDIDATES[0])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--user", required=True, help="whose job (their access rules apply)")
     parser.add_argument("--options", default="{}", help="a session's options as JSON")
     parser.add_argument("--server", default="", help="the named server (session)")
-    parser.add_argument("--site", default=None, help="site.toml (default: the installed one)")
+    parser.add_argument("--site", type=Path, default=None, help="site.toml (as `course`)")
 
 
 def _session(site: Site, args: argparse.Namespace) -> str:
@@ -62,7 +55,7 @@ def _validation(site: Site, args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        site = load_site(args.site or default_site())
+        site = load_site(site_path(args.site))  # found as `factoryhub course` finds it
         render = _session if args.kind == "session" else _validation
         print(render(site, args), end="")
     except (OSError, SiteError, RequestError, CourseError, ValueError) as exc:
