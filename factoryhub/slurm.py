@@ -82,6 +82,10 @@ log = logging.getLogger(__name__)
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "SLURM_CONF")
 COMMAND_PATH = "/usr/bin:/bin"
 ACTS_AT_ONCE = 8  # commands run as learners at the same time, per client
+# `srun` detaching (`setsid --fork` through fh-act-as) waits for a local fork, not for the
+# controller: on a node busy starting fifty JupyterLabs that can take longer than a controller
+# is given to answer (the command timeout), and a step killed for it would end a good session.
+DETACH_TIMEOUT = 60.0
 
 
 def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -244,12 +248,12 @@ class SlurmClient:
             except OSError as exc:
                 raise SlurmError(f"cannot run srun: {exc}") from None
             try:
-                await asyncio.wait_for(proc.communicate(head), self.timeout)
+                await asyncio.wait_for(proc.communicate(head), max(self.timeout, DETACH_TIMEOUT))
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-                raise SlurmError(f"srun did not detach within {self.timeout:g} s") from None
+                raise SlurmError("srun did not detach in time") from None
         if proc.returncode != 0:
             raise SlurmError(f"srun could not be started (exit {proc.returncode})")
 

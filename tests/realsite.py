@@ -184,9 +184,9 @@ def cancel_test_jobs() -> None:
     ids = [line.split()[0] for line in out.splitlines() if " fh:test:" in line]
     if ids:
         subprocess.run(["scancel", *ids], check=False)
-    known = [name for name in TEST_ACCOUNTS if _exists(name)]
-    if known:
-        subprocess.run(["scancel", f"--user={','.join(known)}"], check=False)
+    for name in TEST_ACCOUNTS:  # scancel takes one --user at a time ("a,b" is refused)
+        if _exists(name):
+            subprocess.run(["scancel", f"--user={name}"], check=False)
 
 
 def _exists(user: str) -> bool:

@@ -23,6 +23,12 @@ pytestmark = pytest.mark.faults
 LEARNERS = ("tlearner1", "tlearner2", "tlearner3")
 
 
+def _hub_lines_about(hub, users: list[str]) -> list[str]:
+    """The hub log's warnings and errors naming one of `users` (what a failure shows)."""
+    lines = (hub.state_dir / "hub.log").read_text(errors="replace").splitlines()
+    return [line for line in lines if line[:3] in ("[W ", "[E ") and any(u in line for u in users)]
+
+
 def _job_info_rpcs() -> int:
     out = subprocess.run(["sdiag"], capture_output=True, text=True, check=True).stdout
     return sum(
@@ -128,7 +134,8 @@ def test_l1_l4_l3_fifty_learners_start_survive_a_hub_kill_and_stop(hub_client, r
                 if is_ready and user not in waits:
                     waits[user] = time.monotonic() - pressed
         time.sleep(1)
-    assert len(waits) == len(started), sorted(set(started) - set(waits))
+    late = sorted(set(started) - set(waits))
+    assert not late, (late, _hub_lines_about(real_hub, late[:3]))
     times = sorted(waits.values())
     print(f"L1: {len(started)} of 50 ready (429: {50 - len(started)}); p95 {times[-3]:.1f} s")
     jobs = {u: job_of(u) for u in started}  # exactly one live job each: no orphan
