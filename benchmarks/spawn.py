@@ -32,8 +32,8 @@ import tomli_w
 from factoryhub.demo.accounts import ensure_accounts
 from factoryhub.demo.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from factoryhub.demo.hubprocess import CHP, HubInstance, start_hub, stop_hub
+from factoryhub.scheduler.slurm import parse_allocation
 from factoryhub.site import DemoAccount, another_hub, load_site
-from factoryhub.slurm import parse_allocation
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path("/opt/factoryhub/venv/bin")
@@ -80,7 +80,8 @@ def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
     config = state / "jupyterhub_config.py"
     config.write_text(  # the hub's account may not read the checkout: no load_subconfig of it
         "import os\nfrom pathlib import Path\n"
-        "from factoryhub.hubconfig import apply_site\nfrom factoryhub.site import load_site\n"
+        "from factoryhub.spawners.hubconfig import apply_site\n"
+        "from factoryhub.site import load_site\n"
         "c = get_config()\nsite = Path(os.environ['FACTORYHUB_SITE'])\n"
         "apply_site(c, load_site(site), site)\n"
         f"c.JupyterHub.services.append({{'name': 'bench', 'api_token': {TOKEN!r}}})\n"

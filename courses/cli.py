@@ -11,8 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site, SiteError, load_site
-from factoryhub.slurm import SlurmClient
 
 from . import catalogue
 from .check import check_course

@@ -24,8 +24,8 @@ from factoryhub import jobnames
 from factoryhub.jobscript import BatchSpec, render_batch, site_hooks
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.request import access_for, parse_request
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.site import SITE_ENV, Site, public_site_data
-from factoryhub.slurm import SlurmClient, SlurmError
 
 from .execute import NotebookResult, clean_text, course_cells
 from .handover import as_account, read_as, read_as_async, unpack

@@ -6,8 +6,8 @@ hub's state directory (mode 0600).
 
 Neither runs as root. JupyterHub (and the service it starts) runs as the system account
 `factoryhub`, which owns the state directory, reads /etc/shadow through the `shadow` group for
-PAM, and acts as a learner only through `fh-act-as` (`factoryhub.actas`). The proxy and its
-supervisor run as `factoryhub-proxy`, which owns nothing but its own folder of pid files.
+PAM, and acts as a learner only through `fh-act-as` (`factoryhub.scheduler.actas`). The proxy
+and its supervisor run as `factoryhub-proxy`, which owns nothing but its own folder of pid files.
 """
 
 from __future__ import annotations

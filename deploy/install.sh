@@ -49,11 +49,11 @@ if ! [ -x "$prefix/node/node_modules/.bin/configurable-http-proxy" ] || \
 fi
 
 # The hub, its service and the proxy run unprivileged; the hub acts as a learner only through
-# fh-act-as, which sudo starts as root for the hub's account alone (factoryhub/actas.py).
-# It is factoryhub/actas.py itself, run by the system's Python in isolated mode (-I -S: no
+# fh-act-as, which sudo starts as root for the hub's account alone (scheduler/actas.py).
+# It is scheduler/actas.py itself, run by the system's Python in isolated mode (-I -S: no
 # environment, no site-packages): standard library only, about 10 ms to start.
 install -d -o root -g root -m 0755 "$prefix/bin"
-{ echo '#!/usr/bin/python3 -IS'; cat "$repo/factoryhub/actas.py"; } > "$prefix/bin/fh-act-as.new"
+{ echo '#!/usr/bin/python3 -IS'; cat "$repo/scheduler/actas.py"; } > "$prefix/bin/fh-act-as.new"
 chown root:root "$prefix/bin/fh-act-as.new"
 chmod 0755 "$prefix/bin/fh-act-as.new"
 mv "$prefix/bin/fh-act-as.new" "$prefix/bin/fh-act-as"

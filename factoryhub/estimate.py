@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from factoryhub.capacity import Capacity, NodeCapacity
 from factoryhub.durations import describe_minutes
-from factoryhub.slurm import QosLimits, SlurmClient, SlurmError, UserJob
+from factoryhub.slurmapi import SlurmAPI
+from factoryhub.slurmoutput import QosLimits, SlurmError, UserJob
 
 from .jobscript import resource_options
 from .request import ResourceRequest
@@ -131,7 +132,7 @@ def qos_wait(
 async def estimate_start(
     request: ResourceRequest,
     capacity: Capacity | None,
-    client: SlurmClient,
+    client: SlurmAPI,
     user: str,
     limits: tuple[QosLimits, ...] = (),
 ) -> Estimate:

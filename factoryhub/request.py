@@ -21,7 +21,7 @@ from factoryhub.durations import (
     parse_walltime,
 )
 from factoryhub.site import Site
-from factoryhub.slurm import Associations, QosLimits
+from factoryhub.slurmoutput import Associations, QosLimits
 
 MAX_OPTIONS_BYTES = 4096
 FIELDS = (

@@ -1,10 +1,11 @@
 """The interface of the one seam to the scheduler (pure: no subprocess here).
 
-`factoryhub.slurm.SlurmClient` implements it by running Slurm's commands; the unit tests' fake
-implements it with a job table they script (it does not inherit the real client, so a method it
-lacks is an error, never a real command). Code that only needs *a* Slurm may be typed with
-`SlurmAPI`; `tests/unit/test_slurmapi.py` checks that the client, this Protocol and the fake
-name the same methods with the same parameters, so a new client method cannot be forgotten.
+`factoryhub.scheduler.slurm.SlurmClient` implements it by running Slurm's commands; the unit
+tests' fake implements it with a job table they script (it does not inherit the real client,
+so a method it lacks is an error, never a real command). Code that only needs *a* Slurm may be
+typed with `SlurmAPI`; `tests/unit/test_slurmapi.py` checks that the client, this Protocol and
+the fake name the same methods with the same parameters, so a new client method cannot be
+forgotten.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 import os
 from pathlib import Path
 
-from factoryhub.hubconfig import apply_site
 from factoryhub.site import load_site
+from factoryhub.spawners.hubconfig import apply_site
 
 here = Path(__file__).resolve().parent
 site_path = Path(os.environ.get("FACTORYHUB_SITE", here / "site.toml")).resolve()

@@ -26,7 +26,6 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
 from factoryhub.estimate import SERVICE_NAME, estimate_start
-from factoryhub.livesite import CapacityCache, association_cache, capacity_cache
 from factoryhub.request import (
     FIELDS,
     RequestError,
@@ -35,7 +34,8 @@ from factoryhub.request import (
     parse_request,
     without_live_fields,
 )
-from factoryhub.slurm import SlurmClient
+from factoryhub.scheduler.livesite import CapacityCache, association_cache, capacity_cache
+from factoryhub.scheduler.slurm import SlurmClient
 
 from .catalogue_page import CatalogueHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile

@@ -18,10 +18,10 @@ from factoryhub.capacity import Capacity
 from factoryhub.courses.catalogue import catalogue_dir, published
 from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
 from factoryhub.estimate import Estimate, estimate_start
-from factoryhub.livesite import CapacityCache, association_cache
 from factoryhub.request import RequestError, UserAccess, access_for, parse_request
+from factoryhub.scheduler.livesite import CapacityCache, association_cache
+from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
-from factoryhub.slurm import SlurmClient
 
 from .pages import ServicePage
 

@@ -29,8 +29,8 @@ from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROO
 from factoryhub.courses.model import COURSE_NAME
 from factoryhub.courses.sync import sync_course
 from factoryhub.handshake import PROOF_PATH, session_proof
+from factoryhub.scheduler.slurm import SlurmError
 from factoryhub.site import WARN_ENV
-from factoryhub.slurm import SlurmError
 
 from .report import report_port, session_client
 

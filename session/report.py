@@ -9,7 +9,7 @@ import os
 import shutil
 
 from factoryhub.handshake import READY_FD_ENV, format_port_report
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 
 
 def session_client() -> SlurmClient:

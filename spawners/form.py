@@ -14,8 +14,8 @@ from factoryhub.capacity import Capacity
 from factoryhub.durations import describe_minutes, parse_minutes
 from factoryhub.estimate import Estimate
 from factoryhub.request import ResourceRequest, UserAccess, qos_label, qos_limits_of
+from factoryhub.scheduler.slurm import QosLimits
 from factoryhub.site import Partition, Site
-from factoryhub.slurm import QosLimits
 from factoryhub.templating import template_environment
 
 TEMPLATE = "form.html"

@@ -28,7 +28,7 @@ from factoryhub.jobscript import (
     salloc_options,
     step_options,
 )
-from factoryhub.slurm import SlurmClient, SlurmError, command_environment
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError, command_environment
 
 Adopt = Callable[[str], Awaitable[None]]  # records a job id (or cancels it and raises)
 

@@ -2,8 +2,8 @@
 
 Reading a path inside a learner's home with any rights but the learner's would follow a symlink
 the learner planted (to /etc/shadow, or to the hub's own database) and show it back. `tail`
-started through `fh-act-as` (`factoryhub.actas`) reads with the learner's own rights, bounded in
-lines, bytes and time.
+started through `fh-act-as` (`factoryhub.scheduler.actas`) reads with the learner's own rights,
+bounded in lines, bytes and time.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import contextlib
 import os
 import pwd
 
-from factoryhub import actas
-from factoryhub.slurm import command_environment
+from factoryhub.scheduler import actas
+from factoryhub.scheduler.slurm import command_environment
 
 MAX_BYTES = 4000
 

@@ -12,7 +12,6 @@ from tornado import web
 
 from factoryhub.courses.catalogue import course_presets, landing_page, published
 from factoryhub.estimate import SERVICE_NAME, Estimate, never_reason
-from factoryhub.livesite import CAPACITY_MAX_AGE, association_cache
 from factoryhub.request import (
     FIELDS,
     LIVE_FIELDS,
@@ -23,6 +22,7 @@ from factoryhub.request import (
     parse_request,
     without_live_fields,
 )
+from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, association_cache
 from factoryhub.site import Site
 
 from .form import Refusal, render_options_form

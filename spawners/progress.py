@@ -10,7 +10,7 @@ from datetime import datetime
 from factoryhub.estimate import phrase_start
 from factoryhub.jobstate import Phase
 from factoryhub.reasons import explain_pending
-from factoryhub.slurm import JobInfo
+from factoryhub.scheduler.slurm import JobInfo
 
 
 class ProgressLog:

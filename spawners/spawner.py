@@ -32,7 +32,6 @@ from factoryhub.estimate import Estimate, estimate_start
 from factoryhub.handshake import parse_port_report
 from factoryhub.jobscript import SessionJob, session_command, site_hooks
 from factoryhub.jobstate import Phase, classify_state
-from factoryhub.livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
 from factoryhub.reasons import explain_refusal
 from factoryhub.request import (
     FIELDS,
@@ -40,8 +39,15 @@ from factoryhub.request import (
     ResourceRequest,
     bounded_options,
 )
+from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
+from factoryhub.scheduler.slurm import (
+    JobInfo,
+    QosLimits,
+    SchedulerUnavailable,
+    SlurmClient,
+    SlurmError,
+)
 from factoryhub.site import SITE_ENV, WARN_ENV, Site, load_site, public_site_data
-from factoryhub.slurm import JobInfo, QosLimits, SchedulerUnavailable, SlurmClient, SlurmError
 
 from .launch import Launch, ReadyPipe, free_mib, passed_environment, step_error, step_log
 from .logtail import read_tail_as

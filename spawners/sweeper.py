@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from factoryhub import jobnames
 from factoryhub.jobstate import Phase, classify_state
+from factoryhub.scheduler.slurm import JobInfo, SlurmClient, SlurmError
 from factoryhub.site import SlurmSettings
-from factoryhub.slurm import JobInfo, SlurmClient, SlurmError
 
 
 def orphans(

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
-from factoryhub.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
+from factoryhub.scheduler.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ _WATCHERS: WeakKeyDictionary[SlurmClient, JobWatcher] = WeakKeyDictionary()
 
 def shared_watcher(client: SlurmClient, log: logging.Logger) -> JobWatcher:
     """One watcher per hub process and Slurm client, shared by every spawner (keyed as the
-    caches of `factoryhub.livesite` are: one client per installation)."""
+    caches of `factoryhub.scheduler.livesite` are: one client per installation)."""
     if client not in _WATCHERS:
         _WATCHERS[client] = JobWatcher(client, log)
     return _WATCHERS[client]

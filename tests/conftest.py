@@ -33,8 +33,14 @@ import pytest
 
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.jobrecords import JobTable
+from factoryhub.scheduler.slurm import (
+    Associations,
+    Completed,
+    JobInfo,
+    SchedulerUnavailable,
+    UserJob,
+)
 from factoryhub.site import Site, load_site
-from factoryhub.slurm import Associations, Completed, JobInfo, SchedulerUnavailable, UserJob
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from factoryhub.capacity import Capacity
 from factoryhub.request import UserAccess, access_for
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.site import SITE_ENV, Site, SiteError, site_from_data
-from factoryhub.slurm import SlurmClient, SlurmError
 
 
 @dataclass(frozen=True)

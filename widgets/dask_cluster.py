@@ -21,8 +21,8 @@ from pathlib import Path
 from dask_jobqueue import SLURMCluster
 
 from factoryhub import jobnames
+from factoryhub.scheduler.slurm import Associations, SlurmError
 from factoryhub.site import Site
-from factoryhub.slurm import Associations, SlurmError
 
 from .batch import JOBS_DIR
 from .context import SessionContext, session_context

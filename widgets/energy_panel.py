@@ -11,8 +11,8 @@ import ipywidgets as widgets
 
 from factoryhub.durations import describe_seconds
 from factoryhub.energy import total
+from factoryhub.scheduler.slurm import SlurmError
 from factoryhub.site import EnergySettings
-from factoryhub.slurm import SlurmError
 
 from .background import Repeater, shows_failure
 from .context import SessionContext, session_context

@@ -22,7 +22,7 @@ from factoryhub.request import (
     parse_request,
     qos_label,
 )
-from factoryhub.slurm import SchedulerUnavailable, SlurmError
+from factoryhub.scheduler.slurm import SchedulerUnavailable, SlurmError
 
 from .advice import suggest
 from .background import shows_failure, spawn

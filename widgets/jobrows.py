@@ -14,8 +14,8 @@ from factoryhub.energy import EnergyFigure, JobUsage, job_energy
 from factoryhub.estimate import phrase_start
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.reasons import explain_pending
+from factoryhub.scheduler.slurm import UserJob
 from factoryhub.site import Site
-from factoryhub.slurm import UserJob
 from factoryhub.slurmoutput import gpus_of
 
 LIVE_PHASES = (Phase.QUEUED, Phase.STARTING, Phase.RUNNING, Phase.PAUSED)

@@ -11,7 +11,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from factoryhub.jobstate import Phase
-from factoryhub.slurm import SlurmError
+from factoryhub.scheduler.slurm import SlurmError
 
 from .background import Repeater, shows_failure, spawn
 from .context import SessionContext, session_context

@@ -17,7 +17,7 @@ import sys
 import time
 
 from factoryhub import jobnames
-from factoryhub.slurm import SlurmClient, SlurmError
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.slurmapi import SlurmAPI
 
 _NAME = re.compile(re.escape(jobnames.WORKER) + r"[A-Za-z0-9_-]{1,80}", re.ASCII)

@@ -16,7 +16,7 @@ from realsite import REPO, job_id_in, job_of, squeue_row, wait_until
 from factoryhub.demo.accounting import DBD_PID
 from factoryhub.demo.daemons import stop_daemon
 from factoryhub.demo.embedded import CTLD_PID, controller_answers, ensure_slurm
-from factoryhub.slurm import SlurmClient
+from factoryhub.scheduler.slurm import SlurmClient
 
 pytestmark = pytest.mark.faults
 

@@ -9,7 +9,7 @@ import pytest
 from realsite import job_id_in, squeue_row
 
 from factoryhub.reasons import explain_refusal
-from factoryhub.slurm import SlurmClient
+from factoryhub.scheduler.slurm import SlurmClient
 
 pytestmark = pytest.mark.integration
 

@@ -99,7 +99,7 @@ def test_capacity_and_own_limits_still_reach_a_learner(learners):
     nodes = _as(ME, "sinfo", "--noheader", "--Node", "--format=%N").stdout.split()
     assert {"cn01", "cn02", "gn01", "gn02"} <= set(nodes)
     code = (
-        "import asyncio\nfrom factoryhub.slurm import SlurmClient\n"
+        "import asyncio\nfrom factoryhub.scheduler.slurm import SlurmClient\n"
         "c = SlurmClient(switch_user=False)\n"
         f"a = asyncio.run(c.associations({ME!r}))\ncap = asyncio.run(c.capacity())\n"
         "print(a.accounts, a.qos, [q.max_gpus_per_job for q in a.limits], len(cap.nodes))"

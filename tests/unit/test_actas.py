@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from factoryhub.actas import Refused, Rules, check, header, program_path, read_header
+from factoryhub.scheduler.actas import Refused, Rules, check, header, program_path, read_header
 
 RULES = Rules(group="root")
 
@@ -84,7 +84,7 @@ def test_the_audit_line_is_json_whatever_the_arguments_hold(tmp_path):
     import json
     import pwd
 
-    from factoryhub.actas import Act, audit
+    from factoryhub.scheduler.actas import Act, audit
 
     log = tmp_path / "act-as.log"
     act = Act(
@@ -101,7 +101,7 @@ def test_the_audit_line_is_json_whatever_the_arguments_hold(tmp_path):
 
 
 def test_the_rules_file_sets_group_bin_dir_and_audit_log(tmp_path):
-    from factoryhub.actas import load_rules
+    from factoryhub.scheduler.actas import load_rules
 
     config = tmp_path / "act-as.conf"
     config.write_text("group = learners\nbin_dir = /opt/slurm/bin\nunknown = x\n")

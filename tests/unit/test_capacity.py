@@ -16,7 +16,7 @@ from factoryhub.estimate import (
     qos_wait,
 )
 from factoryhub.request import RequestError, access_for, parse_request
-from factoryhub.slurm import Associations, QosLimits, UserJob
+from factoryhub.scheduler.slurm import Associations, QosLimits, UserJob
 
 PARTITIONS = (
     "PartitionName=cpu AllowGroups=ALL Default=YES DefaultTime=01:00:00 MaxTime=12:00:00"

@@ -1,7 +1,7 @@
 """No secret of the hub, proxy or service reaches a command run for a learner (issue 13,
 finding 4): every Slurm command runs with an explicit allow-list of variables."""
 
-from factoryhub.slurm import SlurmClient, command_environment
+from factoryhub.scheduler.slurm import SlurmClient, command_environment
 
 SECRETS = {
     "CONFIGPROXY_AUTH_TOKEN": "proxy-secret",

@@ -40,7 +40,7 @@ def test_validate_outside_the_checkout_says_what_to_pass_without_a_traceback(tmp
         pytest.skip("a site.toml is installed or this package runs from a checkout: it is used")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     run = subprocess.run(
-        [sys.executable, "-m", "factoryhub.cli", "course", "validate", "--on", "local"],
+        [sys.executable, "-m", "factoryhub.cli.main", "course", "validate", "--on", "local"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -6,7 +6,7 @@ from coursekit import good_course
 
 from factoryhub.courses.model import load_course
 from factoryhub.courses.validate import plan, validation_script
-from factoryhub.slurm import Associations
+from factoryhub.scheduler.slurm import Associations
 from factoryhub.widgets import SessionContext
 from factoryhub.widgets.dask_cluster import default_account, learners_account
 

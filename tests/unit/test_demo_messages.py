@@ -3,7 +3,7 @@ shows it live)."""
 
 from types import SimpleNamespace
 
-from factoryhub import cli
+from factoryhub.cli import main as cli
 from factoryhub.demo import embedded
 
 

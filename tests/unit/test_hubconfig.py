@@ -6,7 +6,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
 from jupyterhub._data import DATA_FILES_PATH
 from traitlets.config import Config
 
-from factoryhub.hubconfig import apply_site, hub_templates
+from factoryhub.spawners.hubconfig import apply_site, hub_templates
 
 
 def test_demo_site_config(demo_site, repo):

@@ -12,7 +12,7 @@ from factoryhub.jobrecords import (
     parse_job_table,
     parser_version,
 )
-from factoryhub.slurm import SlurmError
+from factoryhub.scheduler.slurm import SlurmError
 
 CAPTURED = (Path(__file__).parent / "data" / "squeue-22.05.json").read_text()
 NOW = 1796189700.0

@@ -57,7 +57,7 @@ def test_table_escapes_everything(demo_site):
 
 
 def test_slurm_energy_accounting_is_read_per_allocation():
-    from factoryhub.slurm import parse_consumed_energy
+    from factoryhub.scheduler.slurm import parse_consumed_energy
 
     text = "12|36000\n12.batch|35000\n13|0\n14|\n"
     assert parse_consumed_energy(text) == {"12": 36000.0, "13": 0.0}

@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 
 from factoryhub.request import RequestError, access_for, parse_request
+from factoryhub.scheduler.slurm import Associations, QosLimits
 from factoryhub.site import AccessSettings
-from factoryhub.slurm import Associations, QosLimits
 
 
 def test_defaults_come_from_the_site(demo_site):

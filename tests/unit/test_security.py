@@ -6,8 +6,8 @@ from packaging.version import Version
 from traitlets.config import Config
 
 from factoryhub import security
-from factoryhub.hubconfig import apply_site
 from factoryhub.security import NPM_FLOORS, PYTHON_FLOORS, below_floor, check_floors
+from factoryhub.spawners.hubconfig import apply_site
 
 NODE_PREFIX = Path("/opt/factoryhub/node")
 

@@ -115,7 +115,7 @@ def test_site_toml_refuses_a_bad_hook_naming_it():
 
 
 def test_job_script_prints_a_session_with_the_hooks_without_submitting(tmp_path, capsys):
-    from factoryhub.cli import main
+    from factoryhub.cli.main import main
 
     text = (REPO / "hub_config" / "site.toml").read_text()
     text = text.replace("[slurm]", '[slurm]\nextra_directives = ["--constraint=h100&ib"]', 1)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from factoryhub.slurm import (
+from factoryhub.scheduler.slurm import (
     Associations,
     Completed,
     QosLimits,
@@ -106,14 +106,14 @@ def test_node_addresses():
 
 
 def test_ping():
-    from factoryhub.slurm import parse_ping
+    from factoryhub.scheduler.slurm import parse_ping
 
     assert parse_ping("Slurmctld(primary) at vm is UP\n")
     assert not parse_ping("Slurmctld(primary) at vm is DOWN\n")
 
 
 def test_position():
-    from factoryhub.slurm import parse_position
+    from factoryhub.scheduler.slurm import parse_position
 
     assert parse_position("12\n9\n15\n", "9") == 2
     assert parse_position("12\n", "9") is None

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import FakeSlurm
 
-from factoryhub.slurm import SlurmClient
+from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.slurmapi import SlurmAPI
 
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
-from factoryhub.livesite import forget_readings
 from factoryhub.request import parse_request
-from factoryhub.slurm import Associations, QosLimits
+from factoryhub.scheduler.livesite import forget_readings
+from factoryhub.scheduler.slurm import Associations, QosLimits
 from factoryhub.spawners import SlurmSpawner
 from factoryhub.spawners.spawner import SessionFailed
 from factoryhub.spawners.watcher import _WATCHERS
@@ -153,7 +153,7 @@ async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_
 
 
 async def test_form_without_a_scheduler_still_renders(spawner, fake_slurm):
-    from factoryhub.livesite import forget_readings
+    from factoryhub.scheduler.livesite import forget_readings
 
     forget_readings()
     fake_slurm.down = True
@@ -406,7 +406,7 @@ async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slu
 async def test_associations_are_read_for_everyone_and_refreshed_behind_the_starts(
     fake_slurm, monkeypatch
 ):
-    from factoryhub import livesite
+    from factoryhub.scheduler import livesite
 
     async def background() -> None:
         for _ in range(3):
@@ -435,7 +435,7 @@ async def test_associations_are_read_for_everyone_and_refreshed_behind_the_start
 
 
 async def test_without_an_accounting_database_site_toml_applies(fake_slurm):
-    from factoryhub import livesite
+    from factoryhub.scheduler import livesite
 
     assert await livesite.AssociationCache(fake_slurm).get("alice") is None
 

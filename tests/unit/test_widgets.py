@@ -8,8 +8,8 @@ import pytest
 from conftest import job_info, user_job
 
 from factoryhub.jobnames import worker_job_name
+from factoryhub.scheduler.slurm import Associations, QosLimits
 from factoryhub.site import SiteError, parse_site, public_site_data
-from factoryhub.slurm import Associations, QosLimits
 from factoryhub.spawners.sweeper import orphaned_workers
 from factoryhub.widgets import EnergyPanel, GPURequest, JobMonitor, SessionContext
 from factoryhub.widgets.context import session_context
@@ -208,7 +208,7 @@ async def test_reaper_cancels_only_the_clusters_jobs_of_the_learner(fake_slurm):
 
 
 async def test_the_client_cancels_by_name_and_user_only(monkeypatch):
-    from factoryhub.slurm import Completed, SlurmClient
+    from factoryhub.scheduler.slurm import Completed, SlurmClient
 
     seen = []
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from .estimate import SERVICE_NAME
-from .security import NODE_PREFIX, require_floors
-from .site import Site
+from factoryhub.estimate import SERVICE_NAME
+from factoryhub.security import NODE_PREFIX, require_floors
+from factoryhub.site import Site
 
 
 def _set_hub(c: Config, site: Site) -> None:

@@ -17,16 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from . import actas
-from .capacity import (
+from factoryhub.capacity import (
     SINFO_FORMAT,
     Capacity,
     parse_partitions,
     parse_reservations,
     parse_sinfo_nodes,
 )
-from .jobrecords import JobTable, only, parse_job_table
-from .slurmoutput import (
+from factoryhub.jobrecords import JobTable, only, parse_job_table
+from factoryhub.slurmoutput import (
     QOS_FORMAT,
     Associations,
     Completed,
@@ -48,6 +47,8 @@ from .slurmoutput import (
     parse_position,
     parse_qos_limits,
 )
+
+from . import actas
 
 __all__ = [
     "Associations",
@@ -104,7 +105,7 @@ class SlurmClient:
     ) -> None:
         self.bin_dir = bin_dir
         self.timeout = timeout
-        # The hub acts as the learner through the one audited helper (`factoryhub.actas`); a
+        # The hub acts as the learner through the one audited helper (`scheduler.actas`); a
         # learner's own kernel (widgets) already is the learner and runs Slurm directly.
         self.switch_user = switch_user
         # Acts as learners wait their turn rather than all start at once: fifty starts in the

@@ -7,12 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import jobscriptcli as jobscript_cli
-from .courses import cli as course_cli
-from .courses.catalogue import publish
-from .courses.model import find_courses
-from .demo.accounts import ensure_accounts
-from .demo.embedded import (
+from factoryhub.courses import cli as course_cli
+from factoryhub.courses.catalogue import publish
+from factoryhub.courses.model import find_courses
+from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.embedded import (
     SLURM_ETC,
     ensure_slurm,
     node_names,
@@ -20,9 +19,11 @@ from .demo.embedded import (
     step,
     stop_slurm,
 )
-from .demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
-from .security import require_floors
-from .site import load_site
+from factoryhub.demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
+from factoryhub.security import require_floors
+from factoryhub.site import load_site
+
+from . import jobscript as jobscript_cli
 
 
 def _hub(repo: Path) -> HubInstance:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from weakref import WeakKeyDictionary
 
 from factoryhub.capacity import Capacity
-from factoryhub.slurm import Associations, SlurmClient, SlurmError
+from factoryhub.scheduler.slurm import Associations, SlurmClient, SlurmError
 
 CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
 ASSOCIATIONS_MAX_AGE = 60.0  # seconds a reading of everyone's accounts and QoS is trusted

@@ -12,13 +12,13 @@ import json
 import os
 from pathlib import Path
 
-from . import jobnames
-from .courses.cli import site_path
-from .courses.model import CourseError, load_course
-from .courses.validate import plan, validation_script
-from .jobscript import SessionJob, render_job_script, session_command, site_hooks
-from .request import RequestError, access_for, parse_request
-from .site import Site, SiteError, load_site
+from factoryhub import jobnames
+from factoryhub.courses.cli import site_path
+from factoryhub.courses.model import CourseError, load_course
+from factoryhub.courses.validate import plan, validation_script
+from factoryhub.jobscript import SessionJob, render_job_script, session_command, site_hooks
+from factoryhub.request import RequestError, access_for, parse_request
+from factoryhub.site import Site, SiteError, load_site
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
