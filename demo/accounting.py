@@ -2,9 +2,10 @@
 user's associations, kept as a real site's administrators keep them with `sacctmgr`.
 
 FactoryHub itself only reads the database (`SlurmClient.associations`); this module is the
-demo site's administrator. Idempotent: each step looks first and changes only what differs.
-MariaDB runs without networking; slurmdbd reaches it over its Unix socket as the `slurm` user,
-authenticated by the socket's peer (no password anywhere).
+demo site's administrator, through the admin side of the one Slurm seam
+(`factoryhub.scheduler.admin.SlurmAdmin`). Idempotent: each step looks first and changes only
+what differs. MariaDB runs without networking; slurmdbd reaches it over its Unix socket as the
+`slurm` user, authenticated by the socket's peer (no password anywhere).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from factoryhub.scheduler.admin import SlurmAdmin, run_now
 from factoryhub.site import AccessSettings
+from factoryhub.slurmoutput import SlurmError
 
 from .daemons import run_daemon, spawn_daemon, stop_daemon, wait_for
 
@@ -77,18 +80,18 @@ def parse_qos_conf(text: str) -> dict[str, list[str]]:
     return qos
 
 
-def _sacctmgr(*args: str, check: bool = True) -> str:
-    result = subprocess.run(
-        ["sacctmgr", "--immediate", *args], capture_output=True, text=True, timeout=60
-    )
-    if check and result.returncode != 0:
-        raise AccountingError(f"sacctmgr {' '.join(args)[:120]}: {result.stderr.strip()[:300]}")
-    return result.stdout
+def _sacctmgr(*args: str) -> str:
+    try:
+        return run_now(SlurmAdmin().sacctmgr(*args))
+    except SlurmError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def _rows(*what: str) -> list[list[str]]:
-    text = _sacctmgr("--noheader", "--parsable2", "show", *what)
-    return [line.split("|") for line in text.splitlines() if line.strip()]
+    try:
+        return run_now(SlurmAdmin().rows(*what))
+    except SlurmError as exc:
+        raise AccountingError(str(exc)) from None
 
 
 def _accepts(address: str | tuple[str, int]) -> bool:

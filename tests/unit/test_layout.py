@@ -78,7 +78,7 @@ def test_packages_import_each_other_without_a_cycle():
     def visit(node: str, trail: list[str]) -> None:
         for nxt in graph[node]:
             if nxt in trail:
-                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [nxt]))
+                cycles.append(" -> ".join([*trail[trail.index(nxt) :], nxt]))
             elif len(trail) < len(graph):
                 visit(nxt, [*trail, nxt])
 

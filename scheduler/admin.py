@@ -1,0 +1,202 @@
+"""The administrator's side of the one Slurm seam: the accounting database (`sacctmgr`:
+accounts, users' associations, QoS, limits) and reservations (`scontrol`), as a site's
+administrators keep them.
+
+It runs its commands through the same `SlurmClient.run` as everything else (argv lists, a
+deadline, the explicit environment, classified errors) and is used by whoever acts as the
+site's Slurm administrator: the embedded site's set-up (`factoryhub.demo.accounting`) and the
+support centre's commands (workshops). Names are checked against what Slurm takes before any
+command runs, so no caller's text reaches `sacctmgr` or `scontrol` unchecked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from factoryhub.slurmoutput import SlurmError
+
+from .slurm import SlurmClient
+
+NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")  # users, accounts, QoS, reservations
+_SETTING = re.compile(r"[A-Za-z]+=[\w/=:,.+-]*")  # Key=value as sacctmgr and scontrol take it
+T = TypeVar("T")
+
+
+class AdminError(SlurmError):
+    """A name or setting Slurm would not take (refused before any command runs)."""
+
+
+def checked_name(name: str, what: str = "name") -> str:
+    if not NAME.fullmatch(name):
+        raise AdminError(f"not a {what} Slurm takes: {name[:40]!r}")
+    return name
+
+
+def checked_settings(settings: Iterable[str]) -> list[str]:
+    out = []
+    for setting in settings:
+        if not _SETTING.fullmatch(setting):
+            raise AdminError(f"not a Key=value setting: {setting[:60]!r}")
+        out.append(setting)
+    return out
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A reservation as `scontrol show reservation` prints it (the fields FactoryHub uses)."""
+
+    name: str
+    start: str
+    end: str
+    nodes: str
+    partition: str
+    users: tuple[str, ...]
+    accounts: tuple[str, ...]
+    flags: tuple[str, ...]
+    state: str
+
+    @property
+    def maintenance(self) -> bool:
+        return "MAINT" in self.flags
+
+
+def _names(fields: Mapping[str, str], key: str) -> tuple[str, ...]:
+    return tuple(v for v in fields.get(key, "").split(",") if v and v != "(null)")
+
+
+def parse_reservations_text(text: str) -> list[Reservation]:
+    """`scontrol show reservation --oneliner` (pure): one reservation a line of Key=Value."""
+    found = []
+    for line in text.splitlines():
+        fields = dict(
+            part.split("=", 1) for part in line.split() if "=" in part and not part.startswith("=")
+        )
+        if "ReservationName" not in fields:
+            continue
+
+        found.append(
+            Reservation(
+                name=fields["ReservationName"],
+                start=fields.get("StartTime", ""),
+                end=fields.get("EndTime", ""),
+                nodes=fields.get("Nodes", ""),
+                partition=_names(fields, "PartitionName")[0]
+                if _names(fields, "PartitionName")
+                else "",
+                users=_names(fields, "Users"),
+                accounts=_names(fields, "Accounts"),
+                flags=_names(fields, "Flags"),
+                state=fields.get("State", ""),
+            )
+        )
+    return found
+
+
+class SlurmAdmin:
+    """Accounting and reservations, through `client`'s `run` (as the calling process: root or
+    a Slurm operator/administrator)."""
+
+    def __init__(self, client: SlurmClient | None = None) -> None:
+        self.client = client or SlurmClient(timeout=60.0)
+
+    def _cmd(self, name: str) -> str:
+        return os.path.join(self.client.bin_dir, name)
+
+    async def sacctmgr(self, *args: str) -> str:
+        """`sacctmgr --immediate ARGS` (no prompt); its standard output."""
+        argv = [self._cmd("sacctmgr"), "--immediate", *args]
+        return (await self.client.run(argv)).stdout
+
+    async def rows(self, *what: str) -> list[list[str]]:
+        """`sacctmgr show WHAT` as rows of fields (parsable, no header)."""
+        text = await self.sacctmgr("--noheader", "--parsable2", "show", *what)
+        return [line.split("|") for line in text.splitlines() if line.strip()]
+
+    async def accounts(self) -> set[str]:
+        return {row[0] for row in await self.rows("account", "format=Account")}
+
+    async def add_account(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        organization: str = "",
+        limits: Iterable[str] = (),
+    ) -> None:
+        """A new account (its description and organization are names too: no free text)."""
+        checked_name(name, "account name")
+        args = ["add", "account", name]
+        for key, value in (("description", description or name), ("organization", organization)):
+            if value:
+                args.append(f"{key}={checked_name(value, key)}")
+        await self.sacctmgr(*args, *checked_settings(limits))
+
+    async def set_account_limits(self, name: str, limits: Iterable[str]) -> None:
+        """E.g. `GrpTRESMins=gres/gpu=600`: what the account's jobs may use in all."""
+        checked_name(name, "account name")
+        await self.sacctmgr(
+            "modify", "account", "where", f"name={name}", "set", *checked_settings(limits)
+        )
+
+    async def remove_account(self, name: str) -> None:
+        await self.sacctmgr("remove", "account", "where", f"name={checked_name(name)}")
+
+    async def add_users(self, users: Iterable[str], settings: Iterable[str]) -> None:
+        """Associations for `users` (one command), e.g. `account=a,b`, `defaultaccount=a`."""
+        names = ",".join(checked_name(u, "user name") for u in sorted(set(users)))
+        if names:
+            await self.sacctmgr("add", "user", f"name={names}", *checked_settings(settings))
+
+    async def modify_user(self, user: str, where: Iterable[str], settings: Iterable[str]) -> None:
+        """`sacctmgr modify user [where …] set …`."""
+        checked_name(user, "user name")
+        condition = checked_settings(where)
+        args = ["modify", "user", *(["where", f"user={user}", *condition] if condition else [user])]
+        await self.sacctmgr(*args, "set", *checked_settings(settings))
+
+    async def remove_user(self, user: str, account: str) -> None:
+        where = [f"user={checked_name(user)}", f"account={checked_name(account)}"]
+        await self.sacctmgr("remove", "user", "where", *where)
+
+    async def add_qos(self, name: str) -> None:
+        await self.sacctmgr("add", "qos", checked_name(name, "QoS name"))
+
+    async def set_qos(self, name: str, settings: Iterable[str]) -> None:
+        checked_name(name, "QoS name")
+        settings = checked_settings(settings)
+        await self.sacctmgr("modify", "qos", "where", f"name={name}", "set", *settings)
+
+    async def reservations(self) -> list[Reservation]:
+        argv = [self._cmd("scontrol"), "show", "reservation", "--oneliner"]
+        return parse_reservations_text((await self.client.run(argv)).stdout)
+
+    async def create_reservation(self, name: str, settings: Mapping[str, str]) -> None:
+        """`scontrol create reservation ReservationName=NAME Key=value…` (values checked)."""
+        checked_name(name, "reservation name")
+        pairs = checked_settings(f"{key}={value}" for key, value in settings.items())
+        argv = [self._cmd("scontrol"), "create", "reservation", f"ReservationName={name}"]
+        await self.client.run([*argv, *pairs])
+
+    async def update_reservation(self, name: str, settings: Mapping[str, str]) -> None:
+        checked_name(name, "reservation name")
+        pairs = checked_settings(f"{key}={value}" for key, value in settings.items())
+        argv = [self._cmd("scontrol"), "update", f"ReservationName={name}"]
+        await self.client.run([*argv, *pairs])
+
+    async def delete_reservation(self, name: str) -> None:
+        argv = [self._cmd("scontrol"), "delete", f"ReservationName={checked_name(name)}"]
+        await self.client.run(argv)
+
+
+def run_now(step: Awaitable[T]) -> T:
+    """One admin step from synchronous code (the set-up and the command line)."""
+    return asyncio.run(_awaited(step))
+
+
+async def _awaited(step: Awaitable[T]) -> T:
+    return await step
