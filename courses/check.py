@@ -1,5 +1,6 @@
 """Static checks of a course (no kernel, no Slurm): metadata, kernelspec, no absolute paths, no
-network access, the outputs policy and sizes. `check_course(path) -> list[Problem]`."""
+network access, the outputs policy (no errors, nothing private: see `outputs_scan`) and sizes.
+`check_course(path) -> list[Problem]`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import nbformat
 
 from .model import CourseError, load_course
+from .outputs_scan import private_in_output
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_COURSE_BYTES = 20 * 1024 * 1024
@@ -57,6 +59,14 @@ def _cell_problems(nb_path: Path, nb, allow_network: bool) -> list[Problem]:
         tags = cell.metadata.get("tags", [])
         for output in cell.get("outputs", []):
             output_bytes += len(str(output))
+            problems += [
+                Problem(
+                    where,
+                    f"a stored output shows {what}: {excerpt!r}; clear that output"
+                    " (or print less) before committing",
+                )
+                for what, excerpt in private_in_output(output)
+            ]
             if output.get("output_type") == "error" and "raises-exception" not in tags:
                 problems.append(
                     Problem(

@@ -1,7 +1,9 @@
 """Validate one notebook where it runs (a Slurm job of its course's partition, or locally):
 papermill executes it with the course's smoke parameters and per-cell timeout, then nbval's
 rules compare every cell's outputs with the reference outputs stored in the course's notebook.
-The result is a small JSON file the orchestrator reads back.
+A notebook with exercises (``solve = true`` among its smoke parameters) runs a second time with
+its solutions, which must run through. The result is a small JSON file the orchestrator reads
+back.
 
     python -m factoryhub.courses.execute COURSE_DIR NOTEBOOK WORKDIR RESULT_JSON
 """
@@ -177,19 +179,19 @@ def compare_cells(reference, executed, course: Course) -> list[CellResult]:
     return results
 
 
-def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookResult:
-    """Copy the course into `workdir`, execute `notebook` there, compare, report."""
-    started = time.monotonic()
+def _execute(course: Course, notebook: str, workdir: Path, parameters: dict, stem: str):
+    """Copy the course into `workdir` and execute `notebook` there with `parameters`: the
+    executed cells (papermill's additions left out), the failure that stopped it or None, and
+    the index of papermill's parameters cell."""
     # links are copied as links, never followed (this runs as the validating account)
     shutil.copytree(course.path, workdir, symlinks=True, dirs_exist_ok=True)
-    source = workdir / notebook
-    executed_path = workdir / f"{Path(notebook).stem}.executed.ipynb"
+    executed_path = workdir / f"{Path(notebook).stem}.{stem}.ipynb"
     failure: BaseException | None = None
     try:
         papermill.execute_notebook(
-            str(source),
+            str(workdir / notebook),
             str(executed_path),
-            parameters=course.validation.parameters_for(notebook),
+            parameters=parameters,
             kernel_name=KERNEL,
             execution_timeout=course.validation.cell_timeout,
             cwd=str(workdir),
@@ -198,32 +200,66 @@ def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookR
         )
     except (PapermillExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as exc:
         failure = exc
-    reference = nbformat.read(course.path / notebook, as_version=4)
     executed = nbformat.read(executed_path, as_version=4).cells if executed_path.exists() else []
     executed = [c for c in executed if ERROR_MARKER not in c.metadata.get("tags", [])]
     injected = next(
         (i for i, c in enumerate(executed) if INJECTED in c.metadata.get("tags", [])), None
     )
-    cells_run = [c for i, c in enumerate(executed) if i != injected]
+    return [c for i, c in enumerate(executed) if i != injected], failure, injected
+
+
+def _mark_failure(cells: list[CellResult], failure, injected, running, label: str = "") -> str:
+    """Put what stopped execution on its cell; the notebook's message."""
+    index, status, message, traceback = _execution_failure(failure, injected)
+    if index is None:
+        index = running
+    for cell in cells:
+        if cell.index == index:
+            cell.status, cell.message, cell.traceback = status, f"{label}{message}", traceback
+    where = f" in cell {index}" if index is not None else ""
+    return f"{label}{status}{where}: {message}"
+
+
+def learner_parameters(parameters: dict) -> dict | None:
+    """The parameters of the run a learner sees, when validation also solves (pure): the smoke
+    parameters with ``solve = False``; None when the notebook has no solutions to prove."""
+    if parameters.get("solve") is not True:
+        return None
+    return {**parameters, "solve": False}
+
+
+def validate_notebook(course: Course, notebook: str, workdir: Path) -> NotebookResult:
+    """Execute `notebook` in a copy of the course and compare its outputs with the stored ones.
+
+    A notebook whose smoke parameters set ``solve = true`` runs twice, in two copies: first as a
+    learner opens it (``solve = False``): those outputs are compared, and `--record` stores them,
+    so the notebook shows the unsolved state; then with ``solve = True``, which must run through
+    without an error (every exercise then checks its stored solution)."""
+    started = time.monotonic()
+    parameters = course.validation.parameters_for(notebook)
+    unsolved = learner_parameters(parameters)
+    cells_run, failure, injected = _execute(
+        course, notebook, workdir, unsolved or parameters, "executed"
+    )
+    reference = nbformat.read(course.path / notebook, as_version=4)
     running = _last_started(cells_run)
     if len(cells_run) != len(reference.cells):
         cells_run = [{"cell_type": c.cell_type, "metadata": {}} for c in reference.cells]
     cells = compare_cells(reference, cells_run, course)
-    result = NotebookResult(
-        course.name, notebook, "passed", time.monotonic() - started, cells=cells
-    )
+    result = NotebookResult(course.name, notebook, "passed", 0.0, cells=cells)
     if failure is not None:
-        index, status, message, traceback = _execution_failure(failure, injected)
-        if index is None:
-            index = running
-        for cell in cells:
-            if cell.index == index:
-                cell.status, cell.message, cell.traceback = status, message, traceback
-        where = f" in cell {index}" if index is not None else ""
-        result.status, result.message = "failed", f"{status}{where}: {message}"
+        result.status, result.message = "failed", _mark_failure(cells, failure, injected, running)
     elif failed := [c for c in cells if c.status == "failed"]:
         result.status = "failed"
         result.message = f"outputs differ in cell {', '.join(str(c.index) for c in failed)}"
+    if unsolved is not None and failure is None:
+        solved_dir = workdir.with_name(f"{workdir.name}.solved")
+        solved, failure, injected = _execute(course, notebook, solved_dir, parameters, "solved")
+        if failure is not None:
+            label = "with the solutions: "
+            message = _mark_failure(cells, failure, injected, _last_started(solved), label)
+            result.status = "failed"
+            result.message = "; ".join(m for m in (result.message, message) if m)
     result.seconds = time.monotonic() - started
     return result
 

@@ -30,6 +30,7 @@ from factoryhub.site import SITE_ENV, Site, public_site_data
 from .execute import NotebookResult, clean_text, course_cells
 from .handover import as_account, read_as, read_as_async, unpack
 from .model import Course
+from .outputs import cell_options
 from .snapshot import Snapshot, as_tar, replace_file
 
 LOG_TAIL = 3000
@@ -240,9 +241,21 @@ class ProgressBar:
         self.bar.close()
 
 
+def recorded_outputs(reference, run, compare: bool) -> tuple[list, int | None]:
+    """What `--record` stores for a code cell (pure): the run's outputs when validation compares
+    them; nothing when it does not (``NBVAL_IGNORE_OUTPUT``, ``nbval-skip``): those outputs are
+    this run's (job ids, nodes, times, paths, widget text) and would be stale for a learner."""
+    options = cell_options(reference, compare)
+    if options.get("skip") or not options.get("check"):
+        return [], None
+    return run.outputs, run.execution_count
+
+
 def record_outputs(target: Target, result: NotebookResult, user: str, source: Snapshot) -> str:
     """Make this run's outputs the notebook's reference outputs (`validate --record`), when
-    every cell ran; returns what was done. The run is read back as the validating account;
+    every cell ran; returns what was done. The run is the one a learner sees (without the
+    solutions, see `execute.validate_notebook`); cells whose outputs are not compared are
+    stored empty. The run is read back as the validating account;
     the reference is the notebook as it was read for this run, and the course's file is
     replaced without following a link."""
     executed = target.workdir / f"{Path(target.notebook).stem}.executed.ipynb"
@@ -253,10 +266,11 @@ def record_outputs(target: Target, result: NotebookResult, user: str, source: Sn
     try:
         reference = nbformat.reads(source.files[target.notebook].decode("utf-8"), as_version=4)
         ran = course_cells(nbformat.reads(ran_text.decode("utf-8"), as_version=4).cells)
+        compare = target.course.validation.compare_outputs
         for ref, run in zip(reference.cells, ran, strict=True):
             ref.metadata.pop("papermill", None)
             if ref.cell_type == "code":
-                ref.outputs, ref.execution_count = run.outputs, run.execution_count
+                ref.outputs, ref.execution_count = recorded_outputs(ref, run, compare)
     except (KeyError, ValueError, AttributeError) as exc:  # a file changed or cut off
         return f"not recorded: {target.label}: {type(exc).__name__}"
     reference.metadata.pop("papermill", None)

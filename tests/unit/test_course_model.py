@@ -99,3 +99,34 @@ def test_checks_report_stored_errors_and_missing_notebooks(tmp_path):
     text = "\n".join(map(str, check_course(folder)))
     assert "fine.ipynb cell 1: stores an error output" in text
     assert "wrong-output.ipynb: is listed in course.toml but does not exist" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("#SBATCH -e /home/trainer/.factoryhub/jobs/x.err\n", "a home path"),
+        ("#SBATCH -A training\n", "an account name"),
+        ("sbatch --account=ai-research job.sh\n", "an account name"),
+        ("--tls-key /tmp/dask/.dask-jobqueue.worker.key.rl1b1qnk\n", "a key or certificate"),
+        ("/opt/factoryhub/venv/bin/python -m distributed.cli.dask_worker\n", "installation path"),
+        ('  File "/usr/lib/python3/dist-packages/numpy/core.py"\n', "installation path"),
+        ("JUPYTERHUB_API_TOKEN=0123456789abcdef0123456789abcdef\n", "a token or secret"),
+        ("http://node:8888/lab?token=3f1c2d4e5f6a7b8c\n", "a token or secret"),
+    ],
+)
+def test_checks_refuse_private_information_in_stored_outputs(tmp_path, text, what):
+    nb = notebook(printed("print(something)", text, 1))
+    folder = write_course(tmp_path, "leaky-course", {"a.ipynb": nb})
+    problems = [str(p) for p in check_course(folder)]
+    assert len(problems) == 1 and problems[0].startswith("a.ipynb cell 1: a stored output shows")
+    assert what in problems[0] and "clear that output" in problems[0]
+
+
+def test_ordinary_results_are_not_taken_for_private_information(tmp_path):
+    ordinary = (
+        '"data_sha256": "20def7f70a702f0af9732fbba4375e147a7d54fe70d8c45569b8e7c1c7010c10"\n'
+        "accuracy 0.961 on 540 images; partition cpu, 2 CPUs; token budget 4096\n"
+        "wrote data/readings-0.parquet; see ~/.factoryhub/assessments/first-steps.json\n"
+    )
+    nb = notebook(printed("print(results)", ordinary, 1))
+    assert check_course(write_course(tmp_path, "fine-course", {"a.ipynb": nb})) == []

@@ -96,3 +96,19 @@ def test_reports_have_every_notebook_and_the_failing_traceback(demo_site, tmp_pa
     assert "1 of 2 notebooks passed" in page
     assert "ValueError: &lt;boom&gt;" in page and "<boom>" not in page
     assert "Wh" in page and "cpu: 1 CPU, 1 GB" in page
+
+
+def test_record_stores_only_compared_outputs_of_the_learners_run():
+    from factoryhub.courses.execute import learner_parameters
+    from factoryhub.courses.validate import recorded_outputs
+
+    run = nbformat.v4.new_code_cell("print(1)", execution_count=3, outputs=stream("1\n"))
+    compared = nbformat.v4.new_code_cell("print(1)")
+    ignored = nbformat.v4.new_code_cell("# NBVAL_IGNORE_OUTPUT\nprint(job_id)")
+    skipped = nbformat.v4.new_code_cell("x", metadata={"tags": ["nbval-skip"]})
+    assert recorded_outputs(compared, run, True) == (stream("1\n"), 3)
+    assert recorded_outputs(ignored, run, True) == ([], None)
+    assert recorded_outputs(skipped, run, True) == ([], None)
+    assert recorded_outputs(compared, run, False) == ([], None)
+    assert learner_parameters({"n": 2, "solve": True}) == {"n": 2, "solve": False}
+    assert learner_parameters({"n": 2}) is None
