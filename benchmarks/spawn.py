@@ -29,11 +29,11 @@ from pathlib import Path
 import httpx
 import tomli_w
 
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid, spawn_daemon, stop_daemon, wait_for
 from factoryhub.demo.hubprocess import CHP, HubInstance, start_hub, stop_hub
 from factoryhub.scheduler.slurm import parse_allocation
-from factoryhub.site import DemoAccount, another_hub, load_site
+from factoryhub.site import another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = Path("/opt/factoryhub/venv/bin")

@@ -10,7 +10,7 @@ from pathlib import Path
 from factoryhub.courses import cli as course_cli
 from factoryhub.courses.catalogue import publish
 from factoryhub.courses.model import find_courses
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import ensure_accounts, load_demo_accounts
 from factoryhub.demo.embedded import (
     SLURM_ETC,
     ensure_slurm,
@@ -45,7 +45,8 @@ def demo_start(repo: Path) -> None:
     nodes = ensure_slurm(repo / "deploy")
     print(f"Slurm is up: nodes {', '.join(nodes)}", flush=True)
     step("demo accounts: Unix users, the login group, Slurm associations")
-    created = ensure_accounts(hub.site.demo_accounts, hub.site.hub.allowed_group, hub.site.access)
+    accounts = load_demo_accounts(repo / "hub_config" / "demo-accounts.toml", hub.site)
+    created = ensure_accounts(accounts, hub.site.hub.allowed_group, hub.site.access)
     if created:
         print(f"Created Unix accounts: {', '.join(created)}", flush=True)
     step("starting the proxy and the hub, and waiting for the hub to answer")
@@ -55,7 +56,7 @@ def demo_start(repo: Path) -> None:
         entry = publish(hub.site, str(folder))
         print(f"Published course {entry.name}: {entry.title}", flush=True)
     print(f"\nFactoryHub is running at {hub.site.hub.url}\n\nDemo accounts (user / password):")
-    for account in hub.site.demo_accounts:
+    for account in accounts:
         print(f"  {account.name:<10} {account.password:<18} {account.role}")
     print(f"\nCourses: {hub.site.hub.url}/services/factoryhub/catalogue")
     print("Stop everything with `make stop`; see what runs with `make status`.")

@@ -9,11 +9,65 @@ import os
 import pwd
 import stat
 import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 
-from factoryhub.site import AccessSettings, DemoAccount
+from factoryhub.site import AccessSettings, Site
 
 from .accounting import accounting_enabled, ensure_associations
 from .embedded import SLURM_ETC
+
+ROLES = ("admin", "trainer", "learner")
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A Unix account the embedded demo creates, with its password (never on a real site)."""
+
+    name: str
+    password: str
+    role: str = "learner"
+
+
+class DemoAccountsError(ValueError):
+    """hub_config/demo-accounts.toml says something the demo cannot do."""
+
+
+def load_demo_accounts(path: str | Path, site: Site) -> tuple[DemoAccount, ...]:
+    """The demo's accounts from their own file (`[[account]]` tables of name, password, role).
+    A role must be one site.toml gives the name: admins in `[hub] admin_users`, trainers in
+    `[hub] trainers`, so the accounts printed by `make demo` are what they say they are."""
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DemoAccountsError(f"{path}: {exc}") from None
+    if unknown := sorted(set(raw) - {"account"}):
+        raise DemoAccountsError(f"{path}: unknown table {unknown[0]!r} (allowed: account)")
+    accounts = []
+    for i, entry in enumerate(raw.get("account", [])):
+        where = f"{path}: account[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"name", "password", "role"}:
+            raise DemoAccountsError(f"{where}: keys are name, password and role")
+        try:
+            account = DemoAccount(**entry)
+        except TypeError:
+            raise DemoAccountsError(f"{where}: name and password are required") from None
+        if account.role not in ROLES:
+            raise DemoAccountsError(f"{where}: role {account.role!r} is not one of {ROLES}")
+        given = (
+            "admin"
+            if account.name in site.hub.admin_users
+            else "trainer"
+            if account.name in site.hub.trainers
+            else "learner"
+        )
+        if given != account.role:
+            raise DemoAccountsError(
+                f"{where}: {account.name} is a {given} in site.toml, not a {account.role}"
+            )
+        accounts.append(account)
+    return tuple(accounts)
 
 
 def _exists(lookup, name: str) -> bool:

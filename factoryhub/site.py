@@ -145,15 +145,6 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
-class DemoAccount:
-    """A Unix account the embedded demo creates (never used on a real site)."""
-
-    name: str
-    password: str
-    role: str = "learner"
-
-
-@dataclass(frozen=True)
 class Site:
     """Everything `site.toml` says."""
 
@@ -165,7 +156,6 @@ class Site:
     access: AccessSettings = field(default_factory=AccessSettings)
     energy: EnergySettings = field(default_factory=EnergySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
-    demo_accounts: tuple[DemoAccount, ...] = ()
 
     def partition(self, name: str) -> Partition:
         """The named partition; `KeyError` when the site does not offer it."""
@@ -252,10 +242,9 @@ def site_from_data(raw: object) -> Site:
 
 
 def public_site_data(site: Site) -> dict[str, object]:
-    """What a session may know of the site (JSON-ready): no demo passwords, no hub internals
-    beyond its id and title. Sessions read it from ``FACTORYHUB_SITE_JSON``."""
+    """What a session may know of the site (JSON-ready): no hub internals beyond its id and
+    title. Sessions read it from ``FACTORYHUB_SITE_JSON``."""
     data = dataclasses.asdict(site)
-    data["demo_accounts"] = []
     data["hub"] = {"id": site.hub.id, "title": site.hub.title, "url": site.hub.url}
     return data
 

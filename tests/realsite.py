@@ -29,11 +29,11 @@ import tomli_w
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid
 from factoryhub.demo.embedded import ensure_slurm
 from factoryhub.demo.hubprocess import HubInstance, start_hub
-from factoryhub.site import DemoAccount, Site, another_hub, load_site
+from factoryhub.site import Site, another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 # test account -> the demo account whose role, Slurm accounts and QoS it has on the test site
@@ -98,8 +98,7 @@ def as_test_accounts(raw: dict) -> dict:
         table: {name: renamed(users) for name, users in grants.items()}
         for table, grants in raw.get("access", {}).items()
     }
-    site = {key: value for key, value in raw.items() if key != "demo_accounts"}
-    return {**site, "hub": hub, "access": access}
+    return {**raw, "hub": hub, "access": access}
 
 
 SITE_NOTE = "This is the test site: its sessions end with the tests."

@@ -13,10 +13,9 @@ import httpx
 import pytest
 from realsite import job_of, squeue_row, wait_until
 
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid
 from factoryhub.demo.hubprocess import start_hub
-from factoryhub.site import DemoAccount
 
 pytestmark = pytest.mark.faults
 

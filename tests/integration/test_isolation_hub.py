@@ -16,10 +16,10 @@ import pytest
 import realsite
 from realsite import REPO, job_of, squeue_row, wait_until
 
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid
 from factoryhub.scheduler.actas import Rules
-from factoryhub.site import DemoAccount, load_site
+from factoryhub.site import load_site
 
 pytestmark = pytest.mark.integration
 

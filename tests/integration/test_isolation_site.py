@@ -15,11 +15,11 @@ import httpx
 import pytest
 from realsite import REPO, wait_until
 
-from factoryhub.demo.accounts import ensure_accounts
+from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.embedded import HUB_USER
 from factoryhub.jobscript import SessionJob, render_job_script
 from factoryhub.request import parse_request
-from factoryhub.site import DemoAccount, load_site
+from factoryhub.site import load_site
 
 pytestmark = pytest.mark.integration
 

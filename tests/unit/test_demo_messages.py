@@ -28,6 +28,7 @@ def test_demo_start_announces_every_step_before_it_runs(monkeypatch, demo_site, 
     monkeypatch.setattr(cli, "require_floors", doing("floors"))
     monkeypatch.setattr(cli, "_hub", lambda repo: hub)
     monkeypatch.setattr(cli, "ensure_slurm", doing("slurm", ["cn01"]))
+    monkeypatch.setattr(cli, "load_demo_accounts", lambda path, site: ())
     monkeypatch.setattr(cli, "ensure_accounts", doing("accounts", []))
     monkeypatch.setattr(cli, "start_hub", doing("hub"))
     monkeypatch.setattr(cli, "find_courses", doing("courses", []))
