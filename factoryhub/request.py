@@ -239,20 +239,64 @@ def _course_preset(
     return {**courses[name], **options}
 
 
-def parse_request(
-    raw: object,
-    site: Site,
-    access: UserAccess | None = None,
-    courses: Mapping[str, Mapping[str, object]] | None = None,
-) -> ResourceRequest:
-    """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default.
+@dataclass(frozen=True)
+class DraftRequest:
+    """A request read and checked against the site (pure, no scheduler call): every resource
+    field final, the live fields (account, QoS, reservation) only known to be Slurm names.
+    `resolve` holds them against what the scheduler says the learner may use."""
 
-    `access` says which accounts, QoS and reservations the learner may name; without it only
-    the site-wide ones ("*") are offered and no reservation. `courses` maps each published
-    course to its preset (`user_options`); a request naming one starts from that preset.
-    """
+    partition: str
+    cpus: int
+    memory_gb: int
+    walltime_minutes: int
+    environment: str
+    gpus: int
+    gpu_type: str
+    course: str
+    named: Mapping[str, object]  # the live fields as given (absent: the default)
+
+    @property
+    def reservation(self) -> str:
+        value = self.named.get("reservation")
+        return value if isinstance(value, str) else ""
+
+    def resolve(self, access: UserAccess, *, reservations_known: bool = True) -> ResourceRequest:
+        """The request with its account, QoS and reservation checked against `access` (pure).
+        With `reservations_known` False the reservation is left out (its check waits for the
+        live reservations); accounts, QoS and QoS limits are checked all the same."""
+        if access.accounting and not access.accounts:
+            raise RequestError(
+                "account: you have no Slurm account on this site yet; ask your support team"
+                " to add you to a project",
+                "account",
+            )
+        named = dict(self.named)
+        if not reservations_known:
+            named.pop("reservation", None)
+        request = ResourceRequest(
+            account=_entitled(named, "account", access.accounts),
+            qos=_entitled(named, "qos", access.qos),
+            reservation=_entitled(named, "reservation", access.reservations),
+            partition=self.partition,
+            cpus=self.cpus,
+            memory_gb=self.memory_gb,
+            walltime_minutes=self.walltime_minutes,
+            environment=self.environment,
+            gpus=self.gpus,
+            gpu_type=self.gpu_type,
+            course=self.course,
+        )
+        check_qos_limits(request, access.qos_limits)
+        return request
+
+
+def draft_request(
+    raw: object, site: Site, courses: Mapping[str, Mapping[str, object]] | None = None
+) -> DraftRequest:
+    """Read raw options once (form, REST, widget, course preset) and check every field the
+    site alone can judge; raise `RequestError` naming the field. `courses` maps each published
+    course to its preset; a request naming one starts from that preset."""
     options = _course_preset(bounded_options(raw), courses or {})
-    access = access or access_for(site, "")
     defaults = site.session
     name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
     part = site.partition(name)
@@ -285,16 +329,8 @@ def parse_request(
     environment = _choice(
         options.get("environment", defaults.environment), "environment", site.environments
     )
-    if access.accounting and not access.accounts:
-        raise RequestError(
-            "account: you have no Slurm account on this site yet; ask your support team to"
-            " add you to a project",
-            "account",
-        )
-    request = ResourceRequest(
-        account=_entitled(options, "account", access.accounts),
-        qos=_entitled(options, "qos", access.qos),
-        reservation=_entitled(options, "reservation", access.reservations),
+    without_live_fields(options)  # the live fields' form: Slurm names, or refused here
+    return DraftRequest(
         partition=name,
         cpus=cpus,
         memory_gb=memory,
@@ -303,9 +339,23 @@ def parse_request(
         gpus=gpus,
         gpu_type=gpu_type,
         course=str(options.get("course") or ""),
+        named={k: options[k] for k in LIVE_FIELDS if k in options},
     )
-    check_qos_limits(request, access.qos_limits)
-    return request
+
+
+def parse_request(
+    raw: object,
+    site: Site,
+    access: UserAccess | None = None,
+    courses: Mapping[str, Mapping[str, object]] | None = None,
+) -> ResourceRequest:
+    """Turn raw options into a `ResourceRequest` or raise `RequestError`; missing keys default.
+
+    `access` says which accounts, QoS and reservations the learner may name; without it only
+    the site-wide ones ("*") are offered and no reservation. One `draft_request` and one
+    `resolve`: callers that fetch the learner's access between the two use them directly.
+    """
+    return draft_request(raw, site, courses).resolve(access or access_for(site, ""))
 
 
 def check_qos_limits(request: ResourceRequest, limits: tuple[QosLimits, ...]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 from weakref import WeakKeyDictionary
 
@@ -19,10 +20,12 @@ from factoryhub.request import (
     ResourceRequest,
     access_for,
     bounded_options,
+    draft_request,
     parse_request,
     without_live_fields,
 )
-from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, association_cache
+from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, association_cache, capacity_cache
+from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
 
 from .form import Refusal, render_options_form
@@ -62,7 +65,7 @@ _REFUSALS: dict[str, tuple[float, Refusal]] = {}
 _REFUSAL_TTL = 60.0
 
 
-def _refuse(user: str, status: int, message: str, options: object, field: str | None):
+def refuse(user: str, status: int, message: str, options: object, field: str | None):
     """Remember the refusal for the form, and return the error to raise."""
     now = time.monotonic()
     for name in [n for n, (at, _) in _REFUSALS.items() if now - at > _REFUSAL_TTL]:
@@ -83,47 +86,63 @@ def warning_seconds(request: ResourceRequest, site: Site) -> int:
     return min(site.session.warn_minutes * 60, request.walltime_minutes * 30)
 
 
-async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
-    """JupyterHub's apply_user_options hook (form and REST alike): parse, or refuse with HTTP
-    400; store only the normalised request, never the raw options.
+@dataclass(frozen=True)
+class RequestContext:
+    """What checking one request needs from the hub, handed over (not fetched back from the
+    spawner): the site, the learner, the server's name and the one Slurm client."""
 
-    Every field is checked against the site first, with no scheduler call; only a request that
-    passed is held against the live scheduler (reservations, and whether it could ever start:
-    a walltime over the partition's real MaxTime would otherwise pend forever).
+    site: Site
+    user: str
+    server_name: str
+    client: SlurmClient
+
+
+async def checked_request(options: object, ctx: RequestContext) -> ResourceRequest:
+    """A request parsed once and held against the live scheduler, or `RequestRefused`.
+
+    Every field is read and checked against the site first (`draft_request`), with no
+    scheduler call; only then are the learner's accounts and QoS looked up (the accounting
+    database, cached a minute) and, once the controller answers, the live reservations and
+    whether the request could ever start (a walltime over the partition's real MaxTime would
+    otherwise pend forever).
     """
-    site, user = spawner.site, spawner.user.name
-    raw = options
+    site, user = ctx.site, ctx.user
     try:
-        if not _SERVER_NAME.fullmatch(spawner.name or ""):
+        if not _SERVER_NAME.fullmatch(ctx.server_name or ""):
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
-        options = bounded_options(options or {})
-        courses = course_presets(site) if options.get("course") else {}
-        parse_request(without_live_fields(options), site, access_for(site, user), courses)
-        # accounts and QoS: the accounting database (cached a minute), not the controller
-        associations = await association_cache(spawner.slurm_client).get(user)
-        access = access_for(site, user, (), associations)
-        parse_request(
-            {k: v for k, v in options.items() if k != "reservation"}, site, access, courses
-        )
-        if not await spawner.slurm_client.controller_up():  # milliseconds, not sbatch's ~18 s
-            raise _refuse(user, 503, UNAVAILABLE, options, None)
+        bounded = bounded_options(options or {})
+        courses = course_presets(site) if bounded.get("course") else {}
+        draft = draft_request(bounded, site, courses)
+        associations = await association_cache(ctx.client).get(user)
+        draft.resolve(access_for(site, user, (), associations), reservations_known=False)
+        if not await ctx.client.controller_up():  # milliseconds, not sbatch's ~18 s
+            raise refuse(user, 503, UNAVAILABLE, options, None)
         # a workshop's reservation may have just begun: read those fresh
-        fresh = 0 if options.get("reservation") else CAPACITY_MAX_AGE
-        capacity = await spawner.live_capacity(max_age=fresh)
+        fresh = 0 if draft.reservation else CAPACITY_MAX_AGE
+        capacity = await capacity_cache(ctx.client).get(fresh)
         reservations = capacity.reservations if capacity else ()
-        request = parse_request(
-            options, site, access_for(site, user, reservations, associations), courses
-        )
+        request = draft.resolve(access_for(site, user, reservations, associations))
         if capacity is not None and (reason := never_reason(request, capacity)):
             raise RequestError(f"cannot start: {reason}")
     except RequestError as exc:
-        spawner.user_options = spawner.orm_spawner.user_options = {}
-        raise _refuse(user, 400, str(exc), raw, exc.field) from None
+        raise refuse(user, 400, str(exc), options, exc.field) from None
     _REFUSALS.pop(user, None)  # an earlier refusal is answered
+    return request
+
+
+async def apply_request(spawner: SlurmSpawner, options: dict) -> None:
+    """JupyterHub's apply_user_options hook (form and REST alike): the checked request, or
+    HTTP 400 with its sentence; only the normalised request is stored, never raw options."""
+    ctx = RequestContext(spawner.site, spawner.user.name, spawner.name, spawner.slurm_client)
+    try:
+        request = await checked_request(options, ctx)
+    except RequestRefused:
+        spawner.user_options = spawner.orm_spawner.user_options = {}
+        raise
     spawner.request = request
     spawner.user_options = spawner.orm_spawner.user_options = request.to_options()
     if request.course:
-        spawner.default_url = landing_page(site, request.course)
+        spawner.default_url = landing_page(ctx.site, request.course)
 
 
 class ConfirmBeforeStart(Exception):
@@ -150,7 +169,7 @@ def confirm_query(spawner: SlurmSpawner, query: dict[str, list[str]]) -> NoRetur
         courses = course_presets(site) if options.get("course") else {}
         request = parse_request(without_live_fields(options), site, access_for(site, user), courses)
     except RequestError as exc:
-        raise _refuse(user, 400, str(exc), query, exc.field) from None
+        raise refuse(user, 400, str(exc), query, exc.field) from None
     _PREFILLS[spawner] = request
     raise ConfirmBeforeStart("a link's request waits for the learner's confirmation")
 

@@ -57,11 +57,12 @@ from .options import (
     apply_request,
     confirm_query,
     live_options_form,
+    refuse,
     warning_seconds,
 )
 from .progress import ProgressLog, describe_job
 from .readiness import ask_for_proof
-from .refusals import REFUSED, is_refusal, quiet_refusals
+from .refusals import is_refusal, quiet_refusals
 from .sweeper import cancel_session_workers, ensure_sweep, starting
 from .watcher import JobWatcher, Snapshot, shared_watcher
 
@@ -169,9 +170,9 @@ class SlurmSpawner(Spawner):
         field re-renders the form with the message."""
         try:
             return bounded_options({k: v for k, v in formdata.items() if k in FIELDS})
-        except RequestError as exc:
+        except RequestError as exc:  # the form comes back with the choices and the sentence
             self.log.info("%s: form refused: %s", self._log_name, exc)
-            raise web.HTTPError(400, str(exc), reason=REFUSED) from None
+            raise refuse(self.user.name, 400, str(exc), formdata, exc.field) from None
 
     # -- state ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from tornado import web
 
 from factoryhub.spawners import SlurmSpawner
-from factoryhub.spawners.options import ConfirmBeforeStart
+from factoryhub.spawners.options import ConfirmBeforeStart, take_refusal
 from factoryhub.spawners.refusals import REFUSED, RefusalLogFilter, quiet_refusals
 
 
@@ -125,3 +125,8 @@ def test_a_malformed_form_is_one_info_line(spawner, hub_log):
     assert refused.value.reason == REFUSED
     assert [r.levelname for r in records] == ["INFO"]
     assert records[0].getMessage().startswith("alice: form refused:")
+    # JupyterHub shows the sentence itself (not "HTTP 400: …"), and the form it renders next
+    # keeps the learner's other choices with the sentence next to the field
+    assert refused.value.jupyterhub_message == "cpus: give exactly one value"
+    refusal = take_refusal("alice")
+    assert refusal is not None and refusal.field == "cpus" and refusal.message.startswith("cpus")

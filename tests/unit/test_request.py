@@ -122,8 +122,9 @@ def test_accounts_qos_and_reservations_are_per_user(demo_site):
             {"reservation": "workshop"},
             "reservation: 'workshop' is not available to you (yours: none)",
         ),
-        ({"account": "training\n#SBATCH --uid=0"}, "not available to you"),
-        ({"qos": 3}, "qos: 'int' is not available"),
+        # not even a Slurm name: refused as such, before the learner's access is looked at
+        ({"account": "training\n#SBATCH --uid=0"}, "is not a name Slurm uses"),
+        ({"qos": 3}, "qos: 'int' is not a name Slurm uses"),
     ],
 )
 def test_names_the_user_is_not_entitled_to_are_refused(demo_site, options, message):
