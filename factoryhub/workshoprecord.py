@@ -1,0 +1,223 @@
+"""A workshop on record: what `workshop create` made (the plan, the access code's hash, its
+state), and what a seat's session may be (the locked preset). Pure.
+
+The record is written by root (`factoryhub workshop …`) and read by the hub (join, the lock)
+and the hub service (the trainers' pages): it holds the code's salted hash, never the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+
+from .durations import DurationError, format_minutes, parse_walltime
+from .workshop import MIN_LEFT_MINUTES, TIME_FORMAT, SeatResources, WorkshopPlan, account_name
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud in a room
+CODE_LENGTH = 10  # ~50 bits: guessing over HTTP is hopeless, so one fast hash suffices
+_DISPLAY_NAME_MAX = 40
+STATES = ("active", "ended", "purged")
+
+
+class JoinRefused(ValueError):
+    """A join the hub will not grant; `str()` is the sentence shown on the join page."""
+
+
+def new_code(choice=secrets.choice) -> str:
+    """A fresh access code, `XXXXX-XXXXX`."""
+    raw = "".join(choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def normalised_code(text: str) -> str:
+    """What a person typed, as the code is compared: capitals, no spaces or dashes."""
+    return re.sub(r"[\s-]", "", text[:64]).upper()
+
+
+def code_hash(code: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{normalised_code(code)}".encode()).hexdigest()
+
+
+def display_name(text: str) -> str:
+    """A learner's name for the trainers' pages: 1 to 40 printable characters, no control or
+    format characters (escaped wherever it is shown, but never a line break in a CSV)."""
+    value = " ".join(text.split())
+    if not value:
+        raise JoinRefused("Enter the name the trainers should see (your first name will do).")
+    if len(value) > _DISPLAY_NAME_MAX:
+        raise JoinRefused(f"Your name may have at most {_DISPLAY_NAME_MAX} characters.")
+    if any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise JoinRefused("Your name may only have letters, digits, spaces and punctuation.")
+    return value
+
+
+@dataclass(frozen=True)
+class Workshop:
+    """A workshop as kept on record."""
+
+    name: str
+    hub_id: str
+    courses: tuple[str, ...]
+    start: str  # TIME_FORMAT, local time
+    end: str
+    seats: tuple[str, ...]
+    partition: str
+    cpus: int
+    memory_gb: int
+    gpus: int
+    walltime_minutes: int
+    trainers: tuple[str, ...]
+    cpu_minutes: int
+    gpu_minutes: int
+    presets: dict[str, dict[str, object]] = field(default_factory=dict)
+    code_salt: str = ""
+    code_sha256: str = ""
+    state: str = "active"  # active, ended, purged
+    created: str = ""
+    ended: str = ""
+
+    @property
+    def account(self) -> str:
+        return account_name(self.name)
+
+    @property
+    def reservation(self) -> str:
+        return account_name(self.name)
+
+    @property
+    def key(self) -> str:
+        """This workshop, not an earlier one of the same name (seat claims are kept by it)."""
+        return f"{self.name}@{self.created}"
+
+    @property
+    def start_time(self) -> datetime:
+        return datetime.strptime(self.start, TIME_FORMAT)
+
+    @property
+    def end_time(self) -> datetime:
+        return datetime.strptime(self.end, TIME_FORMAT)
+
+    def code_matches(self, code: str) -> bool:
+        return bool(self.code_sha256) and hmac.compare_digest(
+            code_hash(code, self.code_salt), self.code_sha256
+        )
+
+    def with_state(self, state: str, when: datetime) -> Workshop:
+        return replace(self, state=state, ended=self.ended or when.strftime(TIME_FORMAT))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+def from_plan(plan: WorkshopPlan, hub_id: str, code: str, salt: str, now: datetime) -> Workshop:
+    r: SeatResources = plan.resources
+    return Workshop(
+        name=plan.name,
+        hub_id=hub_id,
+        courses=plan.courses,
+        start=plan.start.strftime(TIME_FORMAT),
+        end=plan.end.strftime(TIME_FORMAT),
+        seats=plan.seats,
+        partition=r.partition,
+        cpus=r.cpus,
+        memory_gb=r.memory_gb,
+        gpus=r.gpus,
+        walltime_minutes=r.walltime_minutes,
+        trainers=plan.trainers,
+        cpu_minutes=plan.cpu_minutes,
+        gpu_minutes=plan.gpu_minutes,
+        presets=plan.presets,
+        code_salt=salt,
+        code_sha256=code_hash(code, salt),
+        created=now.strftime(TIME_FORMAT),
+    )
+
+
+def workshop_from_json(text: str) -> Workshop:
+    data = json.loads(text)
+    for key in ("courses", "seats", "trainers"):
+        data[key] = tuple(data.get(key, ()))
+    known = {f for f in Workshop.__dataclass_fields__}
+    return Workshop(**{k: v for k, v in data.items() if k in known})
+
+
+# -- the locked preset -----------------------------------------------------------------------
+
+LOCKED_FIELDS = ("partition", "cpus", "memory_gb", "gpus", "walltime", "environment")
+
+
+class LockRefused(ValueError):
+    """A seat's request that differs from the workshop's preset; `field` names the field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def locked_options(
+    workshop: Workshop, options: Mapping[str, object], now: datetime
+) -> dict[str, object]:
+    """The only request a seat may make: its course's preset (the workshop's first course
+    unless another of its courses is named), on the workshop's reservation, charged to its
+    account, the walltime cut to what is left of the slot. A field the learner sent that
+    differs is refused with a sentence; none sent is filled in."""
+    if workshop.state != "active":
+        raise LockRefused(f"The workshop {workshop.name} has ended; its seats are closed.")
+    course = options.get("course") or workshop.courses[0]
+    if course not in workshop.presets:
+        ours = ", ".join(workshop.courses)
+        raise LockRefused(
+            f"course: this seat of workshop {workshop.name} runs its courses only ({ours})",
+            "course",
+        )
+    left = int((workshop.end_time - now).total_seconds() // 60)
+    if left < MIN_LEFT_MINUTES:
+        raise LockRefused(f"The workshop {workshop.name} is over: its slot has ended.")
+    if now < workshop.start_time:
+        raise LockRefused(
+            f"The workshop {workshop.name} starts at {workshop.start_time:%H:%M}; start your"
+            " session then."
+        )
+    preset = dict(workshop.presets[course])
+    preset_minutes = _minutes(preset.get("walltime"), workshop.walltime_minutes)
+    locked = {**preset, "walltime": format_minutes(min(preset_minutes, left))}
+    locked.update(course=course, account=workshop.account, reservation=workshop.reservation, qos="")
+    for key in LOCKED_FIELDS:
+        sent = options.get(key)
+        if sent in (None, ""):
+            continue
+        if key == "walltime":
+            same = _minutes(sent, -1) in (preset_minutes, min(preset_minutes, left))
+        else:
+            same = str(sent) == str(preset.get(key))
+        if not same:
+            raise LockRefused(
+                f"{key}: a workshop seat runs the course's preset ({key} = {preset.get(key)});"
+                f" it cannot be changed (asked for {str(sent)[:40]!r})",
+                key,
+            )
+    for key in ("account", "reservation", "qos", "gpu_type"):
+        sent = options.get(key)
+        if sent not in (None, "") and sent != locked.get(key):
+            raise LockRefused(
+                f"{key}: a workshop seat is charged to {workshop.account} on its reservation;"
+                f" {key} cannot be chosen",
+                key,
+            )
+    if not locked["qos"]:
+        del locked["qos"]
+    return locked
+
+
+def _minutes(walltime: object, default: int) -> int:
+    try:
+        return parse_walltime(str(walltime))
+    except DurationError:
+        return default
