@@ -11,6 +11,7 @@ from factoryhub.courses import cli as course_cli
 from factoryhub.courses.catalogue import publish
 from factoryhub.courses.model import find_courses
 from factoryhub.demo.accounts import ensure_accounts, load_demo_accounts
+from factoryhub.demo.datasets import ensure_datasets, load_members
 from factoryhub.demo.embedded import (
     SLURM_ETC,
     ensure_slurm,
@@ -23,6 +24,7 @@ from factoryhub.demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, sta
 from factoryhub.security import require_floors
 from factoryhub.site import load_site
 
+from . import announce as announce_cli
 from . import jobscript as jobscript_cli
 
 
@@ -49,6 +51,10 @@ def demo_start(repo: Path) -> None:
     created = ensure_accounts(accounts, hub.site.hub.allowed_group, hub.site.access)
     if created:
         print(f"Created Unix accounts: {', '.join(created)}", flush=True)
+    step("shared data sets: their groups and read-only folders")
+    members = load_members(repo / "hub_config" / "demo-datasets.toml")
+    for name in ensure_datasets(hub.site, members):
+        print(f"Data set {name}: {hub.site.datasets[name].path}", flush=True)
     step("starting the proxy and the hub, and waiting for the hub to answer")
     start_hub(hub)
     step("publishing the courses of notebooks/ into the catalogue")
@@ -86,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repo", type=Path, default=Path.cwd(), help="FactoryHub checkout")
     course_cli.add_parser(sub)
     jobscript_cli.add_parser(sub)
+    announce_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.area == "announce":
+        return announce_cli.main(args)
     if args.area == "course":
         return course_cli.main(args)
     if args.area == "job-script":

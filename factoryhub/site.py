@@ -9,6 +9,7 @@ silently.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -145,6 +146,33 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class SupportSettings:
+    """Where learners' support requests go: the support centre's address, by SMTP (STARTTLS
+    when `starttls`), and who answers them on the hub service's support page: the hub's admins
+    and the members of the Unix group `staff_group`. No `host`: requests are kept on the
+    support page only, and no mail is sent."""
+
+    host: str = ""
+    port: int = 25
+    starttls: bool = False
+    mail_from: str = ""
+    mail_to: str = ""
+    staff_group: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A shared data set: a read-only folder open to the members of `groups` (Unix groups;
+    the file system refuses everyone else), linked into their sessions as ~/datasets/<name>."""
+
+    path: str
+    description: str = ""
+    licence: str = ""
+    size: str = ""
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Site:
     """Everything `site.toml` says."""
 
@@ -156,6 +184,8 @@ class Site:
     access: AccessSettings = field(default_factory=AccessSettings)
     energy: EnergySettings = field(default_factory=EnergySettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    support: SupportSettings = field(default_factory=SupportSettings)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
 
     def partition(self, name: str) -> Partition:
         """The named partition; `KeyError` when the site does not offer it."""
@@ -210,8 +240,28 @@ def _check_hooks(site: Site) -> None:
             raise SiteError(f"{where}: {exc}") from None
 
 
+_MAIL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+")
+DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def _check_support_and_datasets(site: Site) -> None:
+    support = site.support
+    for key in ("mail_from", "mail_to"):
+        value = getattr(support, key)
+        if (value or support.host) and not _MAIL_ADDRESS.fullmatch(value):
+            raise SiteError(f"support.{key}: {value!r} is not one e-mail address")
+    for name, dataset in site.datasets.items():
+        if not DATASET_NAME.fullmatch(name):
+            raise SiteError(f"datasets.{name}: a name is a-z, 0-9, - and _ (40 at most)")
+        if not dataset.path.startswith("/") or "/../" in f"{dataset.path}/":
+            raise SiteError(f"datasets.{name}.path: {dataset.path!r} is not an absolute path")
+        if not dataset.groups:
+            raise SiteError(f"datasets.{name}.groups: name the Unix groups that may read it")
+
+
 def _check(site: Site) -> Site:
     _check_hooks(site)
+    _check_support_and_datasets(site)
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
     if site.session.environment not in site.environments:
@@ -246,6 +296,7 @@ def public_site_data(site: Site) -> dict[str, object]:
     title. Sessions read it from ``FACTORYHUB_SITE_JSON``."""
     data = dataclasses.asdict(site)
     data["hub"] = {"id": site.hub.id, "title": site.hub.title, "url": site.hub.url}
+    data["support"] = {}  # the support centre's mail settings are the hub service's alone
     return data
 
 

@@ -37,9 +37,12 @@ from factoryhub.request import (
 from factoryhub.scheduler.livesite import CapacityCache, association_cache, capacity_cache
 from factoryhub.scheduler.slurm import SlurmClient
 
+from .announcements_api import AnnouncementHandler, AnnouncementsAPIHandler
 from .catalogue_page import CatalogueHandler
+from .datasets_page import DatasetsPageHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .rate_limit import RateLimiter, retry_after
+from .support_page import AnswerHandler, SupportAPIHandler, SupportPageHandler
 from .teaching_page import TeachingHandler
 
 LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
@@ -126,6 +129,25 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
         self._reply(200, estimate.to_json())
 
 
+def _limited_routes(prefix: str) -> list[tuple]:
+    """Support, announcements and data sets (issue 16), each rate-limited per user."""
+    routes = [
+        ("support", SupportPageHandler, "html"),
+        (r"support/(\d{1,9})", AnswerHandler, "html"),
+        ("datasets", DatasetsPageHandler, "html"),
+        ("api/support", SupportAPIHandler, "json"),
+        ("api/announcements", AnnouncementsAPIHandler, "json"),
+        (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
+    ]
+    return [
+        (
+            rf"{prefix}{path}",
+            type(f"Limited{cls.__name__}", (RateLimited, cls), {"limit_reply": reply}),
+        )
+        for path, cls, reply in routes
+    ]
+
+
 def make_app(site_path: str) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
     site_file = SiteFile(site_path)
@@ -138,6 +160,7 @@ def make_app(site_path: str) -> web.Application:
             (rf"{prefix}estimate", EstimateHandler, args),
             (rf"{prefix}catalogue", LimitedCatalogueHandler, args),
             (rf"{prefix}teaching", LimitedTeachingHandler),
+            *_limited_routes(prefix),
             (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}catalogue"}),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],
@@ -147,7 +170,9 @@ def make_app(site_path: str) -> web.Application:
         # catalogue). The browser's same-origin policy keeps other sites from reading them, and
         # the estimate handler refuses cross-site requests outright, so the spawn page's
         # fetch() needs no service XSRF token (it could not read one: that cookie is scoped to
-        # this service's path). "Start course" is the hub's own /hub/spawn link.
+        # this service's path). "Start course" is the hub's own /hub/spawn link. What changes
+        # something (a ticket, an answer, an announcement) needs an API token or the form token
+        # of this service's own page instead (support_page.require_token_or_form).
         disable_check_xsrf=True,
         # any other path under the service: a 404 page in the site's frame
         default_handler_class=NotFound,

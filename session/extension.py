@@ -8,7 +8,9 @@
   for the learner's own pages and widgets (authenticated like every Jupyter API);
 - proves to the hub, before it routes to this server, that the server is this session's
   (``GET <base_url>factoryhub/proof?challenge=…``, see `factoryhub.handshake`);
-- in a session started from the catalogue, syncs the course into the learner's home.
+- in a session started from the catalogue, syncs the course into the learner's home;
+- answers ``GET <base_url>factoryhub/announcements`` and links the learner's data sets into
+  ~/datasets (`services`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from factoryhub.scheduler.slurm import SlurmError
 from factoryhub.site import WARN_ENV
 
 from .report import report_port, session_client
+from .services import AnnouncementsHandler, start_services
 
 
 class SessionClock:
@@ -151,8 +154,10 @@ def load_jupyter_server_extension(serverapp) -> None:
         [
             (url_path_join(base_url, "factoryhub", "session"), SessionHandler),
             (url_path_join(base_url, PROOF_PATH), ProofHandler),
+            (url_path_join(base_url, "factoryhub", "announcements"), AnnouncementsHandler),
         ],
     )
+    start_services(serverapp)  # announcements from the hub service, ~/datasets links
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
     IOLoop.current().add_callback(_warn_before_end, serverapp, clock)

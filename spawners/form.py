@@ -15,6 +15,7 @@ from factoryhub.durations import describe_minutes, parse_minutes
 from factoryhub.estimate import Estimate
 from factoryhub.request import ResourceRequest, UserAccess, qos_label, qos_limits_of
 from factoryhub.scheduler.slurm import QosLimits
+from factoryhub.servicedb import read_announcements
 from factoryhub.site import Partition, Site
 from factoryhub.templating import template_environment
 
@@ -252,4 +253,9 @@ def render_options_form(
         capacity, estimate, estimate_url, access or UserAccess(), prefill, course_title, refusal
     )
     env = template_environment("factoryhub.spawners", site.hub.template_dirs)
-    return env.get_template(TEMPLATE).render(site_title=site.hub.title, **form_context(site, ctx))
+    # the admins' current announcements (factoryhub announce), read from the hub service's
+    # database: everyone's, and each partition's labelled with it
+    news = read_announcements(site)
+    return env.get_template(TEMPLATE).render(
+        site_title=site.hub.title, announcements=news, **form_context(site, ctx)
+    )

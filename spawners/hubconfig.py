@@ -83,6 +83,13 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
     c.JupyterHub.load_roles = [
         {"name": "user", "scopes": ["self", "access:services!service=factoryhub"]}
     ]
+    # A session's own token may also call the service (announcements, support requests from
+    # the widgets), as its learner; the rest is JupyterHub's default "server" role.
+    c.Spawner.server_token_scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        f"access:services!service={SERVICE_NAME}",
+    ]
 
 
 def hub_templates() -> Path:

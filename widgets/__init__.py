@@ -10,6 +10,8 @@ imported on first use, so `SessionCluster` alone does not pay for ipywidgets.
 from importlib import import_module
 
 _HOMES = {
+    "Announcements": ".announcements",
+    "AskSupport": ".support",
     "DaskCluster": ".dask_panel",
     "EnergyPanel": ".energy_panel",
     "GPURequest": ".gpu_request",

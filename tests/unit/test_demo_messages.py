@@ -30,6 +30,8 @@ def test_demo_start_announces_every_step_before_it_runs(monkeypatch, demo_site, 
     monkeypatch.setattr(cli, "ensure_slurm", doing("slurm", ["cn01"]))
     monkeypatch.setattr(cli, "load_demo_accounts", lambda path, site: ())
     monkeypatch.setattr(cli, "ensure_accounts", doing("accounts", []))
+    monkeypatch.setattr(cli, "load_members", lambda path: {})
+    monkeypatch.setattr(cli, "ensure_datasets", doing("datasets", []))
     monkeypatch.setattr(cli, "start_hub", doing("hub"))
     monkeypatch.setattr(cli, "find_courses", doing("courses", []))
     monkeypatch.setattr(cli, "step", lambda text: said.append(f"... {text}"))
@@ -41,6 +43,8 @@ def test_demo_start_announces_every_step_before_it_runs(monkeypatch, demo_site, 
         "RUN slurm",  # ensure_slurm says its own steps
         "... demo accounts: Unix users, the login group, Slurm associations",
         "RUN accounts",
+        "... shared data sets: their groups and read-only folders",
+        "RUN datasets",
         "... starting the proxy and the hub, and waiting for the hub to answer",
         "RUN hub",
         "... publishing the courses of notebooks/ into the catalogue",
