@@ -13,6 +13,7 @@ from traitlets.config import Config
 
 from factoryhub.estimate import SERVICE_NAME
 from factoryhub.security import NODE_PREFIX, require_floors
+from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
 
@@ -107,6 +108,9 @@ def _set_templates(c: Config, site: Site) -> None:
         "factoryhub_service": SERVICE_NAME,
         # who sees the "Teaching" link (the service checks again; a link is not a right)
         "factoryhub_trainers": sorted({*site.hub.trainers, *site.hub.admin_users}),
+        # the admins' current announcements, read (read-only) from the service's database on
+        # each page JupyterHub renders for a logged-in user
+        "factoryhub_announcements": lambda user: read_announcements(site),
     }
 
 

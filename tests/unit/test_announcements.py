@@ -112,3 +112,30 @@ def test_the_cli_asks_the_service_rest_api():
     with pytest.raises(SystemExit, match="number"):
         request_for(args("withdraw", "4; rm"))
     assert service_url(_site()) == "http://127.0.0.1:8000/services/factoryhub/"
+
+
+def test_every_hub_page_shows_them_to_a_logged_in_user(tmp_path, repo):
+    from test_hubconfig import _hub_page
+    from traitlets.config import Config
+
+    from factoryhub.spawners.hubconfig import apply_site
+
+    site = _site()
+    site = replace(site, hub=replace(site.hub, state_dir=str(tmp_path)))
+    c = Config()
+    apply_site(c, site, repo / "hub_config" / "site.toml")
+    now = datetime.now(UTC)
+    new = parse_announcement(
+        {"text": "<i>GPU</i> drivers", "partition": "gpu", "for": "1h"}, site, now
+    )
+    ServiceDB(tmp_path / "factoryhub-service.sqlite").announce(new, "admin", now)
+    tv = c.JupyterHub.template_vars
+    # as JupyterHub does: a callable value is called with the user
+    c.JupyterHub.template_vars = {
+        **tv,
+        "factoryhub_announcements": tv["factoryhub_announcements"](None),
+    }
+    page = _hub_page(c, "alice")
+    assert "<b>gpu partition:</b> &lt;i&gt;GPU&lt;/i&gt; drivers" in page
+    assert 'id="fh-nav-support"' in page and 'id="fh-nav-datasets"' in page
+    assert 'id="fh-page-announcements"' not in _hub_page(c, None)
