@@ -52,7 +52,9 @@ class SupportContext:
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
-        data["versions"] = dict(self.versions)
+        data.update(
+            log_lines=list(self.log_lines), errors=list(self.errors), versions=dict(self.versions)
+        )
         return data
 
 
@@ -115,7 +117,7 @@ def _versions(raw: Mapping) -> tuple[tuple[str, str], ...]:
             _VERSION.fullmatch(name) and isinstance(version, str) and _VERSION.fullmatch(version)
         ):
             raise SupportError("context.versions: names and versions are letters, digits, . _ + -")
-    return tuple(sorted(value.items()))
+    return tuple(value.items())  # in the order sent: the preview's
 
 
 def parse_context(raw: object) -> SupportContext:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,22 @@ from factoryhub.site import Site
 SERVICE_TIMEOUT = 10.0
 
 
+async def fetch_announcements(site: Site, token: str, partition: str) -> tuple[int, dict]:
+    """(status, JSON) of the hub service's announcements for this session's partition."""
+    url = url_concat(f"{service_url(site)}api/announcements", {"partition": partition})
+    try:
+        response = await AsyncHTTPClient().fetch(
+            url,
+            headers={"Authorization": f"token {token}"},
+            request_timeout=SERVICE_TIMEOUT,
+            follow_redirects=False,
+        )
+        return 200, json.loads(response.body)
+    except (HTTPClientError, OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("factoryhub: announcements not fetched: %s", exc)
+        return 502, {"message": "the hub service did not answer", "announcements": []}
+
+
 class AnnouncementsHandler(APIHandler):
     """The current announcements for this session, as the hub service says them."""
 
@@ -38,19 +55,8 @@ class AnnouncementsHandler(APIHandler):
             self.finish(json.dumps({"message": "not a FactoryHub session", "announcements": []}))
             return
         partition = os.environ.get("SLURM_JOB_PARTITION", "")
-        url = url_concat(f"{service_url(site)}api/announcements", {"partition": partition})
-        try:
-            response = await AsyncHTTPClient().fetch(
-                url,
-                headers={"Authorization": f"token {token}"},
-                request_timeout=SERVICE_TIMEOUT,
-                follow_redirects=False,
-            )
-            body = json.loads(response.body)
-        except (HTTPClientError, OSError, ValueError) as exc:
-            self.log.warning("factoryhub: announcements not fetched: %s", exc)
-            self.set_status(502)
-            body = {"message": "the hub service did not answer", "announcements": []}
+        status, body = await fetch_announcements(site, token, partition)
+        self.set_status(status)
         self.finish(json.dumps(body))
 
 
