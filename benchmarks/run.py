@@ -31,7 +31,20 @@ REPO = Path(__file__).resolve().parent.parent
 SCRATCH = Path(tempfile.mkdtemp(prefix="factoryhub-bench-"))
 SCRATCH.chmod(0o755)  # the learner's and trainer's runs read and write below it
 VENV = Path("/opt/factoryhub/venv/bin")
-LEARNER, TRAINER = "alice", "trainer"
+# The benchmark's own accounts (made by `bench_accounts`): never the demo's learners or homes.
+LEARNER, TRAINER = "fhbench", "fhbenchtr"
+
+
+def bench_accounts() -> None:
+    """The benchmark's learner and trainer exist, with the site's Slurm associations."""
+    import secrets
+
+    from factoryhub.demo.accounts import DemoAccount, ensure_accounts
+    from factoryhub.site import load_site
+
+    site = load_site(REPO / "hub_config" / "site.toml")
+    accounts = tuple(DemoAccount(n, secrets.token_urlsafe(16)) for n in (LEARNER, TRAINER))
+    ensure_accounts(accounts, site.hub.allowed_group, site.access)
 
 
 def as_user(user: str, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
@@ -114,6 +127,8 @@ def p4(courses: list[Path], repeat: int) -> dict[str, object]:
         "validate",
         "--on",
         "slurm",
+        "--as",
+        TRAINER,
         "--reports",
         str(SCRATCH / "reports"),
         *map(str, courses),
@@ -383,6 +398,7 @@ def main() -> int:
     if args.smoke:
         courses, args.repeat = [REPO / "notebooks" / "first-steps"], 1
         sizes, steady_s = {"P1 one learner": (1, 1)}, 5.0
+    bench_accounts()
     spawns, site_events = spawn_series(SCRATCH, sizes, steady_s)
     results = {"P4 course validation": p4(courses, args.repeat), "P6 Dask cluster": p6(args.repeat)}
     name = "smoke" if args.smoke else "bench"

@@ -87,6 +87,10 @@ ACTS_AT_ONCE = 8  # commands run as learners at the same time, per client
 # controller: on a node busy starting fifty JupyterLabs that can take longer than a controller
 # is given to answer (the command timeout), and a step killed for it would end a good session.
 DETACH_TIMEOUT = 60.0
+# A command killed at its deadline has its exit reported by asyncio (3.11) only once every pipe
+# to it is closed; a process it left behind (`sudo` killed, the learner's command still
+# running) can hold them open for ever. Its exit is waited for this long, then not any more.
+REAP_TIMEOUT = 5.0
 
 
 def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -95,6 +99,19 @@ def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
     env = {key: environ[key] for key in PASSED_ENV if key in environ}
     env["PATH"] = COMMAND_PATH
     return env
+
+
+async def _reap(proc: asyncio.subprocess.Process, program: str) -> None:
+    """Wait at most `REAP_TIMEOUT` for a killed command's exit (see there)."""
+    try:
+        await asyncio.wait_for(proc.wait(), REAP_TIMEOUT)
+    except TimeoutError:
+        log.warning(
+            "%s (pid %s) killed at its deadline; its exit not seen within %g s, not waited for",
+            Path(program).name,
+            proc.pid,
+            REAP_TIMEOUT,
+        )
 
 
 class SlurmClient:
@@ -157,7 +174,7 @@ class SlurmClient:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):  # it may end this very moment
                 proc.kill()
-            await proc.wait()
+            await _reap(proc, argv[0])
             raise SchedulerUnavailable(
                 f"{Path(argv[0]).name} did not answer within {self.timeout:g} s"
             ) from None
@@ -253,7 +270,7 @@ class SlurmClient:
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                await proc.wait()
+                await _reap(proc, argv[0])
                 raise SlurmError("srun did not detach in time") from None
         if proc.returncode != 0:
             raise SlurmError(f"srun could not be started (exit {proc.returncode})")

@@ -19,6 +19,8 @@ from weakref import WeakKeyDictionary
 
 from factoryhub.scheduler.slurm import JobInfo, SchedulerUnavailable, SlurmClient, SlurmError
 
+QUERY_MARGIN = 10.0  # seconds a shared query may run past the client's command deadline
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -77,9 +79,20 @@ class JobWatcher:
     async def _query(self) -> Snapshot:
         asked = frozenset(self._tracked)
         started = time.monotonic()
+        # Every spawner waiting for a look shares this one query: it may never take longer
+        # than the client's own deadline and a margin, whatever it awaits.
+        deadline = getattr(self.client, "timeout", 20.0) + QUERY_MARGIN
         try:
-            jobs = self._as_recorded(await self.client.query(asked))
-            snap = Snapshot(taken=started, asked=asked, jobs=jobs)
+            jobs = await asyncio.wait_for(self.client.query(asked), deadline)
+            snap = Snapshot(taken=started, asked=asked, jobs=self._as_recorded(jobs))
+        except TimeoutError as exc:
+            self.log.warning(
+                "squeue gave no answer within %g s (its deadline and %g s); looking again",
+                deadline,
+                QUERY_MARGIN,
+                exc_info=exc,  # where the query was stuck, for whoever reads the log
+            )
+            snap = Snapshot(taken=started, asked=asked, error=f"no answer within {deadline:g} s")
         except SchedulerUnavailable as exc:
             snap = Snapshot(taken=started, asked=asked, error=str(exc))
         except SlurmError as exc:
