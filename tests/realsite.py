@@ -31,6 +31,7 @@ from tornado.websocket import websocket_connect
 
 from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid
+from factoryhub.demo.datasets import ensure_datasets, load_members
 from factoryhub.demo.embedded import ensure_slurm
 from factoryhub.demo.hubprocess import HubInstance, start_hub
 from factoryhub.site import Site, another_hub, load_site
@@ -50,6 +51,8 @@ PASSWORDS = {name: secrets.token_urlsafe(18) for name in TEST_ACCOUNTS}
 
 
 FACTORYHUB = "/opt/factoryhub/venv/bin/factoryhub"
+SMTP_PORT = 18025  # the test SMTP server (aiosmtpd) support requests are delivered to
+SUPPORT_ADDRESS = "support@test.invalid"
 TEST_CATALOGUE = Path("/srv/factoryhub-test/catalogue")  # readable by the learners' sessions
 
 
@@ -130,6 +133,11 @@ def write_test_site(state_dir: Path) -> Path:
     raw["environments"]["slow"] = {"label": "Slow (tests)", "prefix": str(slow_environment())}
     # One that points its session's route at another service of the node (the hub's API).
     raw["environments"]["liar"] = {"label": "Liar (tests)", "prefix": str(liar_environment())}
+    # Support requests go to the tests' own SMTP server (tests/integration/test_support.py).
+    raw["support"] = {
+        **raw.get("support", {}),
+        **{"host": "127.0.0.1", "port": SMTP_PORT, "mail_to": SUPPORT_ADDRESS},
+    }
     # The site's own templates, before FactoryHub's: a note in the spawn form.
     raw["hub"]["template_dirs"] = [str(site_templates(state_dir))]
     path = state_dir / "site.toml"
@@ -156,6 +164,13 @@ def ensure_test_accounts(site: Site) -> None:
         renew_home(name)
     accounts = tuple(DemoAccount(name, PASSWORDS[name]) for name in TEST_ACCOUNTS)
     ensure_accounts(accounts, site.hub.allowed_group, site.access)
+    # the data sets' groups, with the test accounts standing in for the demo's members
+    demo_members = load_members(REPO / "hub_config" / "demo-datasets.toml")
+    test_name = {demo: test for test, demo in STANDS_IN_FOR.items()}
+    members = {
+        g: [test_name[u] for u in users if u in test_name] for g, users in demo_members.items()
+    }
+    ensure_datasets(site, members)
 
 
 def renew_home(user: str) -> None:
