@@ -42,6 +42,20 @@ from pathlib import Path
 from .assessment import Attempt, record_assessment
 
 
+class Checked(int):
+    """A check's outcome: true when correct. A notebook shows nothing for it (the check has
+    printed what it found), so a cell ending in a check shows no stray `True` or `False`."""
+
+    def __new__(cls, ok: bool) -> Checked:
+        return super().__new__(cls, bool(ok))
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+    def _ipython_display_(self) -> None:
+        """IPython calls this instead of printing the value: nothing more to show."""
+
+
 class SolutionError(AssertionError):
     """A stored solution fails its own check, or a test accepts a known wrong answer."""
 
@@ -120,7 +134,7 @@ class Exercises:
             return False
         return math.isclose(answer, want, abs_tol=entry.get("tolerance", 1e-9))
 
-    def _report(self, name: str, ok: bool, problem: str = "") -> bool:
+    def _report(self, name: str, ok: bool, problem: str = "") -> Checked:
         self.tries[name] = self.tries.get(name, 0) + 1
         self.passed[name] = self.passed.get(name, False) or ok
         if ok:
@@ -128,13 +142,13 @@ class Exercises:
         else:
             what = f"{problem}. " if problem else ""
             print(f"{name}: not yet (try {self.tries[name]}). {what}Hint: {self.hint(name)}")
-        return ok
+        return Checked(ok)
 
-    def _not_answered(self, name: str) -> bool:
+    def _not_answered(self, name: str) -> Checked:
         print(f"{name}: not answered yet. Write your answer above, then run this cell again.")
-        return False
+        return Checked(False)
 
-    def check(self, name: str, answer: object, expected: object = None) -> bool:
+    def check(self, name: str, answer: object, expected: object = None) -> Checked:
         """Check a value: print "correct" or "not yet" with a hint; with `solve`, check the
         stored answer and raise `SolutionError` if it is wrong."""
         if self.solve:
@@ -155,7 +169,7 @@ class Exercises:
         exec(entry[key], namespace)  # noqa: S102 - the course's own solution code
         return namespace[entry["define"] if key != "test" else "test"]
 
-    def check_code(self, name: str, candidate: object, **context: object) -> bool:
+    def check_code(self, name: str, candidate: object, **context: object) -> Checked:
         """Check what the learner wrote by running it through the exercise's `test` (with
         `context`, e.g. the site's factors). With `solve`, the stored solution is run through the
         same test, and the test must refuse the stored `wrong` answer."""

@@ -137,3 +137,11 @@ def test_the_assessment_is_recorded_in_the_learners_home(exercises, tmp_path, ca
 def test_an_assessment_needs_a_course_name(tmp_path):
     with pytest.raises(ValueError, match="not a course name"):
         assessment_path("../etc", tmp_path)
+
+
+def test_a_check_is_a_truth_value_a_notebook_does_not_echo(exercises, capsys):
+    ex = exercises()
+    ok, not_ok = ex.check("energy", 24.0), ex.check("energy", 1.0)
+    assert ok and not not_ok and ok == True and not_ok == False  # noqa: E712
+    assert (repr(ok), repr(not_ok)) == ("True", "False")
+    assert ok._ipython_display_() is None  # IPython shows nothing more for it
