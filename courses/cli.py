@@ -8,6 +8,7 @@ import getpass
 import os
 import pwd
 import sys
+import tomllib
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from factoryhub.site import Site, SiteError, load_site
 
 from . import catalogue
 from .check import check_course
-from .model import CourseError, find_courses
+from .effort import course_effort
+from .model import CourseError, find_courses, load_course
 from .reports import write_reports
 from .scaffold import new_course
 from .snapshot import read_course_files
@@ -111,11 +113,22 @@ def _validating_user(args: argparse.Namespace, site: Site) -> str:
     return getpass.getuser()
 
 
+def _duration_note(folder: Path) -> str:
+    """ " · duration 01:15:00, about 75 min from its content" (empty when it cannot be read)."""
+    try:
+        course = load_course(folder)
+        minutes = course_effort(course.path, course.notebooks).minutes
+    except (CourseError, OSError, ValueError, tomllib.TOMLDecodeError):
+        return ""
+    return f" · duration {course.duration}, about {minutes:.0f} min from its content"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for folder in _folders(args.courses):
         problems = check_course(folder)
-        print(f"{folder}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        state = "ok" if not problems else f"{len(problems)} problem(s)"
+        print(f"{folder}: {state}{_duration_note(folder) if not problems else ''}")
         for problem in problems:
             print(f"  {problem}")
         failed += bool(problems)

@@ -130,3 +130,19 @@ def test_ordinary_results_are_not_taken_for_private_information(tmp_path):
     )
     nb = notebook(printed("print(results)", ordinary, 1))
     assert check_course(write_course(tmp_path, "fine-course", {"a.ipynb": nb})) == []
+
+
+def test_the_effort_of_a_course_counts_reading_cells_exercises_and_questions():
+    from factoryhub.courses.effort import estimate_effort
+
+    nb = notebook(
+        nbformat.v4.new_markdown_cell(" ".join(["word"] * 240)),
+        nbformat.v4.new_code_cell("ex.check_code('f', f)"),
+        nbformat.v4.new_code_cell("ex.record(['q1', \"q2\"])"),
+    )
+    solutions = {"f": {"test": "..."}, "v": {"answer": 1}, "q1": {"answer": 2}, "q2": {"answer": 3}}
+    effort = estimate_effort([nb], solutions)
+    assert (effort.code_exercises, effort.value_exercises, effort.questions) == (1, 1, 2)
+    assert (effort.prose_words, effort.code_cells) == (242, 2)  # with the title's two words
+    code_minutes = effort.code_words / 60 + 2 * 0.5
+    assert effort.minutes == pytest.approx(242 / 120 + code_minutes + 8 + 2 + 3)
