@@ -26,6 +26,7 @@ from factoryhub.site import load_site
 
 from . import announce as announce_cli
 from . import jobscript as jobscript_cli
+from . import workshop as workshop_cli
 
 
 def _hub(repo: Path) -> HubInstance:
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--repo", type=Path, default=Path.cwd(), help="FactoryHub checkout")
     course_cli.add_parser(sub)
     jobscript_cli.add_parser(sub)
+    workshop_cli.add_parser(sub)
     announce_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.area == "announce":
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return course_cli.main(args)
     if args.area == "job-script":
         return jobscript_cli.main(args)
+    if args.area == "workshop":
+        return workshop_cli.main(args)
     repo = args.repo.resolve()
     if args.area == "slurm":
         if args.action == "start":

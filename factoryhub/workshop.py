@@ -269,6 +269,9 @@ def _check_names(request: WorkshopRequest, facts: SiteFacts, why: list[str]) -> 
             f"name {name!r}: {', '.join(taken[:3])} already exist(s) on this site"
             " (a workshop purged only in part?); choose another name"
         )
+
+
+def _check_trainers(request: WorkshopRequest, facts: SiteFacts, why: list[str]) -> None:
     for trainer in request.trainers:
         if trainer not in facts.users:
             why.append(f"trainer {trainer[:40]!r} has no account on this site")
@@ -383,6 +386,7 @@ def plan_workshop(request: WorkshopRequest, facts: SiteFacts) -> WorkshopPlan:
     every reason found (so one run says everything to fix)."""
     why: list[str] = []
     _check_names(request, facts, why)
+    _check_trainers(request, facts, why)
     _check_slot(request, facts, why)
     _check_seats(request, facts, why)
     if not request.courses:

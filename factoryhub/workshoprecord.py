@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 from .durations import DurationError, format_minutes, parse_walltime
+from .request import RequestError
 from .workshop import MIN_LEFT_MINUTES, TIME_FORMAT, SeatResources, WorkshopPlan, account_name
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud in a room
@@ -153,12 +154,9 @@ def workshop_from_json(text: str) -> Workshop:
 LOCKED_FIELDS = ("partition", "cpus", "memory_gb", "gpus", "walltime", "environment")
 
 
-class LockRefused(ValueError):
-    """A seat's request that differs from the workshop's preset; `field` names the field."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+class LockRefused(RequestError):
+    """A seat's request that differs from the workshop's preset; `field` names the field
+    (a `RequestError`: the spawner refuses it as any request, HTTP 400 with the sentence)."""
 
 
 def locked_options(

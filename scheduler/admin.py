@@ -59,6 +59,7 @@ class Reservation:
     accounts: tuple[str, ...]
     flags: tuple[str, ...]
     state: str
+    cores: int = 0  # CoreCnt: cores held on `nodes` (0 or all of them: whole nodes)
 
     @property
     def maintenance(self) -> bool:
@@ -92,6 +93,7 @@ def parse_reservations_text(text: str) -> list[Reservation]:
                 accounts=_names(fields, "Accounts"),
                 flags=_names(fields, "Flags"),
                 state=fields.get("State", ""),
+                cores=int(fields["CoreCnt"]) if fields.get("CoreCnt", "").isdigit() else 0,
             )
         )
     return found
@@ -163,6 +165,13 @@ class SlurmAdmin:
         where = [f"user={checked_name(user)}", f"account={checked_name(account)}"]
         await self.sacctmgr("remove", "user", "where", *where)
 
+    async def remove_users(self, users: Iterable[str], account: str) -> None:
+        """The associations of `users` with `account`, in one command."""
+        names = ",".join(checked_name(u, "user name") for u in sorted(set(users)))
+        if names:
+            where = [f"name={names}", f"account={checked_name(account)}"]
+            await self.sacctmgr("remove", "user", "where", *where)
+
     async def add_qos(self, name: str) -> None:
         await self.sacctmgr("add", "qos", checked_name(name, "QoS name"))
 
@@ -191,6 +200,25 @@ class SlurmAdmin:
     async def delete_reservation(self, name: str) -> None:
         argv = [self._cmd("scontrol"), "delete", f"ReservationName={checked_name(name)}"]
         await self.client.run(argv)
+
+    async def cancel_account_jobs(self, account: str) -> None:
+        """Every queued and running job charged to `account` (`scancel --account`)."""
+        await self.client.run([self._cmd("scancel"), f"--account={checked_name(account)}"])
+
+    async def queued_jobs(self, account: str) -> list[str]:
+        """Ids of the jobs charged to `account` that are still queued or running."""
+        argv = [self._cmd("squeue"), "--noheader", f"--account={checked_name(account)}"]
+        out = (await self.client.run([*argv, "--format=%i"])).stdout
+        return [line.strip() for line in out.splitlines() if line.strip().isdigit()]
+
+    async def accounted_jobs(self, account: str, since: str, fields: str) -> str:
+        """`sacct` rows (parsable, no header, one per allocation) of every job charged to
+        `account` since `since` (a Slurm time), with `fields` (a comma list of names)."""
+        if not re.fullmatch(r"[\dT:-]{10,19}", since) or not re.fullmatch(r"[A-Za-z,]+", fields):
+            raise AdminError(f"not a sacct time or field list: {since[:30]!r} {fields[:60]!r}")
+        argv = [self._cmd("sacct"), "--noheader", "--parsable2", "--allocations", "--allusers"]
+        argv += [f"--accounts={checked_name(account)}", f"--starttime={since}", "--endtime=now"]
+        return (await self.client.run([*argv, f"--format={fields}"])).stdout
 
 
 def run_now(step: Awaitable[T]) -> T:

@@ -16,6 +16,8 @@ from factoryhub.security import NODE_PREFIX, require_floors
 from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
+from .workshop import join_handlers
+
 
 def _set_hub(c: Config, site: Site) -> None:
     hub = site.hub
@@ -64,6 +66,7 @@ def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
     c.Spawner.poll_interval = int(site.slurm.poll_interval)
     c.Spawner.start_timeout = 600  # a queued session may wait; the learner sees why
     c.Spawner.http_timeout = 120
+    c.JupyterHub.extra_handlers = join_handlers(str(site_path))  # /hub/workshop/<name>
 
 
 def _set_services(c: Config, site: Site, site_path: Path) -> None:

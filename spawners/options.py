@@ -29,6 +29,7 @@ from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
 
 from .form import Refusal, render_options_form
+from .workshop import seat_options
 
 if TYPE_CHECKING:
     from .spawner import SlurmSpawner
@@ -110,7 +111,7 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
     try:
         if not _SERVER_NAME.fullmatch(ctx.server_name or ""):
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
-        bounded = bounded_options(options or {})
+        bounded = seat_options(site, user, bounded_options(options or {}))  # a workshop seat
         courses = course_presets(site) if bounded.get("course") else {}
         draft = draft_request(bounded, site, courses)
         associations = await association_cache(ctx.client).get(user)

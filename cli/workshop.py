@@ -1,0 +1,497 @@
+"""`factoryhub workshop create|list|status|end|purge` — a support centre's workshop from booking
+to report, run as root (it makes Unix accounts and is the site's Slurm administrator).
+
+create: plan (refused with sentences, nothing made) → the Slurm account with its budget → the
+trainer group → the seat accounts → their associations → the reservation → the record → the
+handout. A step that fails undoes every step before it, newest first.
+
+end: (idempotent, resumable after a crash) the record says "ending" (the hub starts no more
+seat sessions) → every job of the account cancelled → each seat's home archived + a manifest
+→ the reservation deleted → seats disabled, the account closed to new jobs → the usage report
+→ the record says "ended".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import grp
+import json
+import os
+import pwd
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from factoryhub.capacity import Capacity
+from factoryhub.courses.catalogue import course_presets
+from factoryhub.courses.cli import site_path
+from factoryhub.demo.embedded import HUB_USER
+from factoryhub.scheduler.admin import AdminError, Reservation, SlurmAdmin
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
+from factoryhub.site import Site, SiteError, load_site
+from factoryhub.workshop import (
+    TIME_FORMAT,
+    SiteFacts,
+    TakenSlot,
+    WorkshopPlan,
+    WorkshopRefused,
+    WorkshopRequest,
+    parse_when,
+    plan_workshop,
+    trainer_group,
+)
+from factoryhub.workshoprecord import Workshop, from_plan, new_code
+from factoryhub.workshopreport import (
+    SACCT_FORMAT,
+    handout_csv,
+    handout_html,
+    join_url,
+    parse_sacct,
+    report_csv,
+    report_html,
+    report_json,
+    usage_report,
+)
+from factoryhub.workshopstore import (
+    SeatClaims,
+    claims_path,
+    load_workshop,
+    load_workshops,
+    records_dir,
+    trainer_files_dir,
+)
+
+from . import seats as pool
+
+RETENTION_DAYS = 30
+STOP_WAIT = 60.0  # seconds `end` waits for the account's jobs to leave the queue
+
+
+class Failed(Exception):
+    """A step failed; the message is the sentence for the support centre."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ws = sub.add_parser("workshop", help="workshops: reservation, seats, access code, report")
+    ws.add_argument("--site", type=Path, default=None, help="site.toml (as for `course`)")
+    actions = ws.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="book a workshop (or --dry-run: the plan)")
+    create.add_argument("name")
+    create.add_argument("--course", action="append", required=True, dest="courses")
+    create.add_argument("--start", required=True, help="2026-12-03T09:00, now, now+30min")
+    create.add_argument("--end", required=True)
+    create.add_argument("--seats", type=int, required=True)
+    create.add_argument("--partition", default="")
+    create.add_argument("--cpus", type=int, default=None, help="per seat, at most the preset's")
+    create.add_argument("--memory-gb", type=int, default=None)
+    create.add_argument("--gpu-hours", type=float, default=None, help="the account's GPU budget")
+    create.add_argument("--trainer", action="append", default=[], dest="trainers")
+    create.add_argument("--dry-run", action="store_true")
+    actions.add_parser("list", help="every workshop of this hub")
+    for action in ("status", "end"):
+        actions.add_parser(action).add_argument("name")
+    purge = actions.add_parser("purge", help="remove an ended workshop's seats after retention")
+    purge.add_argument("name")
+    purge.add_argument("--retention-days", type=float, default=RETENTION_DAYS)
+
+
+def _site(args: argparse.Namespace) -> Site:
+    try:
+        return load_site(site_path(args.site))
+    except (OSError, SiteError) as exc:
+        raise Failed(f"site.toml: {exc}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        site = _site(args)
+        if args.action == "create":
+            return create(site, args)
+        if args.action == "list":
+            return show_list(site)
+        if args.action == "status":
+            return status(site, args.name)
+        if args.action == "end":
+            return end(site, args.name)
+        return purge(site, args.name, args.retention_days)
+    except WorkshopRefused as refused:
+        print("Not done; nothing was made:", file=sys.stderr)
+        for reason in refused.reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        return 2
+    except Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+# -- the site's facts -------------------------------------------------------------------------
+
+
+def _expand_nodes(text: str) -> frozenset[str]:
+    """`cn[01-02],gn01` → {cn01, cn02, gn01} (Slurm's host lists, as scontrol prints them)."""
+    names: set[str] = set()
+    for part in _split_hostlist(text):
+        if "[" not in part:
+            if part and part != "(null)":
+                names.add(part)
+            continue
+        prefix, ranges = part.split("[", 1)
+        for item in ranges.rstrip("]").split(","):
+            low, _, high = item.partition("-")
+            width = len(low)
+            for n in range(int(low), int(high or low) + 1):
+                names.add(f"{prefix}{n:0{width}d}")
+    return frozenset(names)
+
+
+def _split_hostlist(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*parts, current]
+
+
+def _slot(r: Reservation) -> TakenSlot | None:
+    try:
+        start, end = (datetime.strptime(t, TIME_FORMAT) for t in (r.start, r.end))
+    except ValueError:
+        return None
+    return TakenSlot(r.name, start, end, _expand_nodes(r.nodes), r.cores, r.maintenance)
+
+
+async def _facts(site: Site, admin: SlurmAdmin, now: datetime) -> SiteFacts:
+    capacity: Capacity = await admin.client.capacity()
+    reservations = await admin.reservations()
+    accounts = await admin.accounts()
+    unix = {p.pw_name for p in pwd.getpwall()} | {g.gr_name for g in grp.getgrall()}
+    return SiteFacts(
+        now=now,
+        presets=course_presets(site),
+        nodes=capacity.nodes,
+        reservations=tuple(s for r in reservations if (s := _slot(r)) is not None),
+        workshops=frozenset(load_workshops(records_dir(site))),
+        taken_names=frozenset(unix | accounts | {r.name for r in reservations}),
+        users=frozenset(p.pw_name for p in pwd.getpwall()),
+    )
+
+
+def _request(args: argparse.Namespace, now: datetime) -> WorkshopRequest:
+    reasons, times = [], []
+    for label, text in (("--start", args.start), ("--end", args.end)):
+        try:
+            times.append(parse_when(text, now))
+        except WorkshopRefused as refused:
+            reasons += [f"{label}: {r}" for r in refused.reasons]
+    if reasons:
+        raise WorkshopRefused(reasons)
+    return WorkshopRequest(
+        name=args.name,
+        courses=tuple(args.courses),
+        start=times[0],
+        end=times[1],
+        seats=args.seats,
+        partition=args.partition,
+        cpus=args.cpus,
+        memory_gb=args.memory_gb,
+        gpu_hours=args.gpu_hours,
+        trainers=tuple(args.trainers),
+    )
+
+
+# -- files root writes -------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str, mode: int, owner: tuple[int, int] = (0, 0)) -> None:
+    """`text` into `path` atomically (a new file beside it, renamed over it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chown(tmp, *owner)
+    os.replace(tmp, path)
+
+
+def _root_dir(path: Path, mode: int, group: int = 0) -> Path:
+    """A folder root owns (made, or re-owned if root made it before)."""
+    path.mkdir(parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if info.st_uid != 0 or not path.is_dir() or path.is_symlink():
+        raise Failed(f"{path} is not root's own folder; left alone")
+    os.chown(path, 0, group)
+    os.chmod(path, mode)
+    return path
+
+
+def save_record(site: Site, workshop: Workshop) -> None:
+    """The record, root's folder, a file only the hub's account (and root) reads."""
+    folder = _root_dir(records_dir(site), 0o755)
+    hub = pwd.getpwnam(HUB_USER)
+    _write(folder / f"{workshop.name}.json", workshop.to_json(), 0o600, (hub.pw_uid, hub.pw_gid))
+
+
+def _trainer_dir(site: Site, name: str) -> Path:
+    _root_dir(trainer_files_dir(site, name).parent, 0o755)
+    return _root_dir(trainer_files_dir(site, name), 0o750, grp.getgrnam(trainer_group(name)).gr_gid)
+
+
+# -- create ------------------------------------------------------------------------------------
+
+
+class Undo:
+    """Steps made so far, undone newest first when a later one fails."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, Callable[[], object]]] = []
+
+    def push(self, what: str, step: Callable[[], object]) -> None:
+        self.steps.append((what, step))
+
+    def run(self) -> list[str]:
+        problems = []
+        for what, step in reversed(self.steps):
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
+            except Exception as exc:
+                problems.append(f"undoing {what}: {exc}")
+        return problems
+
+
+def create(site: Site, args: argparse.Namespace) -> int:
+    now = datetime.now().replace(microsecond=0)
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    request = _request(args, now)
+    plan = plan_workshop(request, asyncio.run(_facts(site, admin, now)))
+    if args.dry_run:
+        print("\n".join(["Plan (dry run, nothing made):", *plan.describe()]))
+        return 0
+    code = new_code()
+    workshop = from_plan(plan, site.hub.id, code, secrets.token_hex(16), now)
+    undo = Undo()
+    try:
+        _make(site, admin, plan, workshop, code, undo, now)
+    except (SlurmError, pool.SeatError, OSError, Failed) as exc:
+        problems = undo.run()
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [f"workshop {plan.name} not created: {why}"]
+        lines += problems if problems else ["everything made so far was removed"]
+        raise Failed("\n".join(lines)) from None
+    files = trainer_files_dir(site, plan.name)
+    print("\n".join(plan.describe()))
+    print(f"\nJoin at {join_url(site.hub.url, plan.name)} with the access code {code}")
+    print(f"Handout for the room: {files / 'handout.html'} and {files / 'handout.csv'}")
+    return 0
+
+
+def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, code: str, undo: Undo, now):
+    run = asyncio.run
+    run(admin.add_account(plan.account, organization="workshops", limits=plan.account_limits()))
+    undo.push(f"Slurm account {plan.account}", lambda: admin.remove_account(plan.account))
+    group = trainer_group(plan.name)
+    undo.push(f"group {group}", lambda: pool.delete_group(group))
+    pool.create_trainer_group(group, plan.trainers)
+    for seat in plan.seats:
+        undo.push(f"seat {seat}", lambda seat=seat: pool.delete_seat(seat))
+        pool.create_seat(seat, site.hub.allowed_group)
+    settings = [f"account={plan.account}", f"defaultaccount={plan.account}"]
+    run(admin.add_users(plan.seats, settings))
+    undo.push("the seats' associations", lambda: admin.remove_users(plan.seats, plan.account))
+    run(admin.create_reservation(plan.reservation, plan.reservation_settings(datetime.now())))
+    undo.push(f"reservation {plan.reservation}", lambda: admin.delete_reservation(plan.reservation))
+    folder = _trainer_dir(site, plan.name)
+    undo.push(f"folder {folder}", lambda: shutil.rmtree(folder))
+    _write(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640)
+    html = handout_html(workshop, site.hub.url, code, site.hub.title)
+    _write(folder / "handout.html", html, 0o640)
+    save_record(site, workshop)  # last: the hub takes joins from here on
+
+
+# -- list and status ---------------------------------------------------------------------------
+
+
+def _claims(site: Site, workshop: Workshop) -> dict[str, str]:
+    """Display names per seat from the hub's claims database, read from a copy root made of a
+    file it opened without following links and checked to be the hub account's."""
+    path = claims_path(site)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return {}
+    with os.fdopen(fd, "rb") as source:
+        info = os.fstat(source.fileno())
+        hub = pwd.getpwnam(HUB_USER).pw_uid
+        if info.st_uid != hub or not (info.st_mode & 0o170000 == 0o100000):
+            raise Failed(f"{path} is not the hub account's own file; not read")
+        data = source.read(64 << 20)
+    copy = Path(f"/run/factoryhub-claims-{os.getpid()}.sqlite")
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return {s: c.display_name for s, c in SeatClaims(copy).claims(workshop).items()}
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def show_list(site: Site) -> int:
+    workshops = load_workshops(records_dir(site))
+    if not workshops:
+        print("No workshops.")
+    for w in workshops.values():
+        print(
+            f"{w.name:<16} {w.state:<8} {w.start} → {w.end}  {len(w.seats):>3} seats"
+            f"  {', '.join(w.courses)}"
+        )
+    return 0
+
+
+def _budget_use(admin: SlurmAdmin, workshop: Workshop) -> str:
+    try:
+        text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
+    except SlurmError as exc:
+        return f"(accounting not answering: {exc})"
+    jobs = [j for j in parse_sacct(text) if j.account == workshop.account]
+    cpu_h = sum(j.cpus * j.seconds for j in jobs) / 3600
+    gpu_h = sum(j.gpus * j.seconds for j in jobs) / 3600
+    used = f"{cpu_h:.2f} of {workshop.cpu_minutes / 60:g} CPU-hours"
+    if workshop.gpu_minutes:
+        used += f", {gpu_h:.2f} of {workshop.gpu_minutes / 60:g} GPU-hours"
+    return f"{used}, {len(jobs)} job(s)"
+
+
+def status(site: Site, name: str) -> int:
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    reservation = next(
+        (r for r in asyncio.run(admin.reservations()) if r.name == workshop.reservation), None
+    )
+    claims = _claims(site, workshop)
+    print(f"workshop {workshop.name}: {workshop.state}, {workshop.start} → {workshop.end}")
+    print(f"courses: {', '.join(workshop.courses)}; trainers: {', '.join(workshop.trainers)}")
+    print(f"join: {join_url(site.hub.url, workshop.name)}")
+    if reservation:
+        print(f"reservation {reservation.name}: {reservation.state} on {reservation.nodes}")
+    else:
+        print(f"reservation {workshop.reservation}: none")
+    print(f"budget used: {_budget_use(admin, workshop)}")
+    print(f"seats: {len(claims)} of {len(workshop.seats)} taken")
+    for seat in workshop.seats:
+        print(f"  {seat:<16} {claims.get(seat, '(free)')}")
+    return 0
+
+
+# -- end and purge -----------------------------------------------------------------------------
+
+
+def end(site: Site, name: str) -> int:
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    if workshop.state in ("ended", "purged"):
+        print(f"workshop {name} has already ended ({workshop.ended}); nothing to do")
+        return 0
+    now = datetime.now().replace(microsecond=0)
+    if workshop.state != "ending":
+        workshop = workshop.with_state("ending", now)
+        save_record(site, workshop)  # the hub starts no more sessions for these seats
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    _stop_jobs(admin, workshop)
+    folder = _trainer_dir(site, name)
+    _archive(workshop, folder)
+    if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
+        asyncio.run(admin.delete_reservation(workshop.reservation))
+    for seat in workshop.seats:
+        if pool.user_exists(seat):
+            pool.disable_seat(seat, site.hub.allowed_group)
+    asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
+    _report(site, admin, workshop, folder)
+    save_record(site, workshop.with_state("ended", now))
+    print(f"workshop {name} ended: archives, manifest and report in {folder}")
+    return 0
+
+
+def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> None:
+    """Every job charged to the workshop cancelled (the hub notices at its next poll and
+    clears the learners' servers), and gone from the queue before homes are archived."""
+    deadline = time.monotonic() + STOP_WAIT
+    while asyncio.run(admin.queued_jobs(workshop.account)):
+        asyncio.run(admin.cancel_account_jobs(workshop.account))
+        if time.monotonic() > deadline:
+            raise Failed(f"jobs of {workshop.account} still queued {STOP_WAIT:g} s after scancel")
+        time.sleep(1)
+
+
+def _archive(workshop: Workshop, folder: Path) -> None:
+    """One archive per seat and a manifest with their checksums; made in a staging folder and
+    renamed into place, so a crash half-way leaves no archive that looks finished."""
+    done = folder / "archives"
+    if (done / "manifest.json").exists():
+        return
+    staging = folder / "archives.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    _root_dir(staging, 0o750, os.lstat(folder).st_gid)
+    entries = []
+    for seat in workshop.seats:
+        if pool.user_exists(seat):
+            entries.append(pool.archive_home(seat, staging).__dict__)
+    manifest = {"workshop": workshop.name, "algorithm": "sha256", "archives": entries}
+    _write(staging / "manifest.json", json.dumps(manifest, indent=1), 0o640)
+    for path in staging.iterdir():
+        os.chown(path, 0, os.lstat(folder).st_gid)
+    shutil.rmtree(done, ignore_errors=True)
+    staging.rename(done)
+
+
+def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
+    text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
+    report = usage_report(workshop, parse_sacct(text), _claims(site, workshop), site.energy)
+    _write(folder / "report.json", report_json(report), 0o640)
+    _write(folder / "report.csv", report_csv(report), 0o640)
+    _write(folder / "report.html", report_html(report, site.hub.title), 0o640)
+    group = os.lstat(folder).st_gid
+    for name in ("report.json", "report.csv", "report.html"):
+        os.chown(folder / name, 0, group)
+
+
+def purge(site: Site, name: str, retention_days: float) -> int:
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    if workshop.state == "purged":
+        print(f"workshop {name} was purged already; nothing to do")
+        return 0
+    if workshop.state != "ended":
+        raise Failed(f"workshop {name} has not ended; run `factoryhub workshop end {name}` first")
+    ended = datetime.strptime(workshop.ended, TIME_FORMAT)
+    if datetime.now() < ended + timedelta(days=retention_days):
+        raise Failed(
+            f"workshop {name} ended {workshop.ended}; its seats are kept {retention_days:g} days"
+            " (--retention-days to shorten)"
+        )
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    for seat in workshop.seats:
+        pool.delete_seat(seat)
+    try:
+        asyncio.run(admin.remove_users(workshop.seats, workshop.account))
+        asyncio.run(admin.remove_account(workshop.account))
+    except (SlurmError, AdminError) as exc:
+        if "Nothing deleted" not in str(exc):
+            raise
+    save_record(site, workshop.with_state("purged", datetime.now()))
+    print(f"workshop {name} purged: seat accounts and homes removed; archives and report kept")
+    return 0

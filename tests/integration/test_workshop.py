@@ -1,0 +1,418 @@
+"""Workshops on the real site (issue 15): `factoryhub workshop create` makes a Slurm reservation,
+an account with its budget in slurmdbd, real seat accounts and a handout; impossible requests
+leave nothing; learners join through the hub (browser form and JSON), each on a seat of their
+own, and their session runs the locked preset on the reservation, charged to the workshop;
+`end` archives every home (checked byte for byte), and its report equals what sacct says."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import io
+import json
+import os
+import pwd
+import re
+import stat
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from realsite import FACTORYHUB, REPO, HubClient, _xsrf, wait_until
+
+pytestmark = pytest.mark.integration
+
+COURSE = "first-steps"
+RECORDS = Path("/etc/factoryhub/workshops/test")
+TRAINER_FILES = Path("/srv/factoryhub-test/workshops")
+
+
+def workshop_cmd(hub, *args: str) -> subprocess.CompletedProcess:
+    argv = [FACTORYHUB, "workshop", "--site", str(hub.site_path), *args]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+
+
+def unique(tag: str) -> str:
+    return f"tw{tag}{os.getpid() % 100000}"
+
+
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def slurm_account_exists(account: str) -> bool:
+    out = subprocess.run(
+        ["sacctmgr", "-n", "-P", "show", "account", account, "format=account"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return account in out.split()
+
+
+def reservation_line(name: str) -> str:
+    return subprocess.run(
+        ["scontrol", "show", "reservation", name, "--oneliner"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def left_behind(name: str) -> list[str]:
+    """What a workshop named `name` left on the site."""
+    found = []
+    if slurm_account_exists(f"ws-{name}"):
+        found.append(f"Slurm account ws-{name}")
+    if reservation_line(f"ws-{name}").startswith("ReservationName"):
+        found.append(f"reservation ws-{name}")
+    found += [p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(f"ws-{name}-")]
+    found += [g.gr_name for g in grp.getgrall() if g.gr_name.startswith(f"ws-{name}-")]
+    for path in (RECORDS / f"{name}.json", TRAINER_FILES / name):
+        if path.exists():
+            found.append(str(path))
+    return found
+
+
+def remove_by_hand(name: str) -> None:
+    """What a failed test left: reservation, jobs, users, associations, groups, files."""
+    account = f"ws-{name}"
+    subprocess.run(["scontrol", "delete", f"ReservationName={account}"], capture_output=True)
+    subprocess.run(["scancel", f"--account={account}"], capture_output=True)
+    subprocess.run(
+        ["sacctmgr", "-i", "remove", "user", "where", f"account={account}"], capture_output=True
+    )
+    subprocess.run(["sacctmgr", "-i", "remove", "account", account], capture_output=True)
+    for user in [p.pw_name for p in pwd.getpwall() if p.pw_name.startswith(f"{account}-")]:
+        subprocess.run(["pkill", "-KILL", "-u", user], capture_output=True)
+        subprocess.run(["userdel", "--remove", user], capture_output=True)
+    subprocess.run(["groupdel", f"{account}-trainers"], capture_output=True)
+    subprocess.run(["rm", "-rf", str(RECORDS / f"{name}.json"), str(TRAINER_FILES / name)])
+
+
+@pytest.fixture(scope="module")
+def course(hub_client):
+    hub_client.publish_course(REPO / "notebooks" / COURSE)
+    return COURSE
+
+
+@pytest.fixture(scope="module")
+def workshop(real_hub, course):
+    """A 3-seat workshop from now for an hour, with ttrainer as its trainer."""
+    name = unique("a")
+    try:
+        made = workshop_cmd(
+            real_hub, "create", name, "--course", course, "--start", "now",
+            "--end", "now+60min", "--seats", "3", "--trainer", "ttrainer",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        code = re.search(r"access code (\S+)", made.stdout).group(1)
+        yield {"name": name, "code": code, "out": made.stdout}
+    finally:
+        remove_by_hand(name)
+        assert left_behind(name) == []
+
+
+def test_create_makes_the_reservation_the_budgeted_account_and_the_seats(real_hub, workshop):
+    name, account = workshop["name"], f"ws-{workshop['name']}"
+    seats = [f"{account}-0{n}" for n in (1, 2, 3)]
+    line = reservation_line(account)
+    assert "State=ACTIVE" in line and "PartitionName=cpu" in line, line
+    assert f"Users={','.join(seats)}" in line and f"Accounts={account}" in line
+    assert "CoreCnt=3" in line  # three seats × the course's one CPU
+    assoc = subprocess.run(
+        ["sacctmgr", "-n", "-P", "show", "assoc", f"account={account}", "format=user,grptresmins"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    assert sorted(row.split("|")[0] for row in assoc if row.split("|")[0]) == seats
+    budget = next(row.split("|")[1] for row in assoc if not row.split("|")[0])
+    assert budget.startswith("cpu=") and 170 <= int(budget[4:]) <= 180  # 3 seats × ~60 min
+    login_group = grp.getgrnam(real_hub.site.hub.allowed_group).gr_mem
+    for seat in seats:
+        home = Path(pwd.getpwnam(seat).pw_dir)
+        assert (
+            stat.S_IMODE(home.stat().st_mode) == 0o700
+            and home.stat().st_uid == pwd.getpwnam(seat).pw_uid
+        )
+        assert seat in login_group
+    assert "ttrainer" in grp.getgrnam(f"{account}-trainers").gr_mem
+    record = RECORDS / f"{name}.json"
+    info = record.stat()
+    assert (pwd.getpwuid(info.st_uid).pw_name, stat.S_IMODE(info.st_mode)) == ("factoryhub", 0o600)
+    assert workshop["code"] not in record.read_text()
+    files = TRAINER_FILES / name
+    assert stat.S_IMODE(files.stat().st_mode) == 0o750
+    assert grp.getgrgid(files.stat().st_gid).gr_name == f"{account}-trainers"
+    handout = (files / "handout.csv").read_text()
+    assert workshop["code"] in handout and f"http://127.0.0.1:18000/hub/workshop/{name}" in handout
+    assert workshop["code"] in (files / "handout.html").read_text()
+    listed = workshop_cmd(real_hub, "list")
+    assert name in listed.stdout and "active" in listed.stdout
+    shown = workshop_cmd(real_hub, "status", name)
+    assert "0 of 3 taken" in shown.stdout and "ACTIVE" in shown.stdout, shown.stdout
+
+
+def test_a_second_workshop_of_the_same_name_is_refused(real_hub, workshop):
+    again = workshop_cmd(
+        real_hub, "create", workshop["name"], "--course", COURSE, "--start", "now",
+        "--end", "now+60min", "--seats", "2",
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert f"name '{workshop['name']}' is taken by another workshop" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--course", "nope", "--start", "now", "--end", "now+1h", "--seats", "2"],
+         "course 'nope' is not in the catalogue"),
+        (["--course", COURSE, "--start", "now+2h", "--end", "now+1h", "--seats", "2"],
+         "is not after the start"),
+        (["--course", COURSE, "--start", "now", "--end", "now+1h", "--seats", "250"],
+         "need more than partition cpu has free in that slot"),
+        (["--course", COURSE, "--start", "now", "--end", "now+1h", "--seats", "2",
+          "--trainer", "nosuchtrainer"], "trainer 'nosuchtrainer' has no account"),
+    ],
+)  # fmt: skip
+def test_an_impossible_workshop_is_refused_with_a_sentence_and_leaves_nothing(
+    real_hub, course, args, sentence
+):
+    name = unique("r")
+    try:
+        refused = workshop_cmd(real_hub, "create", name, *args)
+        assert refused.returncode == 2, refused.stdout
+        assert sentence in refused.stderr and "Traceback" not in refused.stderr
+        assert left_behind(name) == []
+    finally:
+        remove_by_hand(name)
+
+
+def test_a_reservation_slurm_refuses_rolls_back_everything_made_before_it(real_hub, course):
+    """Running jobs are not the planner's business (a future slot is free of them), so Slurm
+    has the last word: with both CPU nodes held by a job, a workshop from now is refused by
+    scontrol after the account, the seats and their associations were made; all are undone."""
+    hold = subprocess.run(
+        ["sbatch", "--parsable", "-p", "cpu", "-N2", "--exclusive", "-t", "5",
+         "-J", "fh:test:hold", "--wrap", "sleep 300"],
+        capture_output=True, text=True, cwd="/tmp", check=True,
+    ).stdout.strip()  # fmt: skip
+    name = unique("b")
+    try:
+        running = wait_until(
+            lambda: (
+                subprocess.run(
+                    ["squeue", "-h", "-j", hold, "-o", "%T"], capture_output=True, text=True
+                ).stdout.strip()
+                == "RUNNING"
+            ),
+            60,
+            "the holding job running",
+        )
+        assert running
+        made = workshop_cmd(
+            real_hub, "create", name, "--course", course, "--start", "now",
+            "--end", "now+1h", "--seats", "2",
+        )  # fmt: skip
+        assert made.returncode == 1, made.stdout
+        assert f"workshop {name} not created" in made.stderr
+        assert "everything made so far was removed" in made.stderr
+        assert left_behind(name) == []
+    finally:
+        subprocess.run(["scancel", hold], check=False)
+        remove_by_hand(name)
+
+
+# -- join --------------------------------------------------------------------------------------
+
+
+def join_json(base: str, name: str, code: str, shown: str) -> httpx.Response:
+    """A join as a script does it: the page (for the XSRF cookie), then the form as JSON."""
+    with httpx.Client(base_url=base, timeout=60) as web:
+        web.get(f"/hub/workshop/{name}")
+        return web.post(
+            f"/hub/workshop/{name}",
+            data={"code": code, "name": shown, "_xsrf": _xsrf(web)},
+            headers={"Accept": "application/json"},
+        )
+
+
+def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
+    real_hub, hub_client: HubClient, workshop
+):
+    name, code, account = workshop["name"], workshop["code"], f"ws-{workshop['name']}"
+    base = real_hub.site.hub.url
+    with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as web:
+        page = web.get(f"/hub/workshop/{name}")
+        assert page.status_code == 200 and 'name="code"' in page.text
+        wrong = web.post(
+            f"/hub/workshop/{name}",
+            data={"code": "AAAAA-AAAAA", "name": "Eve", "_xsrf": _xsrf(web)},
+        )
+        assert wrong.status_code == 400 and "not this workshop's" in wrong.text
+        joined = web.post(
+            f"/hub/workshop/{name}", data={"code": code.lower(), "name": "Ada", "_xsrf": _xsrf(web)}
+        )
+        assert joined.status_code == 200, joined.text[:300]
+        seat = f"{account}-01"
+        assert f"/hub/spawn-pending/{seat}" in str(joined.url)
+        admin = hub_client.login_token("tadmin")
+        wait_until(
+            lambda: (hub_client.server(seat, admin) or {}).get("ready"), 120, "the seat's server"
+        )
+        landed = web.get(f"/hub/spawn-pending/{seat}")
+        assert f"/user/{seat}/lab/tree/courses/{COURSE}/" in str(landed.url), landed.url
+
+    # five more people at once for the two seats left: two seats, three told there are none
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def join(n: int) -> None:
+        answer = join_json(base, name, code, f"learner {n}")
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=join, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    given = [a.json()["seat"] for a in answers if a.status_code == 200]
+    assert sorted(given) == [f"{account}-02", f"{account}-03"], [a.text for a in answers]
+    refused = [a for a in answers if a.status_code == 400]
+    assert len(refused) == 3 and all("All 3 seats" in a.json()["message"] for a in refused)
+
+    # the seat's job: the course's preset, on the reservation, charged to the workshop
+    job = subprocess.run(
+        ["squeue", "-h", "-u", seat, "-o", "%i|%a|%v|%C|%T"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(job) == 1, job
+    _, charged, reservation, cpus, state = job[0].split("|")
+    assert (charged, reservation, cpus, state) == (account, account, "1", "RUNNING")
+
+    # a seat asking for anything else is refused with the reason, and nothing is submitted
+    token = next(a.json()["token"] for a in answers if a.json().get("seat") == f"{account}-02")
+    with hub_client.api(token) as api:
+        r = api.post(f"/users/{account}-02/server", json={"user_options": {"cpus": 4}})
+        assert r.status_code == 400
+        assert "a workshop seat runs the course's preset (cpus = 1)" in r.json()["message"]
+        r = api.post(f"/users/{account}-02/server", json={"user_options": {"account": "training"}})
+        assert r.status_code == 400 and f"charged to {account}" in r.json()["message"]
+    assert (
+        subprocess.run(
+            ["squeue", "-h", "-u", f"{account}-02"], capture_output=True, text=True
+        ).stdout.strip()
+        == ""
+    )
+    status = workshop_cmd(real_hub, "status", name)
+    assert "3 of 3 taken" in status.stdout and "Ada" in status.stdout
+
+
+# -- end ---------------------------------------------------------------------------------------
+
+
+def _as_seat(seat: str, script: str) -> None:
+    subprocess.run(["runuser", "-u", seat, "--", "bash", "-c", script], check=True, cwd="/")
+
+
+def _home_files(home: Path) -> dict[str, bytes]:
+    found = {}
+    for path in home.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            found[str(path.relative_to(home))] = path.read_bytes()
+    return found
+
+
+def _sacct_cpu_hours(account: str, start: str) -> dict[str, tuple[int, float]]:
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-X", "-a", f"--accounts={account}", f"--starttime={start}",
+         "--endtime=now", "--format=User,NCPUS,ElapsedRaw"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    per_user: dict[str, tuple[int, float]] = {}
+    for line in out.splitlines():
+        user, ncpus, elapsed = line.split("|")
+        jobs, hours = per_user.get(user, (0, 0.0))
+        per_user[user] = (jobs + 1, hours + int(ncpus) * int(elapsed) / 3600)
+    return per_user
+
+
+def test_end_archives_every_home_reports_what_sacct_says_and_twice_changes_nothing(
+    real_hub, hub_client: HubClient, workshop
+):
+    name, account = workshop["name"], f"ws-{workshop['name']}"
+    seats = [f"{account}-0{n}" for n in (1, 2, 3)]
+    _as_seat(seats[0], "cd && mkdir -p work && head -c 300000 /dev/urandom > work/data.bin"
+             " && echo notes > notes.txt && ln -s /etc/shadow stolen && mkfifo pipe")  # fmt: skip
+    record = json.loads((RECORDS / f"{name}.json").read_text())
+
+    ended = workshop_cmd(real_hub, "end", name)
+    assert ended.returncode == 0, ended.stderr
+    assert (
+        subprocess.run(
+            ["squeue", "-h", f"--account={account}"], capture_output=True, text=True
+        ).stdout.strip()
+        == ""
+    )
+    assert not reservation_line(account).startswith("ReservationName")
+    for seat in seats:
+        assert (
+            subprocess.run(["passwd", "-S", seat], capture_output=True, text=True).stdout.split()[1]
+            == "L"
+        )
+        assert seat not in grp.getgrnam(real_hub.site.hub.allowed_group).gr_mem
+
+    folder = TRAINER_FILES / name / "archives"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [e["seat"] for e in manifest["archives"]] == seats
+    for entry in manifest["archives"]:
+        data = (folder / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
+        home = Path(pwd.getpwnam(entry["seat"]).pw_dir)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            archived = {
+                m.name.removeprefix("./"): tar.extractfile(m).read()
+                for m in tar.getmembers()
+                if m.isfile()
+            }
+            links = {m.name.removeprefix("./"): m.linkname for m in tar.getmembers() if m.issym()}
+        assert archived == _home_files(home)  # byte for byte, every regular file
+        if entry["seat"] == seats[0]:
+            assert len(archived["work/data.bin"]) == 300000
+            assert links["stolen"] == "/etc/shadow"  # kept as a link, never followed
+            assert Path("/etc/shadow").read_bytes() not in archived.values()
+    assert grp.getgrgid((folder / "manifest.json").stat().st_gid).gr_name == f"{account}-trainers"
+
+    report = json.loads((TRAINER_FILES / name / "report.json").read_text())
+    accounted = _sacct_cpu_hours(account, record["start"])
+    assert accounted.get(seats[0], (0, 0))[0] >= 1  # the seat's session is in Slurm's books
+    for row in report["seats"]:
+        jobs, hours = accounted.get(row["seat"], (0, 0.0))
+        assert row["jobs"] == jobs
+        assert row["cpu_hours"] == pytest.approx(hours, abs=1e-3)
+    assert report["total"]["jobs"] == sum(j for j, _ in accounted.values())
+    assert report["seats"][0]["display_name"] == "Ada" and report["total"]["energy_wh"] > 0
+    assert (TRAINER_FILES / name / "report.csv").read_text().startswith("seat,display_name,jobs")
+    assert "<table" in (TRAINER_FILES / name / "report.html").read_text()
+
+    before = {p.name: p.read_bytes() for p in (TRAINER_FILES / name).rglob("*") if p.is_file()}
+    again = workshop_cmd(real_hub, "end", name)
+    assert again.returncode == 0 and "already ended" in again.stdout
+    after = {p.name: p.read_bytes() for p in (TRAINER_FILES / name).rglob("*") if p.is_file()}
+    assert after == before
+
+    admin = hub_client.login_token("tadmin")
+    wait_until(lambda: hub_client.server(seats[0], admin) is None, 60, "the seat's server cleared")
+
+    early = workshop_cmd(real_hub, "purge", name)
+    assert early.returncode == 1 and "kept 30 days" in early.stderr
+    purged = workshop_cmd(real_hub, "purge", name, "--retention-days", "0")
+    assert purged.returncode == 0, purged.stderr
+    assert not any(_exists(s) for s in seats) and not slurm_account_exists(account)
+    assert json.loads((RECORDS / f"{name}.json").read_text())["state"] == "purged"
+    assert (TRAINER_FILES / name / "report.json").exists()
+    time.sleep(0)  # nothing else: the module fixture removes the rest
