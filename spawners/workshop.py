@@ -94,7 +94,9 @@ class JoinHandler(BaseHandler):
             seat = await self._claim(workshop)
         except JoinRefused as refused:
             if self._wants_json():
-                raise web.HTTPError(400, str(refused)) from None
+                self.set_status(400)
+                self.finish({"status": 400, "message": str(refused)})
+                return
             await self._page(workshop, str(refused), 400)
             return
         user = self.user_from_username(seat)
