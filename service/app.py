@@ -44,6 +44,7 @@ from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .rate_limit import RateLimiter, retry_after
 from .support_page import AnswerHandler, SupportAPIHandler, SupportPageHandler
 from .teaching_page import TeachingHandler
+from .workshop_page import workshop_routes
 
 LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
 
@@ -161,6 +162,7 @@ def make_app(site_path: str) -> web.Application:
             (rf"{prefix}catalogue", LimitedCatalogueHandler, args),
             (rf"{prefix}teaching", LimitedTeachingHandler),
             *_limited_routes(prefix),
+            *workshop_routes(prefix, args),
             (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}catalogue"}),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],
