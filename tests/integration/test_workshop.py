@@ -311,6 +311,17 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
     status = workshop_cmd(real_hub, "status", name)
     assert "3 of 3 taken" in status.stdout and "Ada" in status.stdout
 
+    # the trainers' cohort page: each seat with its learner and its session's state
+    cohort = f"/services/factoryhub/api/workshops/{name}"
+    with hub_client._logged_in("ttrainer") as web:
+        rows = {r["seat"]: r for r in web.get(cohort).json()["seats"]}
+        assert (rows[seat]["display_name"], rows[seat]["state"]) == ("Ada", "running")
+        assert rows[f"{account}-02"]["state"] == "not started"
+        page = web.get(f"/services/factoryhub/workshops/{name}")
+        assert page.status_code == 200 and f'id="seat-{seat}"' in page.text
+    with hub_client._logged_in("tlearner1") as web:
+        assert web.get(cohort).status_code == 403  # not this workshop's trainer
+
 
 # -- end ---------------------------------------------------------------------------------------
 
