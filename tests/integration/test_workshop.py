@@ -107,17 +107,20 @@ def course(hub_client):
 
 def test_a_reservation_slurm_refuses_rolls_back_everything_made_before_it(real_hub, course):
     """Running jobs are not the planner's business (a future slot is free of them), so Slurm
-    has the last word: with both CPU nodes held by a job, a workshop from now is refused by
+    has the last word: with both CPU nodes held by running jobs, a workshop from now is refused by
     scontrol after the account, the seats and their associations were made; all are undone."""
-    hold = subprocess.run(
-        ["sbatch", "--parsable", "-p", "cpu", "-N2", "--exclusive", "-t", "5",
-         "-J", "fh:test:hold", "--wrap", "sleep 300"],
-        capture_output=True, text=True, cwd="/tmp", check=True,
-    ).stdout.strip()  # fmt: skip
+    holds = [  # one whole node each, by two learners (each within the QoS's 32 CPUs per user)
+        subprocess.run(
+            ["runuser", "-u", user, "--", "sbatch", "--parsable", "-p", "cpu", "-w", node,
+             "--exclusive", "-c", "32", "-t", "5", "-J", "ws-hold", "--wrap", "sleep 300"],
+            capture_output=True, text=True, cwd="/tmp", check=True,
+        ).stdout.strip()
+        for user, node in (("tlearner1", "cn01"), ("tlearner2", "cn02"))
+    ]  # fmt: skip
     name = unique("b")
     try:
         deadline = time.monotonic() + 60
-        while _state(hold) != "RUNNING":
+        while any(_state(hold) != "RUNNING" for hold in holds):
             if time.monotonic() > deadline:
                 pytest.skip("the CPU nodes stayed busy with other jobs: nothing to hold them")
             time.sleep(0.5)
@@ -130,7 +133,7 @@ def test_a_reservation_slurm_refuses_rolls_back_everything_made_before_it(real_h
         assert "everything made so far was removed" in made.stderr
         assert left_behind(name) == []
     finally:
-        subprocess.run(["scancel", hold], check=False)
+        subprocess.run(["scancel", *holds], check=False)
         remove_by_hand(name)
 
 
