@@ -173,6 +173,31 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class CullingSettings:
+    """Idle sessions stopped by jupyterhub-idle-culler, run by the hub as a service (see
+    `factoryhub.culling` for the rules). A session holding GPUs is stopped after
+    `gpu_idle_minutes` of inactivity, any other after `idle_minutes`; `max_age_hours` (0: none)
+    stops any session that old. Trainers' and admins' sessions (`exempt_staff`), the users,
+    server names and reservations (workshops) listed are never stopped."""
+
+    enabled: bool = True
+    idle_minutes: float = 120.0
+    gpu_idle_minutes: float = 30.0
+    every_seconds: int = 60  # how often the culler looks at every session
+    max_age_hours: float = 0.0
+    exempt_staff: bool = True
+    exempt_users: tuple[str, ...] = ()
+    exempt_servers: tuple[str, ...] = ()
+    exempt_reservations: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.idle_minutes <= 0 or self.gpu_idle_minutes <= 0:
+            raise SiteError("culling: idle_minutes and gpu_idle_minutes must be over 0")
+        if self.every_seconds < 1 or self.max_age_hours < 0:
+            raise SiteError("culling: every_seconds must be at least 1, max_age_hours >= 0")
+
+
+@dataclass(frozen=True)
 class Site:
     """Everything `site.toml` says."""
 
@@ -186,6 +211,7 @@ class Site:
     limits: LimitSettings = field(default_factory=LimitSettings)
     support: SupportSettings = field(default_factory=SupportSettings)
     datasets: dict[str, Dataset] = field(default_factory=dict)
+    culling: CullingSettings = field(default_factory=CullingSettings)
 
     def partition(self, name: str) -> Partition:
         """The named partition; `KeyError` when the site does not offer it."""

@@ -19,6 +19,8 @@ from factoryhub.servicedb import read_announcements
 from factoryhub.site import Partition, Site
 from factoryhub.templating import template_environment
 
+from .notices import Notices
+
 TEMPLATE = "form.html"
 
 
@@ -245,6 +247,7 @@ def render_options_form(
     prefill: ResourceRequest | None = None,
     course_title: str = "",
     refusal: Refusal | None = None,
+    notices: Notices | None = None,
 ) -> str:
     """HTML fields for JupyterHub's spawn page (JupyterHub wraps them in its own form), with
     the site's defaults or, from a link such as the catalogue's, a checked request `prefill`;
@@ -257,5 +260,8 @@ def render_options_form(
     # database: everyone's, and each partition's labelled with it
     news = read_announcements(site)
     return env.get_template(TEMPLATE).render(
-        site_title=site.hub.title, announcements=news, **form_context(site, ctx)
+        site_title=site.hub.title,
+        announcements=news,
+        notices=notices or Notices(),
+        **form_context(site, ctx),
     )

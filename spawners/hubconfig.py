@@ -96,6 +96,29 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
     ]
 
 
+CULLER = "factoryhub-culler"
+# What jupyterhub-idle-culler needs and no more: list users, read their servers' activity and
+# user_options (the GPUs a session holds), stop servers. It never deletes users.
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def _set_culler(c: Config, site: Site, site_path: Path) -> None:
+    """jupyterhub-idle-culler as a hub service with FactoryHub's arbiter (site.toml
+    [culling]; factoryhub.service.culler), under a role of its own."""
+    if not site.culling.enabled:
+        return
+    python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
+    c.JupyterHub.services.append(
+        {
+            "name": CULLER,
+            "command": [python, "-m", "factoryhub.service.culler"],
+            "environment": {"FACTORYHUB_SITE": str(site_path)},
+        }
+    )
+    role = {"name": CULLER, "scopes": CULLER_SCOPES, "services": [CULLER]}
+    c.JupyterHub.load_roles.append(role)
+
+
 def hub_templates() -> Path:
     """FactoryHub's own hub pages (package data of the hub's package): a ``page.html`` over
     JupyterHub's stock one with the site's title and navigation."""
@@ -126,4 +149,5 @@ def apply_site(c: Config, site: Site, site_path: Path) -> None:
     _set_auth(c, site)
     _set_spawner(c, site, site_path)
     _set_services(c, site, site_path)
+    _set_culler(c, site, site_path)
     _set_templates(c, site)

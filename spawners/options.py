@@ -29,6 +29,7 @@ from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
 
 from .form import Refusal, render_options_form
+from .notices import form_notices
 from .workshop import seat_options
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     access = access_for(spawner.site, spawner.user.name, reservations, associations)
     prefill = _PREFILLS.pop(spawner, None)
     refusal = take_refusal(spawner.user.name)
-    estimate = None
+    estimate = request = None
     try:
         request = parse_request(_resources(prefill), spawner.site, access)
     except RequestError as exc:  # e.g. no Slurm account: say so before anything is filled in
@@ -230,4 +231,5 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
         prefill=prefill,
         course_title=title,
         refusal=refusal,
+        notices=await form_notices(spawner, capacity, access, request),
     )

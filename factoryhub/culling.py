@@ -1,0 +1,203 @@
+"""Which idle sessions are stopped, and why (pure).
+
+The loop, the hub's REST API and the stopping are jupyterhub-idle-culler's (a hub service,
+`factoryhub.service.culler`); the decision is ours, through the culler's `cull_arbiter_hook`:
+`cull_reason` reads the server model the hub gives the culler and site.toml's [culling]:
+
+- trainers' and admins' sessions (`exempt_staff`), and the users, server names and
+  reservations (workshops) [culling] lists, are never stopped;
+- a session holding GPUs is stopped after `gpu_idle_minutes` without activity, any other
+  after `idle_minutes`: of two idle sessions started together, the GPU one goes first and its
+  GPUs show as free in the next start estimate;
+- any session older than `max_age_hours` (0: no limit).
+
+Each stop is one `CullRecord`: logged by the culler, and kept for the learner, whose spawn
+form says what was stopped and why (`cull_notice`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .durations import describe_minutes
+from .site import CullingSettings, Site
+
+USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # the names a record file may carry
+NOTICE_HOURS = 24.0  # how long the form tells a learner about a stopped session
+KEEP_RECORDS = 20  # records kept per learner
+RECORDS_DIR = "culls"  # in the hub's state directory: one file per learner
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What the culler's server model says of one session."""
+
+    user: str
+    name: str
+    gpus: int
+    reservation: str
+    inactive_minutes: float | None  # None: the hub knows no activity and no start
+    age_minutes: float | None
+
+
+def _minutes(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds() / 60
+
+
+def server_view(server: Mapping, inactive: timedelta | None, now: datetime) -> ServerView:
+    """A `ServerView` of the hub's server model (its ``full_name`` is ``user/server``, its
+    ``user_options`` the checked request the spawner stored)."""
+    user, _, name = str(server.get("full_name", "")).partition("/")
+    options = server.get("user_options") or {}
+    try:
+        gpus = int(options.get("gpus") or 0)
+    except (TypeError, ValueError):
+        gpus = 0
+    started = server.get("started")
+    age = None
+    if isinstance(started, str) and started:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        age = now - start
+    return ServerView(
+        user=user,
+        name=name,
+        gpus=max(gpus, 0),
+        reservation=str(options.get("reservation") or ""),
+        inactive_minutes=_minutes(inactive),
+        age_minutes=_minutes(age),
+    )
+
+
+def staff_of(site: Site) -> frozenset[str]:
+    return frozenset({*site.hub.trainers, *site.hub.admin_users})
+
+
+def exemption(view: ServerView, rules: CullingSettings, staff: Iterable[str]) -> str | None:
+    """Why this session is never stopped, or None."""
+    if rules.exempt_staff and view.user in set(staff):
+        return f"{view.user} is a trainer or admin"
+    if view.user in rules.exempt_users:
+        return f"{view.user} is exempt ([culling] exempt_users)"
+    if view.name and view.name in rules.exempt_servers:
+        return f"server {view.name} is exempt ([culling] exempt_servers)"
+    if view.reservation and view.reservation in rules.exempt_reservations:
+        return f"it runs in the exempt reservation {view.reservation}"
+    return None
+
+
+def _describe(minutes: float) -> str:
+    return describe_minutes(max(1, round(minutes)))
+
+
+def cull_reason(view: ServerView, rules: CullingSettings, staff: Iterable[str]) -> str | None:
+    """The sentence saying why this session is stopped now, or None to keep it."""
+    if not rules.enabled or exemption(view, rules, staff) is not None:
+        return None
+    idle = view.inactive_minutes
+    if idle is not None and view.gpus and idle >= rules.gpu_idle_minutes:
+        gpus = f"{view.gpus} GPU{'s' if view.gpus != 1 else ''}"
+        return (
+            f"it held {gpus} and was idle for {_describe(idle)} (sessions with GPUs are"
+            f" stopped after {_describe(rules.gpu_idle_minutes)} idle, so others can use them)"
+        )
+    if idle is not None and idle >= rules.idle_minutes:
+        return (
+            f"it was idle for {_describe(idle)} (sessions are stopped after"
+            f" {_describe(rules.idle_minutes)} idle)"
+        )
+    age = view.age_minutes
+    if rules.max_age_hours and age is not None and age >= rules.max_age_hours * 60:
+        return (
+            f"it ran for {_describe(age)}, the longest a session may run here"
+            f" ({_describe(rules.max_age_hours * 60)})"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class CullRecord:
+    """One stopped session: who, which server, when (ISO, UTC) and why."""
+
+    user: str
+    server: str
+    at: str
+    reason: str
+    gpus: int = 0
+
+    def to_line(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_line(cls, line: str) -> CullRecord | None:
+        """A record of a records file; None for a line that is not one."""
+        try:
+            data = json.loads(line)
+            record = cls(**{k: data[k] for k in ("user", "server", "at", "reason", "gpus")})
+            datetime.fromisoformat(record.at)
+        except (ValueError, KeyError, TypeError):
+            return None
+        return record
+
+
+def records_text(lines: Iterable[str], record: CullRecord) -> str:
+    """A learner's records file with `record` added: the last `KEEP_RECORDS` lines."""
+    kept = [line for line in lines if line.strip()][-(KEEP_RECORDS - 1) :]
+    return "\n".join([*kept, record.to_line()]) + "\n"
+
+
+def cull_notice(lines: Iterable[str], now: datetime, hours: float = NOTICE_HOURS) -> str:
+    """What the spawn form tells the learner about their last stopped session, if it was
+    stopped within `hours` ("" otherwise)."""
+    records = [r for r in map(CullRecord.from_line, lines) if r is not None]
+    if not records:
+        return ""
+    last = records[-1]
+    at = datetime.fromisoformat(last.at)
+    if now - at > timedelta(hours=hours):
+        return ""
+    server = f"Your session {last.server!r}" if last.server else "Your last session"
+    local = at.astimezone().strftime("%H:%M")
+    return (
+        f"{server} was stopped at {local} because {last.reason}. Notebooks saved before"
+        " then are in your home; start again when you need it."
+    )
+
+
+def records_path(site: Site, user: str) -> Path | None:
+    """Where `user`'s stopped sessions are recorded (None for a name no file may carry)."""
+    if not USER_NAME.fullmatch(user):
+        return None
+    return Path(site.hub.state_dir) / RECORDS_DIR / f"{user}.jsonl"
+
+
+def read_records(site: Site, user: str) -> list[str]:
+    """The lines of `user`'s records (none when there are none or the file cannot be read)."""
+    path = records_path(site, user)
+    if path is None:
+        return []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return []
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as records:
+        return records.read(64 * 1024).splitlines()
+
+
+def write_record(site: Site, record: CullRecord) -> None:
+    """Add `record` to its learner's file (written aside and renamed: never half a file)."""
+    path = records_path(site, record.user)
+    if path is None:
+        return
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    text = records_text(read_records(site, record.user), record)
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(partial, path)

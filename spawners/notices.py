@@ -1,0 +1,42 @@
+"""What the spawn form tells a learner beyond the request itself: a session of theirs the idle
+culler stopped (and why), the budget left on their Slurm accounts, and maintenance windows
+ahead. Each comes from a reading the hub already keeps (a small file of the culler's, the
+budget and capacity caches): the form costs no extra Slurm query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from factoryhub.capacity import Capacity
+from factoryhub.culling import cull_notice, read_records
+from factoryhub.request import ResourceRequest, UserAccess
+from factoryhub.site import Site
+
+if TYPE_CHECKING:
+    from .spawner import SlurmSpawner
+
+
+@dataclass(frozen=True)
+class Notices:
+    """Sentences for the form, each shown in a block of its own."""
+
+    culled: str = ""
+    budget: tuple[str, ...] = ()
+    maintenance: tuple[str, ...] = ()
+
+
+def culled_notice(site: Site, user: str) -> str:
+    return cull_notice(read_records(site, user), datetime.now(UTC))
+
+
+async def form_notices(
+    spawner: SlurmSpawner,
+    capacity: Capacity | None,
+    access: UserAccess,
+    request: ResourceRequest | None,
+) -> Notices:
+    """The notices of the spawner's learner's form (`request`: the one the form shows)."""
+    site, user = spawner.site, spawner.user.name
+    return Notices(culled=culled_notice(site, user))

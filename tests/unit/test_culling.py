@@ -1,0 +1,185 @@
+"""Idle culling: the rules (factoryhub.culling), the arbiter jupyterhub-idle-culler calls
+(factoryhub.service.culler), the service and role in the hub's configuration, the records and
+what the spawn form says."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from traitlets.config import Config
+
+from factoryhub.culling import (
+    CullRecord,
+    ServerView,
+    cull_notice,
+    cull_reason,
+    read_records,
+    records_text,
+    server_view,
+    staff_of,
+    write_record,
+)
+from factoryhub.site import CullingSettings, SiteError, parse_site
+from factoryhub.spawners.hubconfig import CULLER, CULLER_SCOPES, apply_site
+
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+RULES = CullingSettings(idle_minutes=60, gpu_idle_minutes=15, max_age_hours=8)
+STAFF = {"trainer", "admin"}
+
+
+def view(**fields) -> ServerView:
+    values = dict(
+        user="alice", name="", gpus=0, reservation="", inactive_minutes=0.0, age_minutes=5.0
+    )
+    values.update(fields)
+    return ServerView(**values)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"inactive_minutes": 14.0, "gpus": 2}, None),
+        ({"inactive_minutes": 15.0, "gpus": 2}, "held 2 GPUs and was idle for 15 minutes"),
+        ({"inactive_minutes": 59.0}, None),  # a CPU session idle as long is kept
+        ({"inactive_minutes": 60.0}, "was idle for 1 h (sessions are stopped after 1 h idle)"),
+        ({"age_minutes": 8 * 60.0}, "ran for 8 h, the longest a session may run here"),
+        ({"inactive_minutes": None, "age_minutes": None}, None),  # nothing known: kept
+        ({"inactive_minutes": 600.0, "gpus": 4, "user": "trainer"}, None),  # staff
+        ({"inactive_minutes": 600.0, "age_minutes": 900.0, "user": "admin"}, None),
+    ],
+)
+def test_the_rules(fields, expected):
+    reason = cull_reason(view(**fields), RULES, STAFF)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected in reason
+
+
+def test_a_gpu_session_goes_before_a_cpu_session_with_the_same_start():
+    for minutes in range(0, 200):
+        gpu = cull_reason(view(inactive_minutes=float(minutes), gpus=1), RULES, STAFF)
+        cpu = cull_reason(view(inactive_minutes=float(minutes)), RULES, STAFF)
+        assert not (cpu and not gpu), minutes
+    first_gpu = min(
+        m for m in range(200) if cull_reason(view(inactive_minutes=m, gpus=1), RULES, ())
+    )
+    first_cpu = min(m for m in range(200) if cull_reason(view(inactive_minutes=m), RULES, ()))
+    assert (first_gpu, first_cpu) == (15, 60)
+
+
+def test_exemptions_by_user_server_and_reservation_and_off():
+    idle = {"inactive_minutes": 500.0, "gpus": 1}
+    rules = replace(
+        RULES, exempt_users=("bob",), exempt_servers=("demo",), exempt_reservations=("ws1",)
+    )
+    assert cull_reason(view(user="bob", **idle), rules, ()) is None
+    assert cull_reason(view(name="demo", **idle), rules, ()) is None
+    assert cull_reason(view(reservation="ws1", **idle), rules, ()) is None
+    assert cull_reason(view(reservation="ws2", **idle), rules, ()) is not None
+    assert cull_reason(view(user="trainer", **idle), replace(RULES, exempt_staff=False), STAFF)
+    assert cull_reason(view(**idle), replace(RULES, enabled=False), ()) is None
+
+
+def test_server_view_reads_the_hubs_server_model():
+    model = {
+        "full_name": "alice/gpu-lab",
+        "started": "2030-01-01T10:00:00.000000Z",
+        "user_options": {"gpus": 2, "reservation": "ws1", "partition": "gpu"},
+    }
+    seen = server_view(model, timedelta(minutes=20), NOW)
+    assert seen == ServerView("alice", "gpu-lab", 2, "ws1", 20.0, 120.0)
+    bare = server_view({"full_name": "bob/", "user_options": {"gpus": "x"}}, None, NOW)
+    assert bare == ServerView("bob", "", 0, "", None, None)
+
+
+def test_demo_site_culling_settings_and_bad_values(demo_site):
+    assert demo_site.culling.gpu_idle_minutes < demo_site.culling.idle_minutes
+    assert staff_of(demo_site) == {"trainer", "admin"}
+    text = '[hub]\n[session]\npartition="cpu"\nenvironment="d"\n[partitions.cpu]\n'
+    text += '[environments.d]\nlabel="d"\nprefix="/p"\n'
+    for bad, message in [
+        ("[culling]\ngpu_idle_minutes = 0\n", "must be over 0"),
+        ("[culling]\nevery_seconds = 0\n", "every_seconds must be at least 1"),
+        ("[culling]\nidle_minute = 3\n", "unknown key culling.idle_minute"),
+        ('[culling]\nidle_minutes = "soon"\n', "culling.idle_minutes: expected float"),
+    ]:
+        with pytest.raises(SiteError, match=message):
+            parse_site(text + bad)
+
+
+def test_the_culler_is_a_hub_service_with_only_the_scopes_it_needs(demo_site, repo):
+    c = Config()
+    apply_site(c, demo_site, repo / "hub_config" / "site.toml")
+    (culler,) = [s for s in c.JupyterHub.services if s["name"] == CULLER]
+    assert culler["command"][-2:] == ["-m", "factoryhub.service.culler"]
+    assert "url" not in culler  # no web endpoint: nobody can reach it
+    (role,) = [r for r in c.JupyterHub.load_roles if r["name"] == CULLER]
+    assert role["services"] == [CULLER]
+    assert (
+        set(role["scopes"])
+        == set(CULLER_SCOPES)
+        == {
+            "list:users",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+        }
+    )
+    off = replace(demo_site, culling=replace(demo_site.culling, enabled=False))
+    c = Config()
+    apply_site(c, off, repo / "hub_config" / "site.toml")
+    assert all(s["name"] != CULLER for s in c.JupyterHub.services)
+
+
+def test_records_are_kept_per_learner_and_the_form_says_the_last(demo_site, tmp_path):
+    site = replace(demo_site, hub=replace(demo_site.hub, state_dir=str(tmp_path)))
+    first = CullRecord("alice", "", (NOW - timedelta(hours=2)).isoformat(), "it was idle", 0)
+    last = CullRecord("alice", "gpu-lab", NOW.isoformat(), "it held 1 GPU and was idle", 1)
+    write_record(site, first)
+    write_record(site, last)
+    lines = read_records(site, "alice")
+    assert [CullRecord.from_line(line) for line in lines] == [first, last]
+    assert read_records(site, "bob") == []
+    assert read_records(site, "../etc/passwd") == []  # no such name, no file outside
+    notice = cull_notice(lines, NOW + timedelta(minutes=5))
+    assert notice.startswith("Your session 'gpu-lab' was stopped at ")
+    assert "because it held 1 GPU and was idle" in notice
+    assert cull_notice(lines, NOW + timedelta(hours=25)) == ""  # a day later: not again
+    assert cull_notice(["not json", '{"user": 1}'], NOW) == ""
+    many = "".join(records_text([], first) for _ in range(30)).splitlines()
+    assert len(records_text(many, last).splitlines()) == 20
+
+
+def test_the_arbiter_decides_records_and_follows_site_toml(demo_site, tmp_path):
+    from factoryhub.service.culler import SiteCullArbiter
+
+    class Fixed:
+        def __init__(self, site):
+            self.site = site
+
+        def get(self):
+            return self.site
+
+    site = replace(demo_site, hub=replace(demo_site.hub, state_dir=str(tmp_path)))
+    site = replace(site, culling=replace(site.culling, idle_minutes=10, gpu_idle_minutes=2))
+    arbiter = SiteCullArbiter(Fixed(site))
+    gpu = {"full_name": "alice/", "user_options": {"gpus": 1}, "started": NOW.isoformat()}
+    cpu = {"full_name": "bob/", "user_options": {"gpus": 0}, "started": NOW.isoformat()}
+    trainer = {"full_name": "trainer/", "user_options": {"gpus": 4}}
+    three = timedelta(minutes=3)
+    assert arbiter(inactive=three, inactive_limit=600, server=gpu) is True
+    assert arbiter(inactive=three, inactive_limit=600, server=cpu) is False
+    assert arbiter(inactive=timedelta(hours=9), inactive_limit=600, server=trainer) is False
+    (line,) = read_records(site, "alice")
+    assert "held 1 GPU and was idle for 3 minutes" in CullRecord.from_line(line).reason
+    assert read_records(site, "bob") == read_records(site, "trainer") == []
+
+
+def test_the_spawn_form_shows_the_last_stop(demo_site):
+    from factoryhub.spawners.form import render_options_form
+    from factoryhub.spawners.notices import Notices
+
+    html = render_options_form(demo_site, notices=Notices(culled="Your last session was stopped"))
+    assert '<p class="alert alert-info" id="fh-culled">Your last session was stopped</p>' in html
+    assert 'id="fh-culled"' not in render_options_form(demo_site)
