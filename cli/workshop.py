@@ -313,9 +313,10 @@ def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, code: str, undo: 
     undo.push(f"reservation {plan.reservation}", lambda: admin.delete_reservation(plan.reservation))
     folder = _trainer_dir(site, plan.name)
     undo.push(f"folder {folder}", lambda: shutil.rmtree(folder))
-    _write(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640)
+    trainers = (0, os.lstat(folder).st_gid)  # the trainers' group reads, nobody else
+    _write(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640, trainers)
     html = handout_html(workshop, site.hub.url, code, site.hub.title)
-    _write(folder / "handout.html", html, 0o640)
+    _write(folder / "handout.html", html, 0o640, trainers)
     save_record(site, workshop)  # last: the hub takes joins from here on
 
 
@@ -451,8 +452,8 @@ def _archive(workshop: Workshop, folder: Path) -> None:
             entries.append(pool.archive_home(seat, staging).__dict__)
     manifest = {"workshop": workshop.name, "algorithm": "sha256", "archives": entries}
     _write(staging / "manifest.json", json.dumps(manifest, indent=1), 0o640)
-    for path in staging.iterdir():
-        os.chown(path, 0, os.lstat(folder).st_gid)
+    for path in staging.iterdir():  # root's files, made here: no link among them
+        os.chown(path, 0, os.lstat(folder).st_gid, follow_symlinks=False)
     shutil.rmtree(done, ignore_errors=True)
     staging.rename(done)
 
@@ -460,12 +461,10 @@ def _archive(workshop: Workshop, folder: Path) -> None:
 def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
     text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
     report = usage_report(workshop, parse_sacct(text), _claims(site, workshop), site.energy)
-    _write(folder / "report.json", report_json(report), 0o640)
-    _write(folder / "report.csv", report_csv(report), 0o640)
-    _write(folder / "report.html", report_html(report, site.hub.title), 0o640)
-    group = os.lstat(folder).st_gid
-    for name in ("report.json", "report.csv", "report.html"):
-        os.chown(folder / name, 0, group)
+    trainers = (0, os.lstat(folder).st_gid)
+    _write(folder / "report.json", report_json(report), 0o640, trainers)
+    _write(folder / "report.csv", report_csv(report), 0o640, trainers)
+    _write(folder / "report.html", report_html(report, site.hub.title), 0o640, trainers)
 
 
 def purge(site: Site, name: str, retention_days: float) -> int:

@@ -185,6 +185,9 @@ def test_create_makes_the_reservation_the_budgeted_account_and_the_seats(real_hu
     files = TRAINER_FILES / name
     assert stat.S_IMODE(files.stat().st_mode) == 0o750
     assert grp.getgrgid(files.stat().st_gid).gr_name == f"{account}-trainers"
+    for made in ("handout.csv", "handout.html"):
+        info = (files / made).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, files.stat().st_gid)
     handout = (files / "handout.csv").read_text()
     assert workshop["code"] in handout and f"http://127.0.0.1:18000/hub/workshop/{name}" in handout
     assert workshop["code"] in (files / "handout.html").read_text()
