@@ -127,6 +127,12 @@ def main(args: argparse.Namespace) -> int:
     except Failed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (SlurmError, pool.SeatError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(
+            f"error: {first}\n(end and purge finish what is left when run again)", file=sys.stderr
+        )
+        return 1
 
 
 # -- the site's facts -------------------------------------------------------------------------
