@@ -389,6 +389,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="one tiny round of each")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--spawn-only",
+        action="store_true",
+        help="P1 (five rounds) and P3 with P5 (one round) against the peers; no P4, P6 or page",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the benchmark's hubs
@@ -398,10 +403,15 @@ def main() -> int:
     if args.smoke:
         courses, args.repeat = [REPO / "notebooks" / "first-steps"], 1
         sizes, steady_s = {"P1 one learner": (1, 1)}, 5.0
+    if args.spawn_only:
+        sizes = {"P1 one learner": (1, 5), "P3 50 learners": (50, 1)}
     bench_accounts()
     spawns, site_events = spawn_series(SCRATCH, sizes, steady_s)
-    results = {"P4 course validation": p4(courses, args.repeat), "P6 Dask cluster": p6(args.repeat)}
-    name = "smoke" if args.smoke else "bench"
+    results: dict[str, dict] = {}
+    if not args.spawn_only:
+        results["P4 course validation"] = p4(courses, args.repeat)
+        results["P6 Dask cluster"] = p6(args.repeat)
+    name = "smoke" if args.smoke else "spawn" if args.spawn_only else "bench"
     args.out.mkdir(parents=True, exist_ok=True)
     record = {
         "machine": machine(),
@@ -413,10 +423,11 @@ def main() -> int:
         "results": results,
     }
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
-    plot(results, args.out / f"{name}.png")
+    if results:
+        plot(results, args.out / f"{name}.png")
     plot_spawns(spawns, args.out / f"{name}-spawn.png")
-    print(spawn_table(spawns), steady_table(spawns), table(results), sep="\n\n")
-    if not args.smoke:
+    print(spawn_table(spawns), steady_table(spawns), table(results) if results else "", sep="\n\n")
+    if not args.smoke and not args.spawn_only:
         (REPO / "docs" / "performance.md").write_text(performance_page(record), encoding="utf-8")
     return 0
 
