@@ -194,13 +194,12 @@ class Exercises:
         print(text)
         return text
 
-    def record(self, names: list[str], home: Path | None = None) -> Path:
+    def record(self, names: list[str], home: Path | None = None) -> None:
         """Record the assessment made of `names` for this learner (see `assessment`) and print
-        the score; returns the file written."""
+        the score. Returns nothing, so a notebook shows no path of the learner's home."""
         attempts = [Attempt(n, self.passed.get(n, False), self.tries.get(n, 0)) for n in names]
         path, record = record_assessment(self.course, attempts, home)
         print(
             f"assessment {self.course}: {record['score']} of {record['total']} correct;"
             f" recorded in ~/{path.relative_to(path.parents[2])}"
         )
-        return path

@@ -120,7 +120,8 @@ def test_the_assessment_is_recorded_in_the_learners_home(exercises, tmp_path, ca
     ex = exercises()
     ex.check("energy", 24.0)
     ex.check("reason", "Resources")
-    path = ex.record(["energy", "reason", "double"], home=tmp_path)
+    assert ex.record(["energy", "reason", "double"], home=tmp_path) is None  # no path shown
+    path = assessment_path("demo-course", tmp_path)
     assert path == tmp_path / ".factoryhub" / "assessments" / "demo-course.json"
     record = json.loads(path.read_text())
     assert (record["score"], record["total"], record["best_score"]) == (1, 3, 1)
