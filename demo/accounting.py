@@ -189,6 +189,38 @@ def plan_associations(
     return adds + changes
 
 
+# Each demo account's allocation, in TRES-minutes (GrpTRESMins): what Slurm lets its jobs use
+# in all (usage is reset monthly, slurm.conf) and what the spawn form and the GPU widget show.
+# Generous, since the tests' accounts charge the same Slurm accounts.
+DEMO_BUDGETS = {
+    "ai-research": "GrpTRESMins=cpu=600000,gres/gpu=60000",  # 10,000 CPU-h, 1,000 GPU-h
+    "training": "GrpTRESMins=cpu=6000000,gres/gpu=600000",  # 100,000 CPU-h, 10,000 GPU-h
+}
+
+
+def ensure_budgets(budgets: Mapping[str, str] = DEMO_BUDGETS) -> int:
+    """Each existing account of `budgets` has its GrpTRESMins; returns the changes made."""
+    have = {
+        account: limits
+        for account, user, limits in _rows("association", "format=Account,User,GrpTRESMins")
+        if not user
+    }
+    changes = 0
+    for account, setting in budgets.items():
+        wanted = setting.removeprefix("GrpTRESMins=")
+        if account in have and parse_tres_text(have[account]) != parse_tres_text(wanted):
+            try:
+                run_now(SlurmAdmin().set_account_limits(account, [setting]))
+            except SlurmError as exc:
+                raise AccountingError(str(exc)) from None
+            changes += 1
+    return changes
+
+
+def parse_tres_text(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+
+
 def ensure_associations(access: AccessSettings, users: Iterable[str]) -> int:
     """Accounts of [access] exist, and `users` are in those [access] grants them; returns the
     number of `sacctmgr` changes made."""
@@ -204,7 +236,7 @@ def ensure_associations(access: AccessSettings, users: Iterable[str]) -> int:
     plan = plan_associations(access, users, existing, defaults)
     for args in plan:
         _sacctmgr(*args)
-    return len(plan)
+    return len(plan) + ensure_budgets()
 
 
 def stop_accounting() -> None:

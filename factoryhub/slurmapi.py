@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
+from .budget import AccountBudget
 from .capacity import Capacity
 from .jobrecords import JobTable
 from .slurmoutput import Associations, Completed, JobInfo, UserJob
@@ -146,4 +147,8 @@ class SlurmAPI(Protocol):
 
     async def all_associations(self) -> dict[str, Associations] | None:
         """Every user's associations; None without an accounting database."""
+        ...
+
+    async def account_budgets(self) -> dict[str, AccountBudget] | None:
+        """Every account's TRES-minute budget and usage; None without an accounting database."""
         ...

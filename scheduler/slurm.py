@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from factoryhub.budget import SSHARE_FORMAT, AccountBudget, parse_sshare
 from factoryhub.capacity import (
     SINFO_FORMAT,
     Capacity,
@@ -377,6 +378,17 @@ class SlurmClient:
             user: replace(found, limits=tuple(q for q in limits if q.name in found.qos))
             for user, found in parse_all_associations(rows.stdout).items()
         }
+
+    async def account_budgets(self) -> dict[str, AccountBudget] | None:
+        """Every account's TRES-minute limits, usage and running jobs' hold (`sshare`, one
+        call for all accounts: an operator or root sees them all); None where there is no
+        accounting database or it does not answer."""
+        argv = [self._cmd("sshare"), "--noheader", "--parsable2", "--long"]
+        try:
+            result = await self.run([*argv, f"--format={SSHARE_FORMAT}"])
+        except SlurmError:
+            return None
+        return parse_sshare(result.stdout)
 
     async def queue_position(self, job_id: str, partition: str) -> int | None:
         """1-based place of a pending job among its partition's pending jobs, by priority."""

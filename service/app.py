@@ -34,10 +34,12 @@ from factoryhub.request import (
     parse_request,
     without_live_fields,
 )
+from factoryhub.scheduler.budgets import check_budget
 from factoryhub.scheduler.livesite import CapacityCache, association_cache, capacity_cache
 from factoryhub.scheduler.slurm import SlurmClient
 
 from .announcements_api import AnnouncementHandler, AnnouncementsAPIHandler
+from .budget_api import BudgetAPIHandler
 from .catalogue_page import CatalogueHandler
 from .datasets_page import DatasetsPageHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
@@ -123,6 +125,7 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
             associations = await association_cache(self.client).get(user)
             access = access_for(site, user, reservations, associations)
             request = parse_request(options, site, access)
+            await check_budget(self.client, request, access.accounts)  # cached a minute
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})
             return
@@ -137,6 +140,7 @@ def _limited_routes(prefix: str) -> list[tuple]:
         (r"support/(\d{1,9})", AnswerHandler, "html"),
         ("datasets", DatasetsPageHandler, "html"),
         ("api/support", SupportAPIHandler, "json"),
+        ("api/budget", BudgetAPIHandler, "json"),
         ("api/announcements", AnnouncementsAPIHandler, "json"),
         (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
     ]

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from factoryhub.budget import describe_budget
 from factoryhub.capacity import Capacity
 from factoryhub.culling import cull_notice, read_records
 from factoryhub.request import ResourceRequest, UserAccess
+from factoryhub.scheduler.budgets import budget_cache
 from factoryhub.site import Site
 
 if TYPE_CHECKING:
@@ -39,4 +41,6 @@ async def form_notices(
 ) -> Notices:
     """The notices of the spawner's learner's form (`request`: the one the form shows)."""
     site, user = spawner.site, spawner.user.name
-    return Notices(culled=culled_notice(site, user))
+    budgets = await budget_cache(spawner.slurm_client).get() or {}
+    budget = [line for a in access.accounts if a in budgets for line in describe_budget(budgets[a])]
+    return Notices(culled=culled_notice(site, user), budget=tuple(budget))

@@ -24,6 +24,7 @@ from factoryhub.request import (
     parse_request,
     without_live_fields,
 )
+from factoryhub.scheduler.budgets import check_budget
 from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, association_cache, capacity_cache
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
@@ -123,9 +124,11 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
         fresh = 0 if draft.reservation else CAPACITY_MAX_AGE
         capacity = await capacity_cache(ctx.client).get(fresh)
         reservations = capacity.reservations if capacity else ()
-        request = draft.resolve(access_for(site, user, reservations, associations))
+        access = access_for(site, user, reservations, associations)
+        request = draft.resolve(access)
         if capacity is not None and (reason := never_reason(request, capacity)):
             raise RequestError(f"cannot start: {reason}")
+        await check_budget(ctx.client, request, access.accounts)  # cached a minute
     except RequestError as exc:
         raise refuse(user, 400, str(exc), options, exc.field) from None
     _REFUSALS.pop(user, None)  # an earlier refusal is answered

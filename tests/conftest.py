@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from factoryhub.budget import AccountBudget
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.jobrecords import JobTable
 from factoryhub.scheduler.slurm import (
@@ -198,6 +199,7 @@ class FakeSlurm:
         self.room = True  # whether an immediate allocation is granted
         self.accounting: Associations | None = None  # sacctmgr's answer; None: no database
         self.listed = ("alice", "bob", "carol")  # the users a reading of everyone lists
+        self.budgets: dict[str, AccountBudget] | None = None  # sshare's answer; None: no database
         self.addresses = {"cn01": "10.0.0.1"}
         self.expected_start = "2030-01-01T00:00:00"
         self.energy: dict[str, float] = {}  # joules per job, what `sacct` measured
@@ -261,6 +263,10 @@ class FakeSlurm:
     async def all_associations(self) -> dict[str, Associations] | None:
         self.calls.append(("sacctmgr", "*"))
         return None if self.accounting is None else dict.fromkeys(self.listed, self.accounting)
+
+    async def account_budgets(self) -> dict[str, AccountBudget] | None:
+        self.calls.append(("sshare", None))
+        return None if self.budgets is None else dict(self.budgets)
 
     async def job_table(self) -> JobTable:
         self.calls.append(("job_table", None))
