@@ -334,8 +334,13 @@ def _check_capacity(
             " choose another slot"
         )
         return 0
-    whole = {n for s in overlaps if not s.cores for n in s.nodes}
-    held_cores = sum(s.cores for s in overlaps if s.cores)
+    cores_of = {n.name: n.cpus_total for n in nodes}
+
+    def takes_whole(slot: TakenSlot) -> bool:  # Slurm prints CoreCnt for node reservations too
+        return not slot.cores or slot.cores >= sum(cores_of.get(n, 0) for n in slot.nodes)
+
+    whole = {n for s in overlaps if takes_whole(s) or r.gpus for n in s.nodes}
+    held_cores = sum(s.cores for s in overlaps if not takes_whole(s))
     free = [n for n in nodes if n.name not in whole]
     seats = request.seats
     if r.gpus:

@@ -196,6 +196,15 @@ def test_every_impossible_request_is_refused_with_a_sentence(changes, site, sent
     assert any(sentence in reason for reason in refused.value.reasons), refused.value.reasons
 
 
+def test_a_node_reservation_printed_with_its_core_count_holds_the_whole_node():
+    node = TakenSlot("n", NOW, NOW + timedelta(days=1), frozenset({"cn01"}), 32)
+    with pytest.raises(WorkshopRefused, match="room for 15 seat"):
+        plan_workshop(request(seats=16), facts(reservations=(node,)))
+    gpu = TakenSlot("g", NOW, NOW + timedelta(days=1), frozenset({"gn01"}), 2)  # a few cores
+    with pytest.raises(WorkshopRefused, match="room for 4 seat"):  # a GPU node is not shared
+        plan_workshop(request(courses=("gpu-course",), seats=5), facts(reservations=(gpu,)))
+
+
 def test_a_reservation_outside_the_slot_or_partition_does_not_count():
     later = TakenSlot(
         "later", NOW + timedelta(hours=5), NOW + timedelta(hours=6), frozenset({"cn01", "cn02"}), 64
