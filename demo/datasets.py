@@ -48,8 +48,11 @@ def ensure_groups(site: Site, members: Mapping[str, Iterable[str]]) -> None:
     for group in groups:
         if not _exists(grp.getgrnam, group):
             subprocess.run(["groupadd", group], check=True)
+        # Slurm caches a user's groups (GroupUpdateTime, 10 min by default): a member added
+        # now is in the group for jobs once that entry has expired or slurmctld restarted
+        present = set(grp.getgrnam(group).gr_mem)
         for user in members.get(group, ()):
-            if _exists(pwd.getpwnam, user):
+            if user not in present and _exists(pwd.getpwnam, user):
                 subprocess.run(["usermod", "--append", "--groups", group, user], check=True)
 
 
