@@ -66,6 +66,9 @@ class Reservation:
     partition: str
     active: bool
     end: str
+    start: str = ""  # local ISO time, as Slurm prints it
+    nodes: str = ""  # a Slurm host list: gn[01-02]
+    flags: tuple[str, ...] = ()  # MAINT: a maintenance window
 
     def admits(self, user: str) -> bool:
         return user in self.users
@@ -175,6 +178,9 @@ def parse_reservations(text: str) -> tuple[Reservation, ...]:
                 else fields.get("PartitionName", ""),
                 active=fields.get("State") == "ACTIVE",
                 end=fields.get("EndTime", ""),
+                start=fields.get("StartTime", ""),
+                nodes=fields.get("Nodes", ""),
+                flags=_names(fields.get("Flags", "")),
             )
         )
     return tuple(found)

@@ -18,6 +18,7 @@ from factoryhub.slurmapi import SlurmAPI
 from factoryhub.slurmoutput import QosLimits, SlurmError, UserJob
 
 from .jobscript import resource_options
+from .maintenance import blocking_window, maintenance_notice
 from .request import ResourceRequest
 
 SERVICE_NAME = "factoryhub"  # the hub service answering /services/<name>/estimate
@@ -129,6 +130,18 @@ def qos_wait(
     )
 
 
+def maintenance_estimate(
+    request: ResourceRequest, capacity: Capacity, now: datetime
+) -> Estimate | None:
+    """A session that would run into a maintenance window of all its partition's nodes starts
+    after it (pure): said with when, and what would start now instead."""
+    window = blocking_window(capacity, request.partition, request.walltime_minutes, now)
+    if window is None:
+        return None
+    said = maintenance_notice(capacity, request.partition, request.walltime_minutes, now)
+    return Estimate("later", said or f"after the maintenance ({window.end:%H:%M})", window.end)
+
+
 async def estimate_start(
     request: ResourceRequest,
     capacity: Capacity | None,
@@ -143,6 +156,8 @@ async def estimate_start(
     estimate = estimate_from_capacity(request, capacity)
     if estimate is not None and estimate.kind == "never":
         return estimate
+    if maintenance := maintenance_estimate(request, capacity, datetime.now()):
+        return maintenance
     if request.gpus and any(q.name == request.qos and q.max_gpus_per_user for q in limits):
         try:
             wait = qos_wait(request, limits, await client.user_jobs(user))

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from factoryhub.budget import describe_budget
 from factoryhub.capacity import Capacity
 from factoryhub.culling import cull_notice, read_records
+from factoryhub.durations import parse_minutes
+from factoryhub.maintenance import maintenance_notice
 from factoryhub.request import ResourceRequest, UserAccess
 from factoryhub.scheduler.budgets import budget_cache
 from factoryhub.site import Site
@@ -43,4 +45,24 @@ async def form_notices(
     site, user = spawner.site, spawner.user.name
     budgets = await budget_cache(spawner.slurm_client).get() or {}
     budget = [line for a in access.accounts if a in budgets for line in describe_budget(budgets[a])]
-    return Notices(culled=culled_notice(site, user), budget=tuple(budget))
+    return Notices(
+        culled=culled_notice(site, user),
+        budget=tuple(budget),
+        maintenance=maintenance_lines(site, capacity, request, datetime.now()),
+    )
+
+
+def maintenance_lines(
+    site: Site, capacity: Capacity | None, request: ResourceRequest | None, now: datetime
+) -> tuple[str, ...]:
+    """A sentence for each partition whose nodes have a maintenance window ahead (for the
+    form's request in its partition, the partition's default walltime in the others)."""
+    if capacity is None:
+        return ()
+    lines = []
+    for name, part in site.partitions.items():
+        chosen = request is not None and request.partition == name
+        minutes = request.walltime_minutes if chosen else parse_minutes(part.default_walltime)
+        if line := maintenance_notice(capacity, name, minutes, now):
+            lines.append(line)
+    return tuple(lines)

@@ -3,6 +3,7 @@ batch job of the learner, with the spawner's own validation and start estimate."
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import os
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
+from factoryhub.budget import AccountBudget, budget_from_json, budget_refusal, charged_account
 from factoryhub.durations import format_minutes, parse_minutes
 from factoryhub.estimate import Estimate, estimate_start
 from factoryhub.jobscript import site_hooks
@@ -28,6 +30,7 @@ from .advice import suggest
 from .background import shows_failure, spawn
 from .batch import JOBS_DIR, BatchJob, parse_run, render_batch_script
 from .context import SessionContext, session_context
+from .hubservice import ServiceUnavailable, call_service
 from .monitor import JobMonitor
 
 
@@ -78,6 +81,10 @@ class GPURequest(widgets.VBox):
         )
         self.message = widgets.HTML()
         self.estimate_line = widgets.HTML()
+        # the learner's accounts' budgets (the hub service reads them: sshare shows a learner
+        # only their own usage), said in words and held against the request before submitting
+        self.budgets: dict[str, AccountBudget] = {}
+        self.budget_line = widgets.HTML()
         self.submit_button = widgets.Button(description="Submit job", button_style="primary")
         self.submit_button.on_click(
             lambda _: spawn(self.submit(), on_error=shows_failure(self.message, "Submitting"))
@@ -105,6 +112,7 @@ class GPURequest(widgets.VBox):
                 self.run_path,
                 self.parameters,
                 self.estimate_line,
+                self.budget_line,
                 self.message,
                 self.submit_button,
             ]
@@ -142,8 +150,35 @@ class GPURequest(widgets.VBox):
             )
         else:
             self.message.value = ""
+            self._check_budget(self.request)
         self.submit_button.disabled = self.request is None
         return self.request
+
+    def _check_budget(self, request: ResourceRequest) -> None:
+        account = charged_account(request.account, self.access.accounts)
+        why = budget_refusal(
+            self.budgets.get(account),
+            cpus=request.cpus,
+            gpus=request.gpus,
+            walltime_minutes=request.walltime_minutes,
+        )
+        if why:
+            self.request = None
+            said = html.escape(why[0].upper() + why[1:])
+            self.message.value = f"<span class='fh-error'>{said}</span>"
+
+    async def load_budget(self) -> None:
+        """The learner's accounts' budgets from the hub service (GET api/budget)."""
+        try:
+            answer = await asyncio.to_thread(call_service, self.context.site, "GET", "api/budget")
+        except ServiceUnavailable as exc:
+            self.budget_line.value = f"Budget unknown: {html.escape(str(exc))}"
+            return
+        found = [a for a in answer.get("accounts", []) if isinstance(a, dict)]
+        self.budgets = {a["account"]: budget_from_json(a) for a in found}
+        lines = [line for a in found for line in a.get("lines", [])]
+        self.budget_line.value = "<br>".join(html.escape(str(line)) for line in lines)
+        self.check()
 
     async def refresh_estimate(self) -> Estimate:
         """Ask when the current request would start (capacity first, then Slurm)."""
@@ -200,6 +235,7 @@ class GPURequest(widgets.VBox):
         self.qos.options = [(qos_label(q, self.access), q) for q in self.access.qos]
         self.qos.value = self.access.qos[0] if self.access.qos else None  # the default QoS
         self.qos.layout.display = "" if len(self.access.qos) > 1 else "none"
+        await self.load_budget()
         await self.refresh_estimate()
 
     def _partition_changed(self, _change: object = None) -> None:
