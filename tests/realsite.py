@@ -127,6 +127,9 @@ def write_test_site(state_dir: Path) -> Path:
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
     raw["slurm"].update(sweep_interval=3.0, orphan_grace=5.0)  # orphans found within seconds
+    # The idle culler looks every 5 s; its thresholds stay the site's (hours) unless a test
+    # of culling shortens them in this file for its own sessions (tests/integration/test_culling)
+    raw["culling"]["every_seconds"] = 5
     # An environment without a server in it: its jobs die before reporting a port (F14).
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     # One whose server takes 15 s to start: a job that runs before its port is known (F2).

@@ -1,0 +1,78 @@
+"""The budget in sight on the real site: a Slurm account of the test's own with a GrpTRESMins
+budget (made with SlurmAdmin, removed in the `finally`); the spawn form says what sshare says,
+a request over it is refused before anything is submitted with what would fit, and Slurm
+itself would hold such a job for ever (AssocGrpGRESMinutes)."""
+
+import asyncio
+import subprocess
+
+import pytest
+from realsite import wait_until
+
+from factoryhub.budget import SSHARE_FORMAT, describe_budget, parse_sshare
+from factoryhub.scheduler.admin import SlurmAdmin
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "tbudget"
+LEARNER = "tlearner3"  # charges training only, until the test adds it to tbudget
+
+
+def _sshare() -> str:
+    argv = ["sshare", "--noheader", "--parsable2", "--long", f"--format={SSHARE_FORMAT}"]
+    return subprocess.run([*argv, f"--accounts={ACCOUNT}"], capture_output=True, text=True).stdout
+
+
+def _queued(user: str) -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-u", user, "-o", "%i"], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_client):
+    admin = SlurmAdmin()
+    asyncio.run(admin.add_account(ACCOUNT, limits=["GrpTRESMins=cpu=600,gres/gpu=90"]))
+    job = ""
+    try:
+        asyncio.run(admin.add_users([LEARNER], [f"account={ACCOUNT}", "qos=normal"]))
+        budget = parse_sshare(_sshare())[ACCOUNT]
+        assert budget.limits == {"cpu": 600, "gres/gpu": 90}
+        lines = describe_budget(budget)
+        assert lines == [
+            "You have 1.5 GPU-hours left on tbudget (0 used, of 1.5).",
+            "You have 10 CPU-hours left on tbudget (0 used, of 10).",
+        ]
+        # the hub reads every account's budget at most once a minute, and the learner's
+        # accounts too: the new account shows within two readings
+        wait_until(
+            lambda: all(line in hub_client.spawn_page(LEARNER) for line in lines),
+            150,
+            "the spawn form shows the tbudget budget",
+            5,
+        )
+        token = hub_client.login_token(LEARNER)
+        before = _queued(LEARNER)
+        options = {"partition": "gpu", "gpus": 2, "walltime": "01:00:00", "account": ACCOUNT}
+        with hub_client.api(token) as api:
+            r = api.post(f"/users/{LEARNER}/server", json={"user_options": options})
+        assert r.status_code == 400, r.text
+        assert r.json()["message"] == (
+            "walltime: cannot start: this session needs 2 GPU-hours (2 GPUs × 1 h) and tbudget"
+            " has 1.5 GPU-hours left: ask for at most 45 minutes with 2 GPUs or 1 GPU for 1 h"
+        )
+        assert _queued(LEARNER) == before  # nothing submitted
+        # Slurm enforces the same budget: such a job would never start
+        argv = ["runuser", "-u", LEARNER, "--", "sbatch", "--parsable", f"--account={ACCOUNT}"]
+        argv += ["--partition=gpu", "--gres=gpu:2", "--time=60", "--wrap", "sleep 1"]
+        job = subprocess.run(argv, capture_output=True, text=True, cwd="/tmp").stdout.strip()
+        assert job.isdigit()
+
+        def reason() -> str:
+            out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%r"], capture_output=True)
+            return out.stdout.decode().strip()
+
+        wait_until(lambda: reason().startswith("AssocGrpGRES"), 30, "Slurm holds it on budget")
+    finally:
+        if job:
+            subprocess.run(["scancel", job], check=False)
+        asyncio.run(admin.remove_user(LEARNER, ACCOUNT))
+        asyncio.run(admin.remove_account(ACCOUNT))

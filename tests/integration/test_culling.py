@@ -1,0 +1,74 @@
+"""Idle culling on the real site: jupyterhub-idle-culler runs as the test hub's service
+factoryhub-culler and stops idle sessions, an idle GPU session before an idle CPU session
+started before it; the stop is recorded and the learner's next spawn form says why.
+
+The test shortens the test site's [culling] thresholds (in the copy of site.toml the hub and
+its services read, which the culler's arbiter reads again when it changes) and exempts every
+other test account, so no other test's session can be stopped; the site's own thresholds are
+back in the `finally`."""
+
+import subprocess
+import time
+import tomllib
+
+import pytest
+import tomli_w
+from realsite import TEST_ACCOUNTS, job_id_in, wait_until
+
+pytestmark = pytest.mark.integration
+
+GPU_LEARNER, CPU_LEARNER = "tlearner1", "tlearner2"
+
+
+def _in_queue(job_id: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    return out.stdout.strip() not in ("", "COMPLETED", "CANCELLED")
+
+
+def test_an_idle_gpu_session_is_stopped_before_an_idle_cpu_session(real_hub, hub_client):
+    culler = subprocess.run(
+        ["pgrep", "-u", "factoryhub", "-f", "factoryhub.service.culler"],
+        capture_output=True,
+        text=True,
+    )
+    assert culler.stdout.strip(), "the culler service is not running"
+    site_file = real_hub.hub_site
+    original = site_file.read_text()
+    tokens = {user: hub_client.login_token(user) for user in (GPU_LEARNER, CPU_LEARNER)}
+    try:
+        # The CPU session starts first: it is culled later all the same.
+        cpu_job = job_id_in(hub_client.start(CPU_LEARNER, tokens[CPU_LEARNER]))
+        gpu_options = {"partition": "gpu", "gpus": 1}
+        gpu_job = job_id_in(hub_client.start(GPU_LEARNER, tokens[GPU_LEARNER], options=gpu_options))
+        started = time.monotonic()
+        raw = tomllib.loads(original)
+        others = [u for u in TEST_ACCOUNTS if u not in (GPU_LEARNER, CPU_LEARNER)]
+        raw["culling"].update(gpu_idle_minutes=0.5, idle_minutes=1.5, exempt_users=others)
+        site_file.write_text(tomli_w.dumps(raw))
+
+        def stopped(user: str) -> bool:
+            return hub_client.server(user, tokens[user]) is None
+
+        wait_until(lambda: stopped(GPU_LEARNER), 90, "the idle GPU session stopped", 1)
+        gpu_after = time.monotonic() - started
+        assert not stopped(CPU_LEARNER), "the CPU session went first"
+        assert _in_queue(cpu_job)
+        wait_until(lambda: not _in_queue(gpu_job), 60, "the GPU session's job ended", 1)
+        wait_until(lambda: stopped(CPU_LEARNER), 150, "the idle CPU session stopped", 1)
+        cpu_after = time.monotonic() - started
+        assert 25 <= gpu_after < cpu_after, (gpu_after, cpu_after)
+
+        form = hub_client.spawn_page(GPU_LEARNER)
+        assert 'id="fh-culled"' in form
+        assert "Your last session was stopped at" in form
+        assert "because it held 1 GPU and was idle for" in form
+        assert "sessions with GPUs are stopped after 30 minutes idle" not in form  # 0.5 min
+        cpu_form = hub_client.spawn_page(CPU_LEARNER)
+        assert "because it was idle for" in cpu_form and "held 1 GPU" not in cpu_form
+        log = (real_hub.state_dir / "hub.log").read_text(errors="replace")
+        assert f"stopping {GPU_LEARNER}/: it held 1 GPU" in log
+    finally:
+        site_file.write_text(original)
+        for user, token in tokens.items():
+            if hub_client.server(user, token) is not None:
+                hub_client.stop(user, token)
