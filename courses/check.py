@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from .model import CourseError, load_course
-from .outputs_scan import private_in_output
+from .outputs_scan import output_text, private_in_output
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_COURSE_BYTES = 20 * 1024 * 1024
@@ -21,6 +21,8 @@ KERNEL = "python3"
 _ABSOLUTE = re.compile(
     r"""['"](/(home|root|Users|tmp|mnt|scratch|data|work|opt|var)/|[A-Za-z]:\\)"""
 )
+# what `Exercises` prints for a correct answer: under a blank answer, a learner sees it as solved
+SOLVED = re.compile(r"^[\w.-]+: correct$", re.MULTILINE)
 _NETWORK = re.compile(
     r"urlopen|urllib\.request|requests\.(get|post)|httpx\.|wget |curl |pip install|"
     r"fetch_openml|load_dataset\(|download\s*=\s*True|https?://"
@@ -67,6 +69,15 @@ def _cell_problems(nb_path: Path, nb, allow_network: bool) -> list[Problem]:
                 )
                 for what, excerpt in private_in_output(output)
             ]
+            if solved := SOLVED.search(output_text(output)):
+                problems.append(
+                    Problem(
+                        where,
+                        f"a stored output shows a solved exercise ({solved.group(0).strip()!r}):"
+                        " learners must open the unsolved state; record the outputs again"
+                        " (`course validate --record` stores the run without solutions)",
+                    )
+                )
             if output.get("output_type") == "error" and "raises-exception" not in tags:
                 problems.append(
                     Problem(

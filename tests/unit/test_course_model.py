@@ -146,3 +146,18 @@ def test_the_effort_of_a_course_counts_reading_cells_exercises_and_questions():
     assert (effort.prose_words, effort.code_cells) == (242, 2)  # with the title's two words
     code_minutes = effort.code_words / 60 + 2 * 0.5
     assert effort.minutes == pytest.approx(242 / 120 + code_minutes + 8 + 2 + 3)
+
+
+def test_checks_refuse_stored_outputs_of_a_solved_exercise(tmp_path):
+    solved = notebook(printed("ex.check('energy', answer)", "energy: correct\n", 1))
+    problems = [str(p) for p in check_course(write_course(tmp_path, "solved", {"a.ipynb": solved}))]
+    assert problems == [
+        "a.ipynb cell 1: a stored output shows a solved exercise ('energy: correct'): learners"
+        " must open the unsolved state; record the outputs again (`course validate --record`"
+        " stores the run without solutions)"
+    ]
+    unsolved = notebook(
+        printed("ex.check('energy', answer)", "energy: not answered yet. Write your answer\n", 1),
+        printed("print(verdict)", "the model is correct: 97 %\n", 2),
+    )
+    assert check_course(write_course(tmp_path, "unsolved", {"a.ipynb": unsolved})) == []
