@@ -136,7 +136,8 @@ class AskSupport(widgets.VBox):
         self.preview = widgets.HTML()
         self.send_button = widgets.Button(description="Send to support", button_style="primary")
         self.refresh_button = widgets.Button(description="My tickets")
-        self.message = widgets.HTML()
+        self.problem = widgets.HTML()  # what is wrong with the text, as it is typed
+        self.message = widgets.HTML()  # what the support centre answered to Send
         self.tickets = widgets.HTML()
         self.ticket: int | None = None
         self.text.observe(lambda _: self._show_preview(), names="value")
@@ -147,6 +148,7 @@ class AskSupport(widgets.VBox):
             [
                 widgets.HTML("<b>Ask the support centre</b>"),
                 self.text,
+                self.problem,
                 widgets.HTML("This is exactly what will be sent:"),
                 self.preview,
                 widgets.HBox([self.send_button, self.refresh_button]),
@@ -166,9 +168,9 @@ class AskSupport(widgets.VBox):
         except SupportError as exc:
             shown = preview_text(SupportRequest("(your message)", self.context))
             self.send_button.disabled = True
-            self.message.value = html.escape(str(exc)) if self.text.value else ""
+            self.problem.value = html.escape(str(exc)) if self.text.value else ""
         else:
-            self.message.value = ""
+            self.problem.value = ""
         self.preview.value = f"<pre {PRE}>{html.escape(shown)}</pre>"
 
     def send(self) -> dict | None:

@@ -63,6 +63,27 @@ def test_the_preview_is_exactly_what_is_sent_and_send_waits_for_text(context):
     assert widget.preview.value.count("job 77 on node cn02") == 1
 
 
+def test_after_send_the_ticket_number_stays_and_the_text_is_cleared(context, monkeypatch):
+    from factoryhub.widgets import support
+
+    sent = []
+
+    def service(site, method, path, body, environ):
+        sent.append((method, path, body))
+        return {"ticket": 12, "message": "Ticket #12 is with the support centre (support@x)."}
+
+    monkeypatch.setattr(support, "call_service", service)
+    widget = AskSupport(context, environ=ENV)
+    widget.text.value = "x" * 4001
+    assert "at most 4000 characters" in widget.problem.value and widget.send_button.disabled
+    widget.text.value = "It <stops>."
+    answer = widget.send()
+    assert answer["ticket"] == 12 and widget.ticket == 12
+    assert sent[0][:2] == ("POST", "api/support") and sent[0][2]["text"] == "It <stops>."
+    assert "Ticket #12 is with the support centre" in widget.message.value
+    assert widget.text.value == "" and widget.problem.value == ""
+
+
 def test_answers_are_shown_escaped():
     shown = tickets_html(
         [
