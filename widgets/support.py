@@ -23,7 +23,6 @@ import ipywidgets as widgets
 from factoryhub.support import (
     MAX_ERRORS,
     MAX_LINE,
-    MAX_LOG_LINES,
     MAX_TEXT,
     SupportContext,
     SupportError,
@@ -51,7 +50,8 @@ VERSIONED = (
 _ERROR = re.compile(r"\b(ERROR|CRITICAL|Traceback|[A-Za-z]*Error|[A-Za-z]*Exception)\b")
 _NAME = re.compile(r"[^A-Za-z0-9._+-]")
 TAIL_BYTES = 64 * 1024
-PRE = "class='fh-support-preview' style='white-space:pre-wrap'"
+PRE = "class='fh-support-preview' style='white-space:pre-wrap;max-height:22em;overflow:auto'"
+LOG_LINES = 25  # of the session log, in the request (the service takes up to MAX_LOG_LINES)
 
 
 def versions() -> tuple[tuple[str, str], ...]:
@@ -65,7 +65,7 @@ def versions() -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def log_tail(path: Path, limit: int = MAX_LOG_LINES) -> list[str]:
+def log_tail(path: Path, limit: int = LOG_LINES) -> list[str]:
     """The last `limit` lines of the session's log (read from its end, never whole)."""
     try:
         with open(path, "rb") as log:
@@ -95,7 +95,7 @@ def gather_context(ctx: SessionContext, environ: Mapping[str, str]) -> SupportCo
         partition=_NAME.sub("", environ.get("SLURM_JOB_PARTITION", ""))[:64],
         account=_NAME.sub("", environ.get("SLURM_JOB_ACCOUNT", ""))[:64],
         notebook=one_line(notebook, 200),
-        log_lines=tuple(all_lines[-MAX_LOG_LINES:]),
+        log_lines=tuple(all_lines[-LOG_LINES:]),
         errors=tuple(last_errors(all_lines)),
         versions=versions(),
     )

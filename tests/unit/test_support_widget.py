@@ -43,7 +43,7 @@ def test_the_context_comes_from_the_session_and_its_log(context, tmp_path):
         "ai-research",
     )
     assert ctx.notebook == "work/train.ipynb"
-    assert len(ctx.log_lines) == 40 and ctx.log_lines[-1] == "Traceback (x)"
+    assert len(ctx.log_lines) == 25 and ctx.log_lines[-1] == "Traceback (x)"
     assert "GET /user/alice/lab?token=[hidden] 200" in ctx.log_lines
     assert ctx.errors == ("[E] ERROR kernel died", "Traceback (x)")
     assert dict(ctx.versions)["python"].startswith("3.")
