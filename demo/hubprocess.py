@@ -12,11 +12,13 @@ and its supervisor run as `factoryhub-proxy`, which owns nothing but its own fol
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -190,6 +192,61 @@ def _answers(url: str) -> bool:
         return False
 
 
+def leftovers(hub: HubInstance) -> list[int]:
+    """Processes of an earlier start of this hub id that its pid files no longer name (a run
+    killed half-way, a state directory removed): the proxy's supervisor and its proxy, the
+    hub. Only processes of the two service accounts whose command line names this hub's own
+    folders count, so nothing else is ever signalled."""
+    marks = {
+        pwd.getpwnam(PROXY_USER).pw_uid: f"{PROXY_RUN / hub.site.hub.id}/",
+        pwd.getpwnam(HUB_USER).pw_uid: f"{CONFIG_ROOT / hub.site.hub.id}/",
+    }
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = entry.stat().st_uid
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mark = marks.get(uid)
+        if mark and any(arg.decode(errors="replace").startswith(mark) for arg in argv):
+            found.append(int(entry.name))
+    if child := running_pid(hub.proxy_child_pidfile, PROXY_USER):  # the supervised proxy
+        found.append(child)
+    return found
+
+
+def stop_leftovers(hub: HubInstance, timeout: float = 10.0) -> list[int]:
+    """End `leftovers(hub)` (TERM, then KILL); their pids."""
+    pids = leftovers(hub)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(lambda: not set(leftovers(hub)) & set(pids), timeout, "earlier hub's exit")
+    except TimeoutError:
+        for pid in set(leftovers(hub)) & set(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def _proxy_is_ours(hub: HubInstance) -> bool:
+    """The proxy answering on the API port takes this hub's token (another, an earlier run's,
+    would answer 403 to every route the hub adds)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{hub.site.hub.proxy_api_port}/api/routes",
+        headers={"Authorization": f"token {hub.proxy_token()}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2):  # noqa: S310 - our own http URL
+            return True
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 def start_proxy(hub: HubInstance) -> int:
     hub.prepare()
     supervised = [
@@ -210,11 +267,21 @@ def start_proxy(hub: HubInstance) -> int:
     )
     api = f"http://127.0.0.1:{hub.site.hub.proxy_api_port}/api/routes"
     wait_for(lambda: _answers(api), 20, "configurable-http-proxy", interval=0.1)
+    if not _proxy_is_ours(hub):
+        raise RuntimeError(
+            f"the proxy on port {hub.site.hub.proxy_api_port} refuses this hub's token: another"
+            " process holds the port (see `ss -ltnp`); stop it and start again"
+        )
     return pid
 
 
 def start_hub(hub: HubInstance, timeout: float = 90) -> int:
-    """Start JupyterHub (the proxy first) and wait until its API answers."""
+    """Start JupyterHub (the proxy first) and wait until its API answers; what an earlier
+    start of this hub id left running without a pid file is stopped first."""
+    if not running_pid(hub.hub_pidfile, HUB_USER) and not running_pid(
+        hub.proxy_pidfile, PROXY_USER
+    ):
+        stop_leftovers(hub)
     start_proxy(hub)
     pid = spawn_daemon(
         hub.hub_argv(),

@@ -33,7 +33,7 @@ from factoryhub.demo.accounts import DemoAccount, ensure_accounts
 from factoryhub.demo.daemons import running_pid
 from factoryhub.demo.datasets import ensure_datasets, load_members
 from factoryhub.demo.embedded import ensure_slurm
-from factoryhub.demo.hubprocess import HubInstance, start_hub
+from factoryhub.demo.hubprocess import HubInstance, start_hub, stop_hub
 from factoryhub.site import Site, another_hub, load_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -155,9 +155,13 @@ def start_test_hub(state_dir: Path) -> HubInstance:
     site_path = write_test_site(state_dir)
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
     ensure_test_accounts(hub.site)
-    start_hub(hub)
-    client = HubClient(hub)
-    wait_until(lambda: "/services/factoryhub" in client.routes(), 30, "estimate service routed")
+    try:
+        start_hub(hub)
+        client = HubClient(hub)
+        wait_until(lambda: "/services/factoryhub" in client.routes(), 30, "estimate service routed")
+    except BaseException:
+        stop_hub(hub)  # a start that failed leaves no proxy or hub for the next run to meet
+        raise
     return hub
 
 
