@@ -159,7 +159,8 @@ def context_text(context: SupportContext) -> str:
     """The context as the support centre reads it (and the learner sees before sending)."""
     c = context
     job = f"job {c.job_id or '(none)'} on node {c.node or '(unknown)'}"
-    where = f"partition {c.partition or '(unknown)'}, account {c.account or '(default)'}"
+    account = c.account or "(not in the session's environment)"
+    where = f"partition {c.partition or '(unknown)'}, account {account}"
     lines = [
         f"Session: {job}, {where}",
         f"Open notebook: {c.notebook or '(none)'}",
