@@ -139,3 +139,20 @@ def test_every_hub_page_shows_them_to_a_logged_in_user(tmp_path, repo):
     assert "<b>gpu partition:</b> &lt;i&gt;GPU&lt;/i&gt; drivers" in page
     assert 'id="fh-nav-support"' in page and 'id="fh-nav-datasets"' in page
     assert 'id="fh-page-announcements"' not in _hub_page(c, None)
+
+
+def test_the_cli_says_what_went_wrong_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from factoryhub.cli.main import main
+
+    monkeypatch.delenv("FACTORYHUB_TOKEN", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    site = tmp_path / "site.toml"
+    text = (__import__("conftest").REPO / "hub_config" / "site.toml").read_text()
+    site.write_text(text.replace('url = "http://127.0.0.1:8000"', 'url = "http://127.0.0.1:9"'))
+    with pytest.raises(SystemExit, match="an admin's API token is needed"):
+        main(["announce", "list", "--site", str(site)])
+    monkeypatch.setenv("FACTORYHUB_TOKEN", "t")
+    with pytest.raises(SystemExit, match="did not answer"):
+        main(["announce", "post", "Down at 2", "--for", "1h", "--site", str(site)])
+    with pytest.raises(SystemExit, match="post takes the announcement's text"):
+        main(["announce", "post", "--site", str(site)])
