@@ -137,6 +137,15 @@ class ServiceDB:
             )
             return int(cursor.lastrowid)
 
+    def tickets_since(self, user: str, since: datetime) -> int:
+        """How many tickets `user` filed since `since`."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM tickets WHERE user = ? AND created >= ?",
+                (user, since.isoformat()),
+            ).fetchone()
+        return int(row[0])
+
     def mark_mailed(self, number: int) -> None:
         with self._db() as db:
             db.execute("UPDATE tickets SET mailed = 1 WHERE number = ?", (number,))

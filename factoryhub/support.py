@@ -26,6 +26,7 @@ MAX_ERRORS = 10
 MAX_LINE = 300  # characters per log line or error
 MAX_VERSIONS = 16
 STATUSES = ("open", "answered", "closed")
+MAX_PER_HOUR = 10  # tickets one learner may file in an hour: each is a mail to the centre
 _NAME = re.compile(r"[A-Za-z0-9._+-]{0,64}")  # node, partition, account, package names
 _VERSION = re.compile(r"[A-Za-z0-9._+-]{1,40}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")

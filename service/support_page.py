@@ -19,7 +19,7 @@ import hmac
 import json
 import logging
 import smtplib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http import HTTPStatus
 
@@ -29,6 +29,7 @@ from factoryhub.datasets import groups_of
 from factoryhub.servicedb import ServiceDB, db_path
 from factoryhub.site import Site, SupportSettings
 from factoryhub.support import (
+    MAX_PER_HOUR,
     STATUSES,
     SupportError,
     SupportRequest,
@@ -149,7 +150,15 @@ class SupportAPIHandler(ServiceAPI):
             self.reply(400, {"message": str(exc)})
             return
         site = self.site
-        number = self.db.add_ticket(user, request, datetime.now(UTC))
+        now = datetime.now(UTC)
+        if self.db.tickets_since(user, now - timedelta(hours=1)) >= MAX_PER_HOUR:
+            self.set_header("Retry-After", "3600")
+            message = (
+                f"at most {MAX_PER_HOUR} requests an hour: your tickets are on the support page"
+            )
+            self.reply(429, {"message": message})
+            return
+        number = self.db.add_ticket(user, request, now)
         log.info("support ticket #%d from %s", number, user)
         mailed = await deliver(site, number, user, request, self.db)
         where = site.support.mail_to if mailed else "the support page"

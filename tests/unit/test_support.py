@@ -280,3 +280,13 @@ async def test_a_bad_request_is_a_clear_400_and_a_cookie_alone_files_nothing(ser
     r = await _fetch(f"{base}api/support?user=alice&token=yes", method="POST", body="text=x")
     assert r.code == 415
     assert mailbox.messages == []
+
+
+async def test_a_learner_files_at_most_ten_tickets_an_hour(service, mailbox):
+    base, _ = service
+    for i in range(10):
+        assert (await _file(base, "carol", {"text": f"n{i}"})).code == 201
+    r = await _file(base, "carol", {"text": "one more"})
+    assert r.code == 429 and "at most 10 requests an hour" in json.loads(r.body)["message"]
+    assert len(mailbox.messages) == 10
+    assert (await _file(base, "dave", {"text": "mine"})).code == 201  # others are not held
