@@ -118,7 +118,7 @@ def archive_home(seat: str, into: Path) -> SeatArchive:
             timeout=ARCHIVE_TIMEOUT,
             check=False,
             cwd="/",
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
         )
     if result.returncode not in (0, 1):  # 1: a file changed while read, archived as read
         raise SeatError(f"archiving {seat}'s home: {result.stderr.decode(errors='replace')[:300]}")
