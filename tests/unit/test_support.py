@@ -290,3 +290,42 @@ async def test_a_learner_files_at_most_ten_tickets_an_hour(service, mailbox):
     assert r.code == 429 and "at most 10 requests an hour" in json.loads(r.body)["message"]
     assert len(mailbox.messages) == 10
     assert (await _file(base, "dave", {"text": "mine"})).code == 201  # others are not held
+
+
+def test_starttls_checks_the_servers_certificate(tmp_path, demo_site, monkeypatch):
+    """STARTTLS to a real SMTP server whose certificate the client trusts (SSL_CERT_FILE), and
+    a refusal when it does not: the mail never goes out unencrypted or to an impostor."""
+    import ssl
+    import subprocess
+    from dataclasses import replace
+
+    from factoryhub.service.support_page import send_mail
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    box = _Mailbox()
+    sock, port = bind_unused_port()
+    sock.close()
+    controller = Controller(
+        box, hostname="localhost", port=port, tls_context=context, require_starttls=True
+    )
+    controller.start()
+    try:
+        settings = replace(demo_site.support, host="localhost", port=port, starttls=True)
+        request = parse_support_request({"text": "over TLS"})
+        mail = support_mail(3, "alice", request, settings, demo_site)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            send_mail(settings, mail)  # a certificate no CA of the system signed
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        send_mail(settings, mail)
+    finally:
+        controller.stop()
+    (envelope,) = box.messages
+    assert b"over TLS" in envelope.content
