@@ -19,7 +19,8 @@ wrote (a function, a job script, a Slurm command) through that test::
     solution = '''
     def energy_wh(cores, gpus, hours, factors): …
     '''
-    wrong = '''                   # a plausible mistake the test must refuse
+    # a plausible mistake, which the test must refuse:
+    wrong = '''
     def energy_wh(cores, gpus, hours, factors): …
     '''
 
