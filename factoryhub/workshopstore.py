@@ -58,9 +58,13 @@ def load_workshops(folder: Path) -> dict[str, Workshop]:
 
 
 def load_workshop(folder: Path, name: str) -> Workshop | None:
+    """The workshop `name` on record (one file read: a join reads it per request)."""
     if not NAME.fullmatch(name):
         return None
-    return load_workshops(folder).get(name) if (folder / f"{name}.json").exists() else None
+    try:
+        return workshop_from_json((folder / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def workshop_of(folder: Path, user: str) -> Workshop | None:
