@@ -135,6 +135,24 @@ async def deliver(site: Site, number: int, user: str, request: SupportRequest, d
     return True
 
 
+class TooMany(Exception):
+    """The learner filed `MAX_PER_HOUR` tickets in the last hour."""
+
+
+async def file_ticket(handler: ServiceAPI, user: str, request: SupportRequest) -> tuple[int, bool]:
+    """Keep and mail `request` of `user`: (its number, whether it was mailed)."""
+    site, db = handler.site, handler.db
+    now = datetime.now(UTC)
+    if db.tickets_since(user, now - timedelta(hours=1)) >= MAX_PER_HOUR:
+        handler.set_header("Retry-After", "3600")
+        raise TooMany(
+            f"at most {MAX_PER_HOUR} requests an hour: your tickets are on the support page"
+        )
+    number = db.add_ticket(user, request, now)
+    log.info("support ticket #%d from %s", number, user)
+    return number, await deliver(site, number, user, request, db)
+
+
 class SupportAPIHandler(ServiceAPI):
     """A learner's tickets: file one, or read their own."""
 
@@ -149,22 +167,14 @@ class SupportAPIHandler(ServiceAPI):
         user = self.current_user["name"]
         try:
             request = parse_support_request(self.json_body())
+            number, mailed = await file_ticket(self, user, request)
         except SupportError as exc:
             self.reply(400, {"message": str(exc)})
             return
-        site = self.site
-        now = datetime.now(UTC)
-        if self.db.tickets_since(user, now - timedelta(hours=1)) >= MAX_PER_HOUR:
-            self.set_header("Retry-After", "3600")
-            message = (
-                f"at most {MAX_PER_HOUR} requests an hour: your tickets are on the support page"
-            )
-            self.reply(429, {"message": message})
+        except TooMany as exc:
+            self.reply(429, {"message": str(exc)})
             return
-        number = self.db.add_ticket(user, request, now)
-        log.info("support ticket #%d from %s", number, user)
-        mailed = await deliver(site, number, user, request, self.db)
-        where = site.support.mail_to if mailed else "the support page"
+        where = self.site.support.mail_to if mailed else "the support page"
         self.reply(
             201,
             {
@@ -177,16 +187,20 @@ class SupportAPIHandler(ServiceAPI):
         )
 
 
-class SupportPageHandler(ServicePage):
-    """The support page: every ticket for staff, one's own for everyone else."""
+class SupportPageHandler(ServiceAPI):
+    """The support page: every ticket for staff, one's own for everyone else; and a form to
+    ask without a session (no session context then: "is the machine down?")."""
+
+    def write_error(self, status_code: int, **kwargs: object) -> None:
+        ServicePage.write_error(self, status_code, **kwargs)  # a page, not JSON
 
     @web.authenticated
     def get(self) -> None:
         user = self.current_user
         site = self.site
         is_staff = staff(site, user)
-        db = service_db(str(db_path(site)))
-        tickets = db.tickets(None if is_staff else user["name"])
+        tickets = self.db.tickets(None if is_staff else user["name"])
+        secret = self.settings["cookie_secret"]
         self.set_header("Cache-Control", "no-store")
         self.finish(
             self.render_page(
@@ -195,10 +209,24 @@ class SupportPageHandler(ServicePage):
                 staff=is_staff,
                 tickets=tickets,
                 statuses=STATUSES,
-                token=form_token(self.settings["cookie_secret"], user["name"], "answer"),
+                token=form_token(secret, user["name"], "answer"),
+                ask_token=form_token(secret, user["name"], "support"),
                 preview=preview_text,
             )
         )
+
+    @web.authenticated
+    async def post(self) -> None:
+        self.require_token_or_form("support")
+        user = self.current_user["name"]
+        try:
+            request = parse_support_request({"text": self.get_body_argument("text", "")})
+            number, _ = await file_ticket(self, user, request)
+        except SupportError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        except TooMany as exc:
+            raise web.HTTPError(429, str(exc)) from None
+        self.redirect(f"{self.service_prefix}support#ticket-{number}", status=303)
 
 
 class AnswerHandler(ServiceAPI):

@@ -329,3 +329,24 @@ def test_starttls_checks_the_servers_certificate(tmp_path, demo_site, monkeypatc
         controller.stop()
     (envelope,) = box.messages
     assert b"over TLS" in envelope.content
+
+
+async def test_the_support_page_files_a_ticket_without_a_session(service, mailbox):
+    base, secret = service
+    page = (await _fetch(f"{base}support?user=erin")).body.decode()
+    token = form_token(secret, "erin", "support")
+    assert f'name="_token" value="{token}"' in page and 'id="fh-ask"' in page
+    forged = await _fetch(f"{base}support?user=erin", method="POST", body="text=down%3F")
+    assert forged.code == 403 and mailbox.messages == []
+    empty = await _fetch(f"{base}support?user=erin", method="POST", body=f"text=&_token={token}")
+    assert empty.code == 400 and "write what went wrong" in empty.body.decode()
+    r = await _fetch(
+        f"{base}support?user=erin",
+        method="POST",
+        body=f"text=Is+the+machine+down%3F&_token={token}",
+        follow_redirects=False,
+    )
+    assert r.code == 303 and "support#ticket-" in r.headers["Location"]
+    (envelope,) = mailbox.messages
+    assert "Is the machine down?" in envelope.content.decode()
+    assert "Session: job (none)" in envelope.content.decode()
