@@ -4,9 +4,9 @@ running jobs' `TRESRunMins`), in words for the learner, and the check a request 
 before it is submitted (pure).
 
 Slurm enforces the same budget behind FactoryHub (`AccountingStorageEnforce=…,safe`): a job
-starts only if its TRES × time limit fits in what is left, and otherwise pends for ever
-(`AssocGrpGRESMinutes`). So a request over the budget is refused before submission, with what
-would fit.
+starts only if its TRES × time limit fits in what is left; otherwise the QoS's DenyOnLimit
+makes sbatch refuse it with a bare "AssocGrpGRESMinutes" (without it, it would pend for ever).
+So a request over the budget is refused before submission, in words, with what would fit.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ async def check_budget(
     client: SlurmAPI, request: ResourceRequest, accounts: tuple[str, ...]
 ) -> None:
     """Refuse (`RequestError`, naming the field to change) a request its account's budget
-    cannot cover: Slurm would leave it pending for ever."""
+    cannot cover: Slurm would refuse it with a bare "AssocGrpGRESMinutes"."""
     budgets = await budget_cache(client).get() or {}
     account = charged_account(request.account, accounts)
     why = budget_refusal(

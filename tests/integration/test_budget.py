@@ -1,7 +1,7 @@
 """The budget in sight on the real site: a Slurm account of the test's own with a GrpTRESMins
 budget (made with SlurmAdmin, removed in the `finally`); the spawn form says what sshare says,
 a request over it is refused before anything is submitted with what would fit, and Slurm
-itself would hold such a job for ever (AssocGrpGRESMinutes)."""
+itself refuses such a job, with a bare AssocGrpGRESMinutes."""
 
 import asyncio
 import subprocess
@@ -60,17 +60,15 @@ def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_
             " has 1.5 GPU-hours left: ask for at most 45 minutes with 2 GPUs or 1 GPU for 1 h"
         )
         assert _queued(LEARNER) == before  # nothing submitted
-        # Slurm enforces the same budget: such a job would never start
+        # Slurm enforces the same budget: it refuses such a job with a bare policy error
+        # (DenyOnLimit), and takes one that fits
         argv = ["runuser", "-u", LEARNER, "--", "sbatch", "--parsable", f"--account={ACCOUNT}"]
-        argv += ["--partition=gpu", "--gres=gpu:2", "--time=60", "--wrap", "sleep 1"]
-        job = subprocess.run(argv, capture_output=True, text=True, cwd="/tmp").stdout.strip()
-        assert job.isdigit()
-
-        def reason() -> str:
-            out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%r"], capture_output=True)
-            return out.stdout.decode().strip()
-
-        wait_until(lambda: reason().startswith("AssocGrpGRES"), 30, "Slurm holds it on budget")
+        argv += ["--partition=gpu", "--wrap", "sleep 1"]
+        refused = subprocess.run([*argv, "--gres=gpu:2", "--time=60"], capture_output=True)
+        assert refused.returncode != 0 and b"AssocGrpGRESMinutes" in refused.stderr
+        fits = subprocess.run([*argv, "--gres=gpu:1", "--time=30"], capture_output=True)
+        job = fits.stdout.decode().strip()
+        assert fits.returncode == 0 and job.isdigit(), fits.stderr
     finally:
         if job:
             subprocess.run(["scancel", job], check=False)
