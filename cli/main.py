@@ -26,6 +26,7 @@ from factoryhub.site import load_site
 
 from . import announce as announce_cli
 from . import jobscript as jobscript_cli
+from . import sitecheck as sitecheck_cli
 from . import workshop as workshop_cli
 
 
@@ -95,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     jobscript_cli.add_parser(sub)
     workshop_cli.add_parser(sub)
     announce_cli.add_parser(sub)
+    sitecheck_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.area == "site":
+        return sitecheck_cli.main(args)
     if args.area == "announce":
         return announce_cli.main(args)
     if args.area == "course":

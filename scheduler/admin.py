@@ -197,6 +197,12 @@ class SlurmAdmin:
         argv = [self._cmd("scontrol"), "update", f"ReservationName={name}"]
         await self.client.run([*argv, *pairs])
 
+    async def config(self) -> dict[str, str]:
+        """`scontrol show config` as Key → value (what the controller runs with)."""
+        shown = await self.client.run([self._cmd("scontrol"), "show", "config"])
+        pairs = (line.split("=", 1) for line in shown.stdout.splitlines() if " = " in line)
+        return {key.strip(): value.strip() for key, value in pairs}
+
     async def delete_reservation(self, name: str) -> None:
         argv = [self._cmd("scontrol"), "delete", f"ReservationName={checked_name(name)}"]
         await self.client.run(argv)

@@ -1,0 +1,109 @@
+"""`factoryhub site check` against the real embedded cluster: the demo's own site file (with a
+state and catalogue directory made right for it) has nothing to say; each deliberately broken
+copy is found, one sentence each, with exit status 2."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+from realsite import FACTORYHUB, REPO
+
+from factoryhub.demo.accounting import ensure_associations
+from factoryhub.site import load_site
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def folders():
+    base = Path(tempfile.mkdtemp(prefix="fh-sitecheck-"))
+    base.chmod(0o755)
+    state, catalogue = base / "state", base / "catalogue"
+    state.mkdir(mode=0o700)
+    shutil.chown(state, "factoryhub")
+    catalogue.mkdir(mode=0o755)
+    yield state, catalogue
+    shutil.rmtree(base)
+
+
+def _check(tmp_path: Path, raw: dict) -> subprocess.CompletedProcess:
+    path = tmp_path / "site.toml"
+    path.write_text(tomli_w.dumps(raw))
+    return subprocess.run(
+        [FACTORYHUB, "site", "check", "--site", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+
+
+def _demo(state: Path, catalogue: Path) -> dict:
+    raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
+    raw["hub"].update(state_dir=str(state), catalogue_dir=str(catalogue))
+    return raw
+
+
+def test_the_demo_site_agrees_with_its_cluster(tmp_path, folders):
+    raw = _demo(*folders)
+    ensure_associations(load_site(REPO / "hub_config" / "site.toml").access, [])
+    done = _check(tmp_path, raw)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing found" in done.stdout
+
+
+BROKEN = [
+    (
+        lambda raw: raw["partitions"].update(
+            a100={"label": "A100", "max_walltime": "01:00:00", "max_cpus": 1, "max_memory_gb": 1}
+        ),
+        "partition 'a100' of site.toml is not a Slurm partition (Slurm has: cpu, debug, gpu)",
+    ),
+    (
+        lambda raw: raw["partitions"]["gpu"].update(gpu_types=["a100"]),
+        "partitions.gpu.gpu_types names 'a100', a GPU type no node of gpu has",
+    ),
+    (
+        lambda raw: raw["partitions"]["debug"].update(max_walltime="02:00:00"),
+        "partitions.debug.max_walltime = 02:00:00 is above Slurm's MaxTime for debug",
+    ),
+    (
+        lambda raw: raw["partitions"]["cpu"].update(max_cpus=128),
+        "partitions.cpu.max_cpus = 128 is more than any node of cpu has (32 CPUs)",
+    ),
+    (
+        lambda raw: raw["access"]["accounts"].update({"no-such-project": ["*"]}),
+        "[access] grants the account 'no-such-project', which the accounting database does not"
+        " have",
+    ),
+]
+
+
+@pytest.mark.parametrize(("breaks", "sentence"), BROKEN)
+def test_each_broken_site_file_is_found(tmp_path, folders, breaks, sentence):
+    raw = _demo(*folders)
+    breaks(raw)
+    done = _check(tmp_path, raw)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert sentence in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_state_directory_others_can_read_is_found(tmp_path, folders):
+    state, catalogue = folders
+    os.chmod(state, 0o755)  # noqa: S103 - the mistake the check must find
+    done = _check(tmp_path, _demo(state, catalogue))
+    assert done.returncode == 2
+    assert f"[hub] state_dir {state} (the hub's database and tokens) has mode 0755" in done.stdout
+
+
+def test_a_site_file_that_cannot_be_read_is_one_sentence(tmp_path):
+    done = _check(tmp_path, {"hub": {"porrt": 1}})
+    assert done.returncode == 3
+    assert done.stdout.startswith("error: cannot read the site file: unknown key hub.porrt")
+    assert "Traceback" not in done.stdout + done.stderr
