@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import html
 import io
 import json
 import pwd
@@ -198,7 +199,7 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
             f"/hub/workshop/{name}",
             data={"code": "AAAAA-AAAAA", "name": "Eve", "_xsrf": _xsrf(web)},
         )
-        assert wrong.status_code == 400 and "not this workshop's" in wrong.text
+        assert wrong.status_code == 400 and "not this workshop's" in html.unescape(wrong.text)
         joined = web.post(
             f"/hub/workshop/{name}", data={"code": code.lower(), "name": "Ada", "_xsrf": _xsrf(web)}
         )
