@@ -105,7 +105,7 @@ def p6(repeat: int) -> dict[str, object]:
 
 def papermill_loop(courses: list[Path]) -> list[str]:
     """One shell-free command per notebook: papermill's CLI with the course's smoke parameters."""
-    from factoryhub.courses.model import load_course
+    from factoryhub.course import load_course
 
     commands = []
     for folder in courses:

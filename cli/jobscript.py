@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from factoryhub import jobnames
+from factoryhub.course import CourseError, load_course
 from factoryhub.courses.cli import site_path
-from factoryhub.courses.model import CourseError, load_course
 from factoryhub.courses.validate import plan, validation_script
 from factoryhub.jobscript import SessionJob, render_job_script, session_command, site_hooks
 from factoryhub.request import RequestError, access_for, parse_request

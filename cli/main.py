@@ -7,9 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from factoryhub.course import find_courses
 from factoryhub.courses import cli as course_cli
 from factoryhub.courses.catalogue import publish
-from factoryhub.courses.model import find_courses
 from factoryhub.demo.accounts import ensure_accounts, load_demo_accounts
 from factoryhub.demo.datasets import ensure_datasets, load_members
 from factoryhub.demo.embedded import (

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from factoryhub.course import Course, CourseError, load_course
 from factoryhub.site import Site
 
 from .check import check_course
-from .model import Course, CourseError, load_course
 from .snapshot import Snapshot, read_course_files, write_files
 
 INDEX = "catalogue.json"

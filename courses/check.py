@@ -10,7 +10,8 @@ from pathlib import Path
 
 import nbformat
 
-from .model import CourseError, load_course
+from factoryhub.course import CourseError, load_course
+
 from .outputs_scan import output_text, private_in_output
 
 MAX_FILE_BYTES = 5 * 1024 * 1024

@@ -12,13 +12,13 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 
+from factoryhub.course import CourseError, find_courses, load_course
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site, SiteError, load_site
 
 from . import catalogue
 from .check import check_course
 from .effort import course_effort
-from .model import CourseError, find_courses, load_course
 from .reports import write_reports
 from .scaffold import new_course
 from .snapshot import read_course_files

@@ -25,7 +25,8 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 from traitlets import default
 
-from .model import Course, load_course
+from factoryhub.course import Course, load_course
+
 from .outputs import OutputComparison, cell_options
 
 KERNEL = "python3"

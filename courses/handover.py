@@ -15,7 +15,7 @@ import pwd
 import subprocess
 from pathlib import Path
 
-from .model import CourseError
+from factoryhub.course import CourseError
 
 RUNUSER = "/usr/sbin/runuser"
 READ_SECONDS = 20  # a read that takes longer is a FIFO or a trick: give up

@@ -9,11 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from factoryhub.course import Course
 from factoryhub.energy import JobUsage, estimate_energy
 from factoryhub.site import EnergySettings
 
 from .execute import NotebookResult
-from .model import Course
 
 FAILING = ("failed", "error", "timeout", "dead-kernel")
 

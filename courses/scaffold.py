@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from .model import COURSE_FILE, COURSE_NAME, CourseError
+from factoryhub.course import COURSE_FILE, COURSE_NAME, CourseError
 
 COURSE_TOML = """\
 [course]

@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import COURSE_FILE, Course, CourseError, parse_course
+from factoryhub.course import COURSE_FILE, Course, CourseError, parse_course
 
 SKIP = frozenset({".git", ".ipynb_checkpoints"})
 MAX_BYTES = 64 * 1024 * 1024  # a whole course; `check` asks for far less (20 MiB)

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from factoryhub import jobnames
+from factoryhub.course import Course
 from factoryhub.jobscript import BatchSpec, render_batch, site_hooks
 from factoryhub.jobstate import Phase, classify_state
 from factoryhub.request import access_for, parse_request
@@ -29,7 +30,6 @@ from factoryhub.site import SITE_ENV, Site, public_site_data
 
 from .execute import NotebookResult, clean_text, course_cells
 from .handover import as_account, read_as, read_as_async, unpack
-from .model import Course
 from .outputs import cell_options
 from .snapshot import Snapshot, as_tar, replace_file
 

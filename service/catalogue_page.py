@@ -15,8 +15,8 @@ from urllib.parse import quote
 from tornado import web
 
 from factoryhub.capacity import Capacity
+from factoryhub.course import LEVELS, Course, CourseError, load_course
 from factoryhub.courses.catalogue import catalogue_dir, published
-from factoryhub.courses.model import LEVELS, Course, CourseError, load_course
 from factoryhub.estimate import Estimate, estimate_start
 from factoryhub.request import RequestError, UserAccess, access_for, parse_request
 from factoryhub.scheduler.livesite import CapacityCache, association_cache

@@ -27,8 +27,8 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from factoryhub.course import COURSE_NAME
 from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
-from factoryhub.courses.model import COURSE_NAME
 from factoryhub.courses.sync import sync_course
 from factoryhub.handshake import PROOF_PATH, session_proof
 from factoryhub.scheduler.slurm import SlurmError

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from coursekit import good_course
 
+from factoryhub.course import CourseError, load_course
 from factoryhub.courses import catalogue
 from factoryhub.courses import cli as course_cli
 from factoryhub.courses.execute import NotebookResult
-from factoryhub.courses.model import CourseError, load_course
 from factoryhub.courses.reports import html_report
 from factoryhub.courses.snapshot import (
     _READ_FLAGS,

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from coursekit import broken_course, course_toml, good_course, notebook, printed, write_course
 
+from factoryhub.course import CourseError, load_course, parse_course
 from factoryhub.courses.check import check_course
-from factoryhub.courses.model import CourseError, load_course, parse_course
 from factoryhub.courses.scaffold import new_course
 
 GOOD = course_toml("x", ["a.ipynb"])

@@ -5,8 +5,8 @@ go through, so a stored solution that fails its own test fails validation in its
 import nbformat
 from coursekit import notebook, printed, write_course
 
+from factoryhub.course import load_course
 from factoryhub.courses.execute import validate_notebook
-from factoryhub.courses.model import load_course
 
 SOLUTIONS = """
 [double]

@@ -6,8 +6,8 @@ from xml.etree import ElementTree as ET
 import nbformat
 from coursekit import broken_course, good_course
 
+from factoryhub.course import load_course
 from factoryhub.courses.execute import CellResult, NotebookResult, compare_cells
-from factoryhub.courses.model import load_course
 from factoryhub.courses.outputs import OutputComparison, cell_options
 from factoryhub.courses.reports import html_report, junit_xml
 from factoryhub.courses.validate import Target, plan, result_of, validation_script

@@ -4,7 +4,7 @@ site.toml's [access] only where there is no such database or it lists no account
 
 from coursekit import good_course
 
-from factoryhub.courses.model import load_course
+from factoryhub.course import load_course
 from factoryhub.courses.validate import plan, validation_script
 from factoryhub.scheduler.slurm import Associations
 from factoryhub.widgets import SessionContext

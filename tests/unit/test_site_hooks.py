@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from coursekit import good_course
 
-from factoryhub.courses.model import load_course
+from factoryhub.course import load_course
 from factoryhub.courses.validate import plan, validation_script
 from factoryhub.jobscript import SessionJob, render_job_script, render_step_script, salloc_options
 from factoryhub.request import parse_request

@@ -16,7 +16,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
 
-from factoryhub.courses.model import Course, Resources
+from factoryhub.course import Course, Resources
 from factoryhub.estimate import Estimate
 from factoryhub.request import ResourceRequest
 from factoryhub.service import catalogue_page
