@@ -6,6 +6,7 @@ itself refuses such a job, with a bare AssocGrpGRESMinutes."""
 import asyncio
 import subprocess
 
+import httpx
 import pytest
 from realsite import wait_until
 
@@ -50,6 +51,15 @@ def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_
             5,
         )
         token = hub_client.login_token(LEARNER)
+        # the hub service tells a learner (and the GPU widget, with the session's token) the
+        # budgets of their own accounts, and no one else's
+        service = f"{hub_client.base}/services/factoryhub/api/budget"
+        mine = httpx.get(service, headers={"Authorization": f"token {token}"}, timeout=30).json()
+        (tbudget,) = [a for a in mine["accounts"] if a["account"] == ACCOUNT]
+        assert tbudget["lines"] == lines and tbudget["left"] == {"cpu": 600, "gres/gpu": 90}
+        other = hub_client.login_token("tlearner2")
+        theirs = httpx.get(service, headers={"Authorization": f"token {other}"}, timeout=30)
+        assert ACCOUNT not in {a["account"] for a in theirs.json()["accounts"]}
         before = _queued(LEARNER)
         options = {"partition": "gpu", "gpus": 2, "walltime": "01:00:00", "account": ACCOUNT}
         with hub_client.api(token) as api:
