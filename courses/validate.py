@@ -259,7 +259,11 @@ def record_outputs(target: Target, result: NotebookResult, user: str, source: Sn
     the reference is the notebook as it was read for this run, and the course's file is
     replaced without following a link."""
     executed = target.workdir / f"{Path(target.notebook).stem}.executed.ipynb"
-    failed = any(c.status in ("error", "timeout", "dead-kernel", "not-run") for c in result.cells)
+    # a run with no cell results never ran through (its job was cancelled or died): the
+    # notebook papermill left behind holds only the cells it got to
+    failed = not result.cells or any(
+        c.status in ("error", "timeout", "dead-kernel", "not-run") for c in result.cells
+    )
     ran_text = None if failed else read_as(user, executed, EXECUTED_LIMIT)
     if ran_text is None:
         return f"not recorded: {target.label} did not run through ({result.message[:120]})"

@@ -112,3 +112,28 @@ def test_record_stores_only_compared_outputs_of_the_learners_run():
     assert recorded_outputs(compared, run, False) == ([], None)
     assert learner_parameters({"n": 2, "solve": True}) == {"n": 2, "solve": False}
     assert learner_parameters({"n": 2}) is None
+
+
+def test_a_run_that_was_cancelled_is_not_recorded(tmp_path, monkeypatch):
+    """`--record` after a validation job was cancelled mid-run: no cell results came back, and
+    the partial notebook papermill left is not made the reference (it printed "recorded")."""
+    from types import SimpleNamespace
+
+    import nbformat
+
+    from factoryhub.courses import validate
+    from factoryhub.courses.execute import NotebookResult
+
+    notebook = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+    monkeypatch.setattr(validate, "read_as", lambda user, path, limit: notebook.encode())
+    replaced = []
+    monkeypatch.setattr(validate, "replace_file", lambda *args: replaced.append(args))
+    course = SimpleNamespace(path=tmp_path, validation=SimpleNamespace(compare_outputs=True))
+    target = SimpleNamespace(
+        workdir=tmp_path, notebook="01-x.ipynb", label="c/01-x.ipynb", course=course
+    )
+    source = SimpleNamespace(files={"01-x.ipynb": notebook.encode()})
+    result = NotebookResult("c", "01-x.ipynb", "failed", 3.0, "job 7 was CANCELLED")
+    said = validate.record_outputs(target, result, "nobody", source)
+    assert said.startswith("not recorded: c/01-x.ipynb did not run through")
+    assert replaced == []
