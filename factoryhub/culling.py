@@ -95,9 +95,18 @@ def _describe(minutes: float) -> str:
     return describe_minutes(max(1, round(minutes)))
 
 
-def cull_reason(view: ServerView, rules: CullingSettings, staff: Iterable[str]) -> str | None:
-    """The sentence saying why this session is stopped now, or None to keep it."""
+def cull_reason(
+    view: ServerView,
+    rules: CullingSettings,
+    staff: Iterable[str],
+    granted: Iterable[Exemption] = (),
+    now: datetime | None = None,
+) -> str | None:
+    """The sentence saying why this session is stopped now, or None to keep it (`granted`:
+    exemptions trainers and admins gave, in force at `now`)."""
     if not rules.enabled or exemption(view, rules, staff) is not None:
+        return None
+    if now is not None and any(e.covers(view, now) for e in granted):
         return None
     idle = view.inactive_minutes
     if idle is not None and view.gpus and idle >= rules.gpu_idle_minutes:
@@ -196,6 +205,92 @@ def write_record(site: Site, record: CullRecord) -> None:
         return
     path.parent.mkdir(mode=0o700, exist_ok=True)
     text = records_text(read_records(site, record.user), record)
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(partial, path)
+
+
+EXEMPTIONS_FILE = "exemptions.json"  # in the records' folder: sessions kept for a while
+MAX_EXEMPT_HOURS = 72
+
+
+class ExemptionError(ValueError):
+    """An exemption that cannot be granted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Exemption:
+    """A trainer's or admin's word that one learner's session (or all of them: server "*")
+    is not stopped until `until` (ISO, UTC)."""
+
+    user: str
+    server: str
+    until: str
+    by: str
+
+    def covers(self, view: ServerView, now: datetime) -> bool:
+        if datetime.fromisoformat(self.until) <= now or self.user != view.user:
+            return False
+        return self.server in ("*", view.name)
+
+
+_SERVER = re.compile(r"\*|[A-Za-z0-9_-]{0,40}", re.ASCII)
+
+
+def new_exemption(raw: object, by: str, now: datetime) -> Exemption:
+    """An exemption from a request's JSON ``{"user", "server"?, "hours"}`` (checked)."""
+    if not isinstance(raw, dict) or set(raw) - {"user", "server", "hours"}:
+        raise ExemptionError('send {"user": NAME, "server": NAME or "*", "hours": N}')
+    user, server, hours = raw.get("user"), raw.get("server", "*"), raw.get("hours")
+    if not isinstance(user, str) or not USER_NAME.fullmatch(user):
+        raise ExemptionError("user: not a user name")
+    if not isinstance(server, str) or not _SERVER.fullmatch(server):
+        raise ExemptionError('server: a server name, "" for the default one, or "*"')
+    if isinstance(hours, bool) or not isinstance(hours, int | float):
+        raise ExemptionError(f"hours: a number from 1 to {MAX_EXEMPT_HOURS}")
+    if not 0 < hours <= MAX_EXEMPT_HOURS:
+        raise ExemptionError(f"hours: a number from 1 to {MAX_EXEMPT_HOURS}")
+    return Exemption(user, server, (now + timedelta(hours=hours)).isoformat(), by)
+
+
+def parse_exemptions(text: str) -> list[Exemption]:
+    """The exemptions file (a JSON list); anything unreadable counts as none."""
+    try:
+        items = json.loads(text or "[]")
+        found = [Exemption(*(str(i[k]) for k in ("user", "server", "until", "by"))) for i in items]
+        for item in found:
+            datetime.fromisoformat(item.until)  # a broken date: the file counts as none
+        return found
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def exemptions_text(current: Iterable[Exemption], added: Exemption, now: datetime) -> str:
+    """The file with `added`, and without those that have run out."""
+    kept = [e for e in current if datetime.fromisoformat(e.until) > now]
+    return json.dumps([asdict(e) for e in [*kept, added]], indent=1)
+
+
+def exemptions_path(site: Site) -> Path:
+    return Path(site.hub.state_dir) / RECORDS_DIR / EXEMPTIONS_FILE
+
+
+def read_exemptions(site: Site) -> list[Exemption]:
+    try:
+        fd = os.open(exemptions_path(site), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return []
+    with os.fdopen(fd, encoding="utf-8", errors="replace") as found:
+        return parse_exemptions(found.read(256 * 1024))
+
+
+def add_exemption(site: Site, exemption: Exemption, now: datetime) -> None:
+    """Grant `exemption` (written aside and renamed, like the records)."""
+    path = exemptions_path(site)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    text = exemptions_text(read_exemptions(site), exemption, now)
     partial = path.with_suffix(".tmp")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -41,6 +41,7 @@ from factoryhub.scheduler.slurm import SlurmClient
 from .announcements_api import AnnouncementHandler, AnnouncementsAPIHandler
 from .budget_api import BudgetAPIHandler
 from .catalogue_page import CatalogueHandler
+from .culling_api import CullingExemptionsHandler
 from .datasets_page import DatasetsPageHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .rate_limit import RateLimiter, retry_after
@@ -141,6 +142,7 @@ def _limited_routes(prefix: str) -> list[tuple]:
         ("datasets", DatasetsPageHandler, "html"),
         ("api/support", SupportAPIHandler, "json"),
         ("api/budget", BudgetAPIHandler, "json"),
+        ("api/culling/exemptions", CullingExemptionsHandler, "json"),
         ("api/announcements", AnnouncementsAPIHandler, "json"),
         (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
     ]

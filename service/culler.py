@@ -17,7 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from jupyterhub_idle_culler import IdleCuller
 
-from factoryhub.culling import CullRecord, cull_reason, server_view, staff_of, write_record
+from factoryhub.culling import (
+    CullRecord,
+    cull_reason,
+    read_exemptions,
+    server_view,
+    staff_of,
+    write_record,
+)
 
 from .pages import SiteFile
 
@@ -37,7 +44,7 @@ class SiteCullArbiter:
         site = self.site_file.get()
         now = datetime.now(UTC)
         view = server_view(server, inactive, now)
-        reason = cull_reason(view, site.culling, staff_of(site))
+        reason = cull_reason(view, site.culling, staff_of(site), read_exemptions(site), now)
         if reason is None:
             return False
         log.info("stopping %s/%s: %s", view.user, view.name, reason)

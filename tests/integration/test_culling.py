@@ -11,9 +11,12 @@ import subprocess
 import time
 import tomllib
 
+import httpx
 import pytest
 import tomli_w
 from realsite import TEST_ACCOUNTS, job_id_in, wait_until
+
+from factoryhub.culling import read_exemptions
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +75,25 @@ def test_an_idle_gpu_session_is_stopped_before_an_idle_cpu_session(real_hub, hub
         for user, token in tokens.items():
             if hub_client.server(user, token) is not None:
                 hub_client.stop(user, token)
+
+
+def test_trainers_exempt_a_session_through_the_service_and_learners_cannot(real_hub, hub_client):
+    url = f"{hub_client.base}/services/factoryhub/api/culling/exemptions"
+
+    def call(user: str, method: str, body: object = None) -> httpx.Response:
+        headers = {"Authorization": f"token {hub_client.login_token(user)}"}
+        return httpx.request(method, url, json=body, headers=headers, timeout=30)
+
+    body = {"user": "tlearner3", "server": "*", "hours": 1}
+    assert call(CPU_LEARNER, "POST", {**body, "user": CPU_LEARNER}).status_code == 403
+    assert call(CPU_LEARNER, "GET").status_code == 403
+    refused = call("ttrainer", "POST", {**body, "hours": 500})
+    assert refused.status_code == 400 and "hours" in refused.json()["message"]
+    granted = call("ttrainer", "POST", body)
+    assert granted.status_code == 201, granted.text
+    assert (granted.json()["user"], granted.json()["by"]) == ("tlearner3", "ttrainer")
+    listed = call("tadmin", "GET").json()["exemptions"]
+    assert granted.json() in listed
+    # the file the culler's arbiter reads on each look
+    stored = read_exemptions(real_hub.site)
+    assert any(e.user == "tlearner3" and e.by == "ttrainer" for e in stored)

@@ -183,3 +183,46 @@ def test_the_spawn_form_shows_the_last_stop(demo_site):
     html = render_options_form(demo_site, notices=Notices(culled="Your last session was stopped"))
     assert '<p class="alert alert-info" id="fh-culled">Your last session was stopped</p>' in html
     assert 'id="fh-culled"' not in render_options_form(demo_site)
+
+
+def test_exemptions_granted_by_staff_keep_a_session_until_they_run_out(demo_site, tmp_path):
+    from factoryhub.culling import (
+        ExemptionError,
+        add_exemption,
+        new_exemption,
+        parse_exemptions,
+        read_exemptions,
+    )
+
+    site = replace(demo_site, hub=replace(demo_site.hub, state_dir=str(tmp_path)))
+    keep = new_exemption({"user": "alice", "server": "gpu-lab", "hours": 2}, "trainer", NOW)
+    add_exemption(site, keep, NOW)
+    add_exemption(site, new_exemption({"user": "bob", "hours": 1}, "admin", NOW), NOW)
+    granted = read_exemptions(site)
+    assert [(e.user, e.server, e.by) for e in granted] == [
+        ("alice", "gpu-lab", "trainer"),
+        ("bob", "*", "admin"),
+    ]
+    idle = {"inactive_minutes": 500.0, "gpus": 1}
+    soon = NOW + timedelta(minutes=30)
+    assert cull_reason(view(name="gpu-lab", **idle), RULES, (), granted, soon) is None
+    assert cull_reason(view(name="other", **idle), RULES, (), granted, soon) is not None
+    assert cull_reason(view(user="bob", name="any", **idle), RULES, (), granted, soon) is None
+    later = NOW + timedelta(hours=3)  # run out: stopped again
+    assert cull_reason(view(name="gpu-lab", **idle), RULES, (), granted, later) is not None
+    # adding one later drops those that ran out
+    add_exemption(site, new_exemption({"user": "carol", "hours": 1}, "admin", later), later)
+    assert [e.user for e in read_exemptions(site)] == ["carol"]
+    for bad, message in [
+        ({"user": "alice", "hours": 0}, "hours"),
+        ({"user": "alice", "hours": 73}, "hours"),
+        ({"user": "alice", "hours": True}, "hours"),
+        ({"user": "../x", "hours": 1}, "user"),
+        ({"user": "alice", "server": "a b", "hours": 1}, "server"),
+        ({"user": "alice", "hours": 1, "forever": True}, "send"),
+        ([], "send"),
+    ]:
+        with pytest.raises(ExemptionError, match=message):
+            new_exemption(bad, "trainer", NOW)
+    assert parse_exemptions("not json") == parse_exemptions('[{"user": "x"}]') == []
+    assert parse_exemptions('[{"user": "a", "server": "", "until": "soon", "by": "t"}]') == []
