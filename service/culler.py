@@ -28,7 +28,6 @@ from factoryhub.culling import (
 
 from .pages import SiteFile
 
-CULLER_NAME = "factoryhub-culler"
 log = logging.getLogger("factoryhub.culler")
 
 
