@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 from chromium import IMAGES
-from test_site_pages import log_in
 
+from browser.test_site_pages import log_in
 from factoryhub.budget import describe_budget
 from factoryhub.culling import CullRecord, records_path, write_record
 from factoryhub.scheduler.admin import SlurmAdmin

@@ -115,10 +115,10 @@ def test_the_cli_asks_the_service_rest_api():
 
 
 def test_every_hub_page_shows_them_to_a_logged_in_user(tmp_path, repo):
-    from test_hubconfig import _hub_page
     from traitlets.config import Config
 
     from factoryhub.spawners.hubconfig import apply_site
+    from unit.test_hubconfig import _hub_page
 
     site = _site()
     site = replace(site, hub=replace(site.hub, state_dir=str(tmp_path)))
