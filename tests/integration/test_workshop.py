@@ -254,6 +254,12 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
         ).stdout.strip()
         == ""
     )
+    # through the REST API alone, with the joined seat's token: its preset, on the reservation
+    hub_client.start(f"{account}-02", token)
+    row = subprocess.run(
+        ["squeue", "-h", "-u", f"{account}-02", "-o", "%a|%v|%C|%T"], capture_output=True, text=True
+    ).stdout.split()
+    assert row == [f"{account}|{account}|1|RUNNING"], row
     status = workshop_cmd(real_hub, "status", name)
     assert "3 of 3 taken" in status.stdout and "Ada" in status.stdout
 
@@ -262,7 +268,8 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
     with hub_client._logged_in("ttrainer") as web:
         rows = {r["seat"]: r for r in web.get(cohort).json()["seats"]}
         assert (rows[seat]["display_name"], rows[seat]["state"]) == ("Ada", "running")
-        assert rows[f"{account}-02"]["state"] == "not started"
+        assert rows[f"{account}-02"]["state"] == "running"
+        assert rows[f"{account}-03"]["state"] == "not started"
         page = web.get(f"/services/factoryhub/workshops/{name}")
         assert page.status_code == 200 and f'id="seat-{seat}"' in page.text
     with hub_client._logged_in("tlearner1") as web:
@@ -361,7 +368,13 @@ def test_end_archives_every_home_reports_what_sacct_says_and_twice_changes_nothi
     assert after == before
 
     admin = hub_client.login_token("tadmin")
-    wait_until(lambda: hub_client.server(seats[0], admin) is None, 60, "the seat's server cleared")
+    for seat in seats[:2]:
+        wait_until(
+            lambda s=seat: hub_client.server(s, admin) is None, 60, f"{seat}'s server cleared"
+        )
+    with hub_client._logged_in("ttrainer") as web:  # the cohort page after the end
+        rows = web.get(f"/services/factoryhub/api/workshops/{name}").json()["seats"]
+        assert [r["state"] for r in rows] == ["stopped", "stopped", "not started"], rows
 
     early = workshop_cmd(real_hub, "purge", name)
     assert early.returncode == 1 and "kept 30 days" in early.stderr
