@@ -16,22 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import grp
-import json
 import os
 import pwd
 import secrets
 import shutil
 import sys
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from factoryhub.capacity import Capacity
 from factoryhub.courses.catalogue import course_presets
 from factoryhub.courses.cli import site_path
-from factoryhub.demo.embedded import HUB_USER
-from factoryhub.scheduler.admin import AdminError, Reservation, SlurmAdmin
+from factoryhub.scheduler.admin import Reservation, SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.site import Site, SiteError, load_site
 from factoryhub.workshop import (
@@ -52,14 +49,8 @@ from factoryhub.workshopreport import (
     handout_html,
     join_url,
     parse_sacct,
-    report_csv,
-    report_html,
-    report_json,
-    usage_report,
 )
 from factoryhub.workshopstore import (
-    SeatClaims,
-    claims_path,
     load_workshop,
     load_workshops,
     records_dir,
@@ -67,13 +58,16 @@ from factoryhub.workshopstore import (
 )
 
 from . import seats as pool
+from .workshop_end import end, purge
+from .workshop_files import (
+    Failed,
+    save_record,
+    seat_names_claimed,
+    trainer_folder,
+    write_atomic,
+)
 
 RETENTION_DAYS = 30
-STOP_WAIT = 60.0  # seconds `end` waits for the account's jobs to leave the queue
-
-
-class Failed(Exception):
-    """A step failed; the message is the sentence for the support centre."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -214,44 +208,6 @@ def _request(args: argparse.Namespace, now: datetime) -> WorkshopRequest:
     )
 
 
-# -- files root writes -------------------------------------------------------------------------
-
-
-def _write(path: Path, text: str, mode: int, owner: tuple[int, int] = (0, 0)) -> None:
-    """`text` into `path` atomically (a new file beside it, renamed over it)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.chown(tmp, *owner)
-    os.replace(tmp, path)
-
-
-def _root_dir(path: Path, mode: int, group: int = 0) -> Path:
-    """A folder root owns (made, or re-owned if root made it before)."""
-    path.mkdir(parents=True, exist_ok=True)
-    info = os.lstat(path)
-    if info.st_uid != 0 or not path.is_dir() or path.is_symlink():
-        raise Failed(f"{path} is not root's own folder; left alone")
-    os.chown(path, 0, group)
-    os.chmod(path, mode)
-    return path
-
-
-def save_record(site: Site, workshop: Workshop) -> None:
-    """The record, root's folder, a file only the hub's account (and root) reads."""
-    folder = _root_dir(records_dir(site), 0o755)
-    hub = pwd.getpwnam(HUB_USER)
-    _write(folder / f"{workshop.name}.json", workshop.to_json(), 0o600, (hub.pw_uid, hub.pw_gid))
-
-
-def _trainer_dir(site: Site, name: str) -> Path:
-    _root_dir(trainer_files_dir(site, name).parent, 0o755)
-    return _root_dir(trainer_files_dir(site, name), 0o750, grp.getgrnam(trainer_group(name)).gr_gid)
-
-
 # -- create ------------------------------------------------------------------------------------
 
 
@@ -317,40 +273,16 @@ def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, code: str, undo: 
     undo.push("the seats' associations", lambda: admin.remove_users(plan.seats, plan.account))
     run(admin.create_reservation(plan.reservation, plan.reservation_settings(datetime.now())))
     undo.push(f"reservation {plan.reservation}", lambda: admin.delete_reservation(plan.reservation))
-    folder = _trainer_dir(site, plan.name)
+    folder = trainer_folder(site, plan.name)
     undo.push(f"folder {folder}", lambda: shutil.rmtree(folder))
     trainers = (0, os.lstat(folder).st_gid)  # the trainers' group reads, nobody else
-    _write(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640, trainers)
+    write_atomic(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640, trainers)
     html = handout_html(workshop, site.hub.url, code, site.hub.title)
-    _write(folder / "handout.html", html, 0o640, trainers)
+    write_atomic(folder / "handout.html", html, 0o640, trainers)
     save_record(site, workshop)  # last: the hub takes joins from here on
 
 
 # -- list and status ---------------------------------------------------------------------------
-
-
-def _claims(site: Site, workshop: Workshop) -> dict[str, str]:
-    """Display names per seat from the hub's claims database, read from a copy root made of a
-    file it opened without following links and checked to be the hub account's."""
-    path = claims_path(site)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return {}
-    with os.fdopen(fd, "rb") as source:
-        info = os.fstat(source.fileno())
-        hub = pwd.getpwnam(HUB_USER).pw_uid
-        if info.st_uid != hub or not (info.st_mode & 0o170000 == 0o100000):
-            raise Failed(f"{path} is not the hub account's own file; not read")
-        data = source.read(64 << 20)
-    copy = Path(f"/run/factoryhub-claims-{os.getpid()}.sqlite")
-    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        return {s: c.display_name for s, c in SeatClaims(copy).claims(workshop).items()}
-    finally:
-        copy.unlink(missing_ok=True)
 
 
 def show_list(site: Site) -> int:
@@ -387,7 +319,7 @@ def status(site: Site, name: str) -> int:
     reservation = next(
         (r for r in asyncio.run(admin.reservations()) if r.name == workshop.reservation), None
     )
-    claims = _claims(site, workshop)
+    claims = seat_names_claimed(site, workshop)
     print(f"workshop {workshop.name}: {workshop.state}, {workshop.start} → {workshop.end}")
     print(f"courses: {', '.join(workshop.courses)}; trainers: {', '.join(workshop.trainers)}")
     print(f"join: {join_url(site.hub.url, workshop.name)}")
@@ -399,104 +331,4 @@ def status(site: Site, name: str) -> int:
     print(f"seats: {len(claims)} of {len(workshop.seats)} taken")
     for seat in workshop.seats:
         print(f"  {seat:<16} {claims.get(seat, '(free)')}")
-    return 0
-
-
-# -- end and purge -----------------------------------------------------------------------------
-
-
-def end(site: Site, name: str) -> int:
-    workshop = load_workshop(records_dir(site), name)
-    if workshop is None:
-        raise Failed(f"no workshop named {name[:40]!r} on this hub")
-    if workshop.state in ("ended", "purged"):
-        print(f"workshop {name} has already ended ({workshop.ended}); nothing to do")
-        return 0
-    now = datetime.now().replace(microsecond=0)
-    if workshop.state != "ending":
-        workshop = workshop.with_state("ending", now)
-        save_record(site, workshop)  # the hub starts no more sessions for these seats
-    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
-    _stop_jobs(admin, workshop)
-    folder = _trainer_dir(site, name)
-    _archive(workshop, folder)
-    if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
-        asyncio.run(admin.delete_reservation(workshop.reservation))
-    for seat in workshop.seats:
-        if pool.user_exists(seat):
-            pool.disable_seat(seat, site.hub.allowed_group)
-    asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
-    _report(site, admin, workshop, folder)
-    save_record(site, workshop.with_state("ended", now))
-    print(f"workshop {name} ended: archives, manifest and report in {folder}")
-    return 0
-
-
-def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> None:
-    """Every job charged to the workshop cancelled (the hub notices at its next poll and
-    clears the learners' servers), and gone from the queue before homes are archived."""
-    deadline = time.monotonic() + STOP_WAIT
-    while asyncio.run(admin.queued_jobs(workshop.account)):
-        asyncio.run(admin.cancel_account_jobs(workshop.account))
-        if time.monotonic() > deadline:
-            raise Failed(f"jobs of {workshop.account} still queued {STOP_WAIT:g} s after scancel")
-        time.sleep(1)
-
-
-def _archive(workshop: Workshop, folder: Path) -> None:
-    """One archive per seat and a manifest with their checksums; made in a staging folder and
-    renamed into place, so a crash half-way leaves no archive that looks finished."""
-    done = folder / "archives"
-    if (done / "manifest.json").exists():
-        return
-    staging = folder / "archives.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    _root_dir(staging, 0o750, os.lstat(folder).st_gid)
-    entries = []
-    for seat in workshop.seats:
-        if pool.user_exists(seat):
-            entries.append(pool.archive_home(seat, staging).__dict__)
-    manifest = {"workshop": workshop.name, "algorithm": "sha256", "archives": entries}
-    _write(staging / "manifest.json", json.dumps(manifest, indent=1), 0o640)
-    for path in staging.iterdir():  # root's files, made here: no link among them
-        os.chown(path, 0, os.lstat(folder).st_gid, follow_symlinks=False)
-    shutil.rmtree(done, ignore_errors=True)
-    staging.rename(done)
-
-
-def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
-    text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
-    report = usage_report(workshop, parse_sacct(text), _claims(site, workshop), site.energy)
-    trainers = (0, os.lstat(folder).st_gid)
-    _write(folder / "report.json", report_json(report), 0o640, trainers)
-    _write(folder / "report.csv", report_csv(report), 0o640, trainers)
-    _write(folder / "report.html", report_html(report, site.hub.title), 0o640, trainers)
-
-
-def purge(site: Site, name: str, retention_days: float) -> int:
-    workshop = load_workshop(records_dir(site), name)
-    if workshop is None:
-        raise Failed(f"no workshop named {name[:40]!r} on this hub")
-    if workshop.state == "purged":
-        print(f"workshop {name} was purged already; nothing to do")
-        return 0
-    if workshop.state != "ended":
-        raise Failed(f"workshop {name} has not ended; run `factoryhub workshop end {name}` first")
-    ended = datetime.strptime(workshop.ended, TIME_FORMAT)
-    if datetime.now() < ended + timedelta(days=retention_days):
-        raise Failed(
-            f"workshop {name} ended {workshop.ended}; its seats are kept {retention_days:g} days"
-            " (--retention-days to shorten)"
-        )
-    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
-    for seat in workshop.seats:
-        pool.delete_seat(seat)
-    try:
-        asyncio.run(admin.remove_users(workshop.seats, workshop.account))
-        asyncio.run(admin.remove_account(workshop.account))
-    except (SlurmError, AdminError) as exc:
-        if "Nothing deleted" not in str(exc):
-            raise
-    save_record(site, workshop.with_state("purged", datetime.now()))
-    print(f"workshop {name} purged: seat accounts and homes removed; archives and report kept")
     return 0

@@ -1,0 +1,138 @@
+"""`factoryhub workshop end` and `purge`: resumable, and idempotent once done (see
+`factoryhub.cli.workshop` for the order of the steps)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from factoryhub.scheduler.admin import AdminError, SlurmAdmin
+from factoryhub.scheduler.slurm import SlurmClient, SlurmError
+from factoryhub.site import Site
+from factoryhub.workshop import TIME_FORMAT
+from factoryhub.workshoprecord import Workshop
+from factoryhub.workshopreport import (
+    SACCT_FORMAT,
+    parse_sacct,
+    report_csv,
+    report_html,
+    report_json,
+    usage_report,
+)
+from factoryhub.workshopstore import load_workshop, records_dir
+
+from . import seats as pool
+from .workshop_files import (
+    Failed,
+    root_folder,
+    save_record,
+    seat_names_claimed,
+    trainer_folder,
+    write_atomic,
+)
+
+STOP_WAIT = 60.0  # seconds `end` waits for the account's jobs to leave the queue
+
+
+def end(site: Site, name: str) -> int:
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    if workshop.state in ("ended", "purged"):
+        print(f"workshop {name} has already ended ({workshop.ended}); nothing to do")
+        return 0
+    now = datetime.now().replace(microsecond=0)
+    if workshop.state != "ending":
+        workshop = workshop.with_state("ending", now)
+        save_record(site, workshop)  # the hub starts no more sessions for these seats
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    _stop_jobs(admin, workshop)
+    folder = trainer_folder(site, name)
+    _archive(workshop, folder)
+    if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
+        asyncio.run(admin.delete_reservation(workshop.reservation))
+    for seat in workshop.seats:
+        if pool.user_exists(seat):
+            pool.disable_seat(seat, site.hub.allowed_group)
+    asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
+    _report(site, admin, workshop, folder)
+    save_record(site, workshop.with_state("ended", now))
+    print(f"workshop {name} ended: archives, manifest and report in {folder}")
+    return 0
+
+
+def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> None:
+    """Every job charged to the workshop cancelled (the hub notices at its next poll and
+    clears the learners' servers), and gone from the queue before homes are archived."""
+    deadline = time.monotonic() + STOP_WAIT
+    while asyncio.run(admin.queued_jobs(workshop.account)):
+        asyncio.run(admin.cancel_account_jobs(workshop.account))
+        if time.monotonic() > deadline:
+            raise Failed(f"jobs of {workshop.account} still queued {STOP_WAIT:g} s after scancel")
+        time.sleep(1)
+
+
+def _archive(workshop: Workshop, folder: Path) -> None:
+    """One archive per seat and a manifest with their checksums; made in a staging folder and
+    renamed into place, so a crash half-way leaves no archive that looks finished."""
+    done = folder / "archives"
+    if (done / "manifest.json").exists():
+        return
+    staging = folder / "archives.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    root_folder(staging, 0o750, os.lstat(folder).st_gid)
+    entries = []
+    for seat in workshop.seats:
+        if pool.user_exists(seat):
+            entries.append(pool.archive_home(seat, staging).__dict__)
+    manifest = {"workshop": workshop.name, "algorithm": "sha256", "archives": entries}
+    write_atomic(staging / "manifest.json", json.dumps(manifest, indent=1), 0o640)
+    for path in staging.iterdir():  # root's files, made here: no link among them
+        os.chown(path, 0, os.lstat(folder).st_gid, follow_symlinks=False)
+    shutil.rmtree(done, ignore_errors=True)
+    staging.rename(done)
+
+
+def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
+    text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
+    report = usage_report(
+        workshop, parse_sacct(text), seat_names_claimed(site, workshop), site.energy
+    )
+    trainers = (0, os.lstat(folder).st_gid)
+    write_atomic(folder / "report.json", report_json(report), 0o640, trainers)
+    write_atomic(folder / "report.csv", report_csv(report), 0o640, trainers)
+    write_atomic(folder / "report.html", report_html(report, site.hub.title), 0o640, trainers)
+
+
+def purge(site: Site, name: str, retention_days: float) -> int:
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    if workshop.state == "purged":
+        print(f"workshop {name} was purged already; nothing to do")
+        return 0
+    if workshop.state != "ended":
+        raise Failed(f"workshop {name} has not ended; run `factoryhub workshop end {name}` first")
+    ended = datetime.strptime(workshop.ended, TIME_FORMAT)
+    if datetime.now() < ended + timedelta(days=retention_days):
+        raise Failed(
+            f"workshop {name} ended {workshop.ended}; its seats are kept {retention_days:g} days"
+            " (--retention-days to shorten)"
+        )
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    for seat in workshop.seats:
+        pool.delete_seat(seat)
+    try:
+        asyncio.run(admin.remove_users(workshop.seats, workshop.account))
+        asyncio.run(admin.remove_account(workshop.account))
+    except (SlurmError, AdminError) as exc:
+        if "Nothing deleted" not in str(exc):
+            raise
+    save_record(site, workshop.with_state("purged", datetime.now()))
+    print(f"workshop {name} purged: seat accounts and homes removed; archives and report kept")
+    return 0
