@@ -84,3 +84,35 @@ def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_
             subprocess.run(["scancel", job], check=False)
         asyncio.run(admin.remove_user(LEARNER, ACCOUNT))
         asyncio.run(admin.remove_account(ACCOUNT))
+
+
+WIDGET = """
+from factoryhub.widgets import GPURequest
+request = GPURequest()
+await request.load_access()  # accounts and QoS from sacctmgr, the budget from the hub service
+print("BUDGET", request.budget_line.value)
+request.gpus.value, request.walltime.value = 2, "12:00:00"
+print("FITS", request.message.value == "", request.submit_button.disabled)
+"""
+
+
+async def test_the_gpu_widget_shows_the_budget_of_the_learners_account(hub_client):
+    from realsite import kernel_in
+
+    user = "tlearner2"
+    token = hub_client.login_token(user)
+    hub_client.start(user, token, options={"partition": "cpu"})
+    try:
+        async with kernel_in(hub_client.base, f"/user/{user}/", token) as execute:
+            out = await execute(WIDGET, timeout=90)
+        shown = out.split("BUDGET", 1)[1].split("\n", 1)[0]
+        # what the hub service says of tlearner2's accounts (test_the_form_shows_what_sshare_
+        # says… compares those sentences with sshare), every one of them in the widget
+        service = f"{hub_client.base}/services/factoryhub/api/budget"
+        answer = httpx.get(service, headers={"Authorization": f"token {token}"}, timeout=30)
+        lines = [line for a in answer.json()["accounts"] for line in a["lines"]]
+        assert {a["account"] for a in answer.json()["accounts"]} == {"training", "ai-research"}
+        assert lines and all(line.split(" (")[0] in shown for line in lines), (lines, shown)
+        assert "FITS True False" in out, out  # 24 GPU-hours fit in training's budget
+    finally:
+        hub_client.stop(user, token)
