@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from realsite import REPO, HubClient, _xsrf, wait_until
+from realsite import REPO, HubClient, _xsrf, server_job, squeue_row, wait_until
 from workshopkit import (
     COURSE,
     RECORDS,
@@ -36,6 +36,8 @@ from workshopkit import (
     unique,
     workshop_cmd,
 )
+
+from factoryhub.reasons import explain_pending
 
 pytestmark = pytest.mark.integration
 
@@ -242,6 +244,9 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
 
     # a seat asking for anything else is refused with the reason, and nothing is submitted
     token = next(a.json()["token"] for a in answers if a.json().get("seat") == f"{account}-02")
+    workshop["tokens"] = {
+        a.json()["seat"]: a.json()["token"] for a in answers if a.status_code == 200
+    }
     with hub_client.api(token) as api:
         r = api.post(f"/users/{account}-02/server", json={"user_options": {"cpus": 4}})
         assert r.status_code == 400
@@ -274,6 +279,31 @@ def test_learners_join_each_on_a_seat_of_their_own_with_the_locked_preset(
         assert page.status_code == 200 and f'id="seat-{seat}"' in page.text
     with hub_client._logged_in("tlearner1") as web:
         assert web.get(cohort).status_code == 403  # not this workshop's trainer
+
+
+def test_a_seat_queued_behind_the_full_reservation_is_shown_queued_with_the_reason(
+    hub_client: HubClient, workshop
+):
+    """Seat 02 fills the reservation's third core with a second (named) server of its preset;
+    seat 03's session then waits in Slurm's queue, and the cohort page says so and why."""
+    account = f"ws-{workshop['name']}"
+    second, third = f"{account}-02", f"{account}-03"
+    tokens = workshop["tokens"]
+    hub_client.start(second, tokens[second], name="extra")
+    with hub_client.api(tokens[third]) as api:
+        assert api.post(f"/users/{third}/server", json={"user_options": {}}).status_code == 202
+    job = wait_until(lambda: server_job(third, "PD"), 60, "seat 03's job queued")
+    reason = wait_until(  # "None" until the scheduler has looked at the new job
+        lambda: squeue_row(job)["reason"] not in ("", "None") and squeue_row(job)["reason"],
+        60,
+        "the queued job's reason",
+    )
+    cohort = f"/services/factoryhub/api/workshops/{workshop['name']}"
+    with hub_client._logged_in("ttrainer") as web:
+        rows = {r["seat"]: r for r in web.get(cohort).json()["seats"]}
+    assert rows[third]["state"] == "queued" and rows[third]["detail"], rows[third]
+    assert rows[third]["detail"] == explain_pending(reason)
+    assert rows[second]["state"] == "running"  # its default server; "extra" is not counted
 
 
 # -- end ---------------------------------------------------------------------------------------
@@ -368,13 +398,16 @@ def test_end_archives_every_home_reports_what_sacct_says_and_twice_changes_nothi
     assert after == before
 
     admin = hub_client.login_token("tadmin")
-    for seat in seats[:2]:
+    for seat in seats:
         wait_until(
             lambda s=seat: hub_client.server(s, admin) is None, 60, f"{seat}'s server cleared"
         )
+    wait_until(
+        lambda: hub_client.server(seats[1], admin, "extra") is None, 60, "the named server cleared"
+    )
     with hub_client._logged_in("ttrainer") as web:  # the cohort page after the end
         rows = web.get(f"/services/factoryhub/api/workshops/{name}").json()["seats"]
-        assert [r["state"] for r in rows] == ["stopped", "stopped", "not started"], rows
+        assert [r["state"] for r in rows] == ["stopped", "stopped", "stopped"], rows
 
     early = workshop_cmd(real_hub, "purge", name)
     assert early.returncode == 1 and "kept 30 days" in early.stderr
