@@ -4,6 +4,7 @@ started now would end, and the estimate of a session that would run into it says
 after the maintenance and what would start now."""
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 
 import httpx
@@ -45,7 +46,11 @@ def test_a_maintenance_reservation_shows_in_the_form_and_the_estimate(real_hub, 
             shown.append(hub_client.spawn_page(LEARNER))
             return said in shown[-1]
 
-        wait_until(notice_shown, 20, "the maintenance notice in the form", 2)
+        try:
+            wait_until(notice_shown, 20, "the maintenance notice in the form", 2)
+        except TimeoutError:
+            form = shown[-1][shown[-1].find("<form") :]
+            raise AssertionError(re.sub(r"<[^>]+>|\s+", " ", form)[:2000]) from None
         html = shown[-1]
         assert "The cpu nodes go" not in html
         token = hub_client.login_token(LEARNER)
