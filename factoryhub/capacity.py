@@ -69,9 +69,15 @@ class Reservation:
     start: str = ""  # local ISO time, as Slurm prints it
     nodes: str = ""  # a Slurm host list: gn[01-02]
     flags: tuple[str, ...] = ()  # MAINT: a maintenance window
+    cores: int = 0  # CoreCnt: cores held on `nodes` (0 or all of them: whole nodes)
+    state: str = ""  # Slurm's word: ACTIVE or INACTIVE
 
     def admits(self, user: str) -> bool:
         return user in self.users
+
+    @property
+    def maintenance(self) -> bool:
+        return "MAINT" in self.flags
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,8 @@ def parse_reservations(text: str) -> tuple[Reservation, ...]:
                 start=fields.get("StartTime", ""),
                 nodes=fields.get("Nodes", ""),
                 flags=_names(fields.get("Flags", "")),
+                cores=int(fields["CoreCnt"]) if fields.get("CoreCnt", "").isdigit() else 0,
+                state=fields.get("State", ""),
             )
         )
     return tuple(found)

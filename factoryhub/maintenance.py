@@ -60,7 +60,7 @@ def maintenance_windows(capacity: Capacity, now: datetime) -> list[MaintenanceWi
     windows = []
     for reservation in capacity.reservations:
         start, end = _time(reservation.start), _time(reservation.end)
-        if "MAINT" not in reservation.flags or start is None or end is None or end <= now:
+        if not reservation.maintenance or start is None or end is None or end <= now:
             continue
         nodes = frozenset(expand_hostlist(reservation.nodes))
         windows.append(MaintenanceWindow(reservation.name, start, end, nodes))

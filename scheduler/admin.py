@@ -15,9 +15,9 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
+from factoryhub.capacity import Reservation, parse_reservations
 from factoryhub.slurmoutput import SlurmError
 
 from .slurm import SlurmClient
@@ -44,59 +44,6 @@ def checked_settings(settings: Iterable[str]) -> list[str]:
             raise AdminError(f"not a Key=value setting: {setting[:60]!r}")
         out.append(setting)
     return out
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A reservation as `scontrol show reservation` prints it (the fields FactoryHub uses)."""
-
-    name: str
-    start: str
-    end: str
-    nodes: str
-    partition: str
-    users: tuple[str, ...]
-    accounts: tuple[str, ...]
-    flags: tuple[str, ...]
-    state: str
-    cores: int = 0  # CoreCnt: cores held on `nodes` (0 or all of them: whole nodes)
-
-    @property
-    def maintenance(self) -> bool:
-        return "MAINT" in self.flags
-
-
-def _names(fields: Mapping[str, str], key: str) -> tuple[str, ...]:
-    return tuple(v for v in fields.get(key, "").split(",") if v and v != "(null)")
-
-
-def parse_reservations_text(text: str) -> list[Reservation]:
-    """`scontrol show reservation --oneliner` (pure): one reservation a line of Key=Value."""
-    found = []
-    for line in text.splitlines():
-        fields = dict(
-            part.split("=", 1) for part in line.split() if "=" in part and not part.startswith("=")
-        )
-        if "ReservationName" not in fields:
-            continue
-
-        found.append(
-            Reservation(
-                name=fields["ReservationName"],
-                start=fields.get("StartTime", ""),
-                end=fields.get("EndTime", ""),
-                nodes=fields.get("Nodes", ""),
-                partition=_names(fields, "PartitionName")[0]
-                if _names(fields, "PartitionName")
-                else "",
-                users=_names(fields, "Users"),
-                accounts=_names(fields, "Accounts"),
-                flags=_names(fields, "Flags"),
-                state=fields.get("State", ""),
-                cores=int(fields["CoreCnt"]) if fields.get("CoreCnt", "").isdigit() else 0,
-            )
-        )
-    return found
 
 
 class SlurmAdmin:
@@ -182,7 +129,7 @@ class SlurmAdmin:
 
     async def reservations(self) -> list[Reservation]:
         argv = [self._cmd("scontrol"), "show", "reservation", "--oneliner"]
-        return parse_reservations_text((await self.client.run(argv)).stdout)
+        return list(parse_reservations((await self.client.run(argv)).stdout))
 
     async def create_reservation(self, name: str, settings: Mapping[str, str]) -> None:
         """`scontrol create reservation ReservationName=NAME Key=value…` (values checked)."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from factoryhub.scheduler.admin import AdminError, SlurmAdmin, parse_reservations_text
+from factoryhub.capacity import parse_reservations
+from factoryhub.scheduler.admin import AdminError, SlurmAdmin
 from factoryhub.slurmoutput import Completed
 
 SHOWN = (  # two reservations made on the embedded site, as printed (one line each)
@@ -36,7 +37,7 @@ class Recorder:
 
 
 def test_reservations_are_read_with_their_users_accounts_and_flags():
-    first, second = parse_reservations_text(SHOWN)
+    first, second = parse_reservations(SHOWN)
     assert (first.name, first.partition, first.nodes, first.users) == (
         "fhprobe",
         "gpu",
@@ -44,8 +45,9 @@ def test_reservations_are_read_with_their_users_accounts_and_flags():
         ("root",),
     )
     assert first.maintenance and not second.maintenance
+    assert (first.cores, second.cores, first.state, first.active) == (16, 32, "INACTIVE", False)
     assert (second.partition, second.accounts, second.users) == ("", ("ai-research",), ())
-    assert parse_reservations_text("No reservations in the system\n") == []
+    assert parse_reservations("No reservations in the system\n") == ()
 
 
 async def test_a_reservation_is_created_as_one_argv_of_checked_pairs():
