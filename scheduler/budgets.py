@@ -5,55 +5,20 @@ Slurm itself recalculates usage once a minute on this site (PriorityCalcPeriod).
 
 from __future__ import annotations
 
-import asyncio
-import time
-from weakref import WeakKeyDictionary
-
 from factoryhub.budget import AccountBudget, budget_refusal, charged_account
 from factoryhub.request import RequestError, ResourceRequest
 from factoryhub.slurmapi import SlurmAPI
 
+from .livesite import Refreshed, readings
+
 BUDGET_MAX_AGE = 60.0
 
 
-class BudgetCache:
-    """The last `account_budgets()` reading of one client."""
-
-    def __init__(self, client: SlurmAPI) -> None:
-        self.client = client
-        self._value: dict[str, AccountBudget] | None = None
-        self._taken = 0.0
-        self._refreshing: asyncio.Future | None = None
-
-    async def get(self) -> dict[str, AccountBudget] | None:
-        """Every account's budget; None on a site without an accounting database."""
-        if not self._taken:
-            await asyncio.shield(self._refresh())
-        elif time.monotonic() - self._taken >= BUDGET_MAX_AGE:
-            self._refresh()  # in the background: this caller uses the reading there is
-        return self._value
-
-    def _refresh(self) -> asyncio.Future:
-        if self._refreshing is None:
-            self._refreshing = asyncio.ensure_future(self._read())
-        return self._refreshing
-
-    async def _read(self) -> None:
-        try:
-            found = await self.client.account_budgets()
-            if found is not None:  # the database did not answer: the last reading stands
-                self._value = found
-            self._taken = time.monotonic()
-        finally:
-            self._refreshing = None
-
-
-_CACHES: WeakKeyDictionary[SlurmAPI, BudgetCache] = WeakKeyDictionary()
-
-
-def budget_cache(client: SlurmAPI) -> BudgetCache:
-    """The process-wide budget cache of `client`."""
-    return _CACHES.setdefault(client, BudgetCache(client))
+def budget_cache(client: SlurmAPI) -> Refreshed[dict[str, AccountBudget]]:
+    """The process-wide reading of every account's budget through `client` (one registry per
+    Slurm installation, with the other caches in `livesite`); `.get(BUDGET_MAX_AGE)` gives it,
+    None on a site without an accounting database."""
+    return readings(client).setdefault("budgets", Refreshed(client.account_budgets))
 
 
 async def check_budget(
@@ -61,7 +26,7 @@ async def check_budget(
 ) -> None:
     """Refuse (`RequestError`, naming the field to change) a request its account's budget
     cannot cover: Slurm would refuse it with a bare "AssocGrpGRESMinutes"."""
-    budgets = await budget_cache(client).get() or {}
+    budgets = await budget_cache(client).get(BUDGET_MAX_AGE) or {}
     account = charged_account(request.account, accounts)
     why = budget_refusal(
         budgets.get(account),

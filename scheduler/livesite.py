@@ -9,7 +9,8 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from factoryhub.capacity import Capacity
@@ -20,6 +21,7 @@ ASSOCIATIONS_MAX_AGE = 60.0  # seconds a reading of everyone's accounts and QoS 
 UNLISTED_RECHECK = 5.0  # a user the reading lacks makes a new one, at most this often
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CapacityCache:
@@ -43,6 +45,45 @@ class CapacityCache:
         return self._value
 
 
+class Refreshed(Generic[T]):
+    """A reading of the accounting database kept for every caller: the first caller waits for
+    it; later ones get the last reading while a fresh one is taken in the background once it
+    is older than they bear (one at a time, however many ask). A reading the database does not
+    answer (`fetch` gives None) leaves the last one standing."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T | None]]) -> None:
+        self._fetch = fetch
+        self.value: T | None = None
+        self.taken = 0.0  # monotonic time of the last reading; 0: none yet
+        self._refreshing: asyncio.Future | None = None
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.taken
+
+    async def get(self, max_age: float, *, wait: bool = False) -> T | None:
+        """The last reading; waited for when there is none yet or with `wait`."""
+        if not self.taken or wait:
+            await asyncio.shield(self._refresh())
+        elif self.age >= max_age:
+            self._refresh()  # in the background: this caller uses the reading there is
+        return self.value
+
+    def _refresh(self) -> asyncio.Future:
+        if self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._read())
+        return self._refreshing
+
+    async def _read(self) -> None:
+        try:
+            found = await self._fetch()
+            if found is not None:  # the database did not answer: the last reading stands
+                self.value = found
+            self.taken = time.monotonic()
+        finally:
+            self._refreshing = None
+
+
 class AssociationCache:
     """Every user's accounts and QoS (two `sacctmgr` reads for all users), refreshed in the
     background once older than `ASSOCIATIONS_MAX_AGE`: a start waits for the accounting
@@ -51,44 +92,26 @@ class AssociationCache:
     an account). Each `sacctmgr` call costs ≈ 0.25 s of round trips to slurmdbd."""
 
     def __init__(self, client: SlurmClient) -> None:
-        self.client = client
-        self._all: Mapping[str, Associations] | None = None  # None: no database (yet)
-        self._taken = 0.0
-        self._refreshing: asyncio.Future | None = None
+        self._reading: Refreshed[Mapping[str, Associations]] = Refreshed(client.all_associations)
 
     async def get(self, user: str) -> Associations | None:
         """None on a site without an accounting database (site.toml's [access] applies); while
         the database does not answer, its last answer. A user it does not list has none."""
-        age = time.monotonic() - self._taken
-        unlisted = self._all is not None and user not in self._all
-        if not self._taken or (unlisted and age >= UNLISTED_RECHECK):
-            await asyncio.shield(self._refresh())
-        elif age >= ASSOCIATIONS_MAX_AGE:
-            self._refresh()  # in the background: this start uses the reading it has
-        if self._all is None:
+        last = self._reading.value
+        unlisted = self._reading.taken and last is not None and user not in last
+        everyone = await self._reading.get(
+            ASSOCIATIONS_MAX_AGE, wait=bool(unlisted) and self._reading.age >= UNLISTED_RECHECK
+        )
+        if everyone is None:
             return None
-        return self._all.get(user, Associations())
-
-    def _refresh(self) -> asyncio.Future:
-        """The reading under way, or a new one (one at a time, however many ask)."""
-        if self._refreshing is None:
-            self._refreshing = asyncio.ensure_future(self._read())
-        return self._refreshing
-
-    async def _read(self) -> None:
-        try:
-            found = await self.client.all_associations()
-            if found is not None:  # the database did not answer: the last reading stands
-                self._all = found
-            self._taken = time.monotonic()
-        finally:
-            self._refreshing = None
+        return everyone.get(user, Associations())
 
 
 # One registry per Slurm installation: every cache (and the hub's job watcher) is keyed by the
 # client object itself, and `shared_client` gives each installation one client.
 _CACHES: WeakKeyDictionary[SlurmClient, CapacityCache] = WeakKeyDictionary()
 _ASSOCIATIONS: WeakKeyDictionary[SlurmClient, AssociationCache] = WeakKeyDictionary()
+_READINGS: WeakKeyDictionary[SlurmClient, dict[str, Refreshed]] = WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,7 +131,13 @@ def association_cache(client: SlurmClient) -> AssociationCache:
     return _ASSOCIATIONS.setdefault(client, AssociationCache(client))
 
 
+def readings(client: SlurmClient) -> dict[str, Refreshed]:
+    """The other readings kept for `client`'s installation, by name (e.g. "budgets")."""
+    return _READINGS.setdefault(client, {})
+
+
 def forget_readings() -> None:
     """Drop every cached reading (tests that change what the scheduler says)."""
     _CACHES.clear()
     _ASSOCIATIONS.clear()
+    _READINGS.clear()

@@ -116,7 +116,7 @@ def request(**fields) -> ResourceRequest:
 
 
 async def test_one_sshare_serves_every_check_and_a_refusal_names_the_walltime(fake_slurm):
-    from factoryhub.scheduler.budgets import budget_cache, check_budget
+    from factoryhub.scheduler.budgets import BUDGET_MAX_AGE, budget_cache, check_budget
 
     fake_slurm.budgets = {"ai-research": GPU_BUDGET}
     for _ in range(5):
@@ -127,7 +127,7 @@ async def test_one_sshare_serves_every_check_and_a_refusal_names_the_walltime(fa
     assert "ask for at most 6 h 15 min with 2 GPUs" in str(refused.value)
     await check_budget(fake_slurm, request(gpus=2), ("training", "ai-research"))  # no budget
     assert fake_slurm.count("sshare") == 1
-    assert await budget_cache(fake_slurm).get() == {"ai-research": GPU_BUDGET}
+    assert await budget_cache(fake_slurm).get(BUDGET_MAX_AGE) == {"ai-research": GPU_BUDGET}
 
 
 async def test_no_accounting_database_no_budget(fake_slurm):
