@@ -20,7 +20,7 @@ from factoryhub.durations import (
     parse_minutes,
     parse_walltime,
 )
-from factoryhub.site import Site
+from factoryhub.site import Partition, Site
 from factoryhub.slurmoutput import Associations, QosLimits
 
 MAX_OPTIONS_BYTES = 4096
@@ -388,6 +388,44 @@ def _amount(field: str, most: int) -> str:
     if field == "memory_gb":
         return f"{most // 1024} GB per job"
     return f"{most} {'GPUs' if field == 'gpus' else 'CPUs'} per job"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one partition allows a job under one QoS: the lower of the two per limit."""
+
+    cpus: int
+    memory_gb: int
+    gpus: int
+    walltime_minutes: int
+
+    def _gpus(self) -> str:
+        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else "no GPUs"
+
+    def label(self, name: str, part: Partition) -> str:
+        return (
+            f"{part.label or name} (up to {self.cpus} CPUs, {self._gpus()},"
+            f" {describe_minutes(self.walltime_minutes)})"
+        )
+
+
+def effective_limits(part: Partition, qos: QosLimits | None) -> Limits:
+    """The partition's per-job limits, lowered by the QoS's per-job limits where they are
+    lower (pure): what the form offers is what the scheduler will accept."""
+    walltime = parse_minutes(part.max_walltime)
+    if qos is None:
+        return Limits(part.max_cpus, part.max_memory_gb, part.max_gpus, walltime)
+
+    def lower(own: int, other: int | None) -> int:
+        return own if other is None else min(own, other)
+
+    memory = None if qos.max_memory_mb_per_job is None else qos.max_memory_mb_per_job // 1024
+    return Limits(
+        cpus=lower(part.max_cpus, qos.max_cpus_per_job),
+        memory_gb=lower(part.max_memory_gb, memory),
+        gpus=lower(part.max_gpus, qos.max_gpus_per_job),
+        walltime_minutes=lower(walltime, qos.max_walltime_minutes),
+    )
 
 
 def qos_label(name: str, access: UserAccess) -> str:

@@ -11,12 +11,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from factoryhub.capacity import Capacity
-from factoryhub.durations import describe_minutes, parse_minutes
+from factoryhub.durations import parse_minutes
 from factoryhub.estimate import Estimate
-from factoryhub.request import ResourceRequest, UserAccess, qos_label, qos_limits_of
-from factoryhub.scheduler.slurm import QosLimits
+from factoryhub.request import (
+    ResourceRequest,
+    UserAccess,
+    effective_limits,
+    qos_label,
+    qos_limits_of,
+)
 from factoryhub.servicedb import read_announcements
-from factoryhub.site import Partition, Site
+from factoryhub.site import Site
 from factoryhub.templating import template_environment
 
 from .notices import Notices
@@ -32,44 +37,6 @@ class Refusal:
     options: dict[str, object] = field(default_factory=dict)
     message: str = ""
     field: str | None = None
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one partition allows a job under one QoS: the lower of the two per limit."""
-
-    cpus: int
-    memory_gb: int
-    gpus: int
-    walltime_minutes: int
-
-    def _gpus(self) -> str:
-        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else "no GPUs"
-
-    def label(self, name: str, part: Partition) -> str:
-        return (
-            f"{part.label or name} (up to {self.cpus} CPUs, {self._gpus()},"
-            f" {describe_minutes(self.walltime_minutes)})"
-        )
-
-
-def effective_limits(part: Partition, qos: QosLimits | None) -> Limits:
-    """The partition's per-job limits, lowered by the QoS's per-job limits where they are
-    lower (pure): what the form offers is what the scheduler will accept."""
-    walltime = parse_minutes(part.max_walltime)
-    if qos is None:
-        return Limits(part.max_cpus, part.max_memory_gb, part.max_gpus, walltime)
-
-    def lower(own: int, other: int | None) -> int:
-        return own if other is None else min(own, other)
-
-    memory = None if qos.max_memory_mb_per_job is None else qos.max_memory_mb_per_job // 1024
-    return Limits(
-        cpus=lower(part.max_cpus, qos.max_cpus_per_job),
-        memory_gb=lower(part.max_memory_gb, memory),
-        gpus=lower(part.max_gpus, qos.max_gpus_per_job),
-        walltime_minutes=lower(walltime, qos.max_walltime_minutes),
-    )
 
 
 def _choices(options: dict[str, str], chosen: object) -> list[dict[str, object]]:

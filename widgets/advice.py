@@ -6,7 +6,15 @@ another partition that takes the same request, or the largest value the chosen p
 
 from __future__ import annotations
 
-from factoryhub.request import QosLimitError, RequestError, UserAccess, parse_request
+from factoryhub.durations import format_minutes
+from factoryhub.request import (
+    QosLimitError,
+    RequestError,
+    UserAccess,
+    effective_limits,
+    parse_request,
+    qos_limits_of,
+)
 from factoryhub.site import Site
 
 
@@ -18,13 +26,15 @@ def _fits(options: dict[str, object], site: Site, access: UserAccess) -> bool:
     return True
 
 
-def _largest(field: str, partition: str, site: Site) -> str | None:
-    part = site.partitions[partition]
+def _largest(field: str, partition: str, site: Site, access: UserAccess, qos: str) -> str | None:
+    """The most the learner may ask for on `partition`: the partition's limit lowered by
+    their QoS's per-job limit (what the scheduler will accept, as the spawn form offers)."""
+    limits = effective_limits(site.partitions[partition], qos_limits_of(qos, access))
     return {
-        "cpus": f"up to {part.max_cpus} CPUs",
-        "memory_gb": f"up to {part.max_memory_gb} GB of memory",
-        "gpus": f"up to {part.max_gpus} GPUs" if part.max_gpus else None,
-        "walltime": f"up to {part.max_walltime} of walltime",
+        "cpus": f"up to {limits.cpus} CPUs",
+        "memory_gb": f"up to {limits.memory_gb} GB of memory",
+        "gpus": f"up to {limits.gpus} GPUs" if limits.gpus else None,
+        "walltime": f"up to {format_minutes(limits.walltime_minutes)} of walltime",
     }.get(field)
 
 
@@ -42,7 +52,9 @@ def suggest(options: dict[str, object], error: RequestError, site: Site, access:
         ]
         if others:
             return f"The {', '.join(others)} partition takes this request as it is."
-        if chosen in site.partitions and (largest := _largest(error.field, chosen, site)):
+        qos = str(options.get("qos") or (access.qos[0] if access.qos else ""))
+        largest = chosen in site.partitions and _largest(error.field, chosen, site, access, qos)
+        if largest:
             return f"On {chosen} you can ask for {largest}."
     if error.field == "gpus" and chosen in site.partitions:
         gpu_parts = [n for n, p in site.partitions.items() if p.max_gpus]
