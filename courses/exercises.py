@@ -189,6 +189,13 @@ class Exercises:
             return self._not_answered(name)
         return self._report(name, not problem, problem)
 
+    def usable(self, name: str, candidate: Callable[..., object]) -> Callable[..., object] | None:
+        """The code a later cell goes on with: the learner's once it has passed its check (with
+        `solve`, the stored solution); None before that, so the cell can say what to do first."""
+        if self.solve:
+            return self._compile(name, "solution")  # type: ignore[return-value]
+        return candidate if self.passed.get(name) else None
+
     def solution(self, name: str) -> str:
         """The worked solution, printed and returned."""
         text = self._entry(name)["solution"].strip("\n")

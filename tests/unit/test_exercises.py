@@ -86,6 +86,24 @@ def test_code_is_run_through_the_test_with_the_context(exercises, capsys):
     assert ex.tries["double"] == 3 and ex.passed["double"]
 
 
+def test_a_later_cell_goes_on_with_the_learners_code_only_once_it_passed(exercises, capsys):
+    ex = exercises()
+
+    def wrong(x):
+        return x + 2
+
+    def right(x):
+        return x * 2
+
+    assert ex.usable("double", right) is None  # not checked yet
+    ex.check_code("double", wrong, factor=2)
+    assert ex.usable("double", wrong) is None
+    ex.check_code("double", right, factor=2)
+    assert ex.usable("double", right) is right
+    solved = exercises(solve=True).usable("double", wrong)
+    assert solved is not wrong and solved(21) == 42  # the stored solution, not the learner's
+
+
 def test_the_template_that_raises_not_implemented_is_not_answered(exercises, capsys):
     ex = exercises()
 
