@@ -8,7 +8,8 @@ prefix=/opt/factoryhub
 with_tests=${1:-}
 
 debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv sudo)
-[ "$with_tests" = "--test" ] && debs+=(chromium)
+# PostgreSQL for the tests of the hub on PostgreSQL (a site uses its own database server).
+[ "$with_tests" = "--test" ] && debs+=(chromium postgresql)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,8 +25,9 @@ case "$(readlink -f "$prefix/venv/bin/python" 2>/dev/null)" in
   *) rm -rf "$prefix/venv"; /usr/bin/python3 -m venv "$prefix/venv" ;;
 esac
 pip=("$prefix/venv/bin/pip" install --quiet --disable-pip-version-check)
-extra=""
-[ "$with_tests" = "--test" ] && extra="[test]"
+# The PostgreSQL driver always: a site switches the hub's database with one site.toml setting.
+extra="[postgresql]"
+[ "$with_tests" = "--test" ] && extra="[postgresql,test]"
 "${pip[@]}" "$repo$extra"
 # The package itself is re-installed on every run so the hub and jobs use this checkout.
 "${pip[@]}" --no-deps --force-reinstall "$repo"

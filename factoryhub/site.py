@@ -15,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .hubdatabase import db_url_problem
 from .sitehooks import HookError, check_extra_directive, check_prologue_line
 
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
@@ -47,6 +48,10 @@ class HubSettings:
     # The site's own template directories, searched before FactoryHub's templates (the hub's
     # pages, the spawn form, the service's pages); see docs/admin-guide.md, "Templates".
     template_dirs: tuple[str, ...] = ()
+    # The hub's database: empty keeps SQLite in state_dir; a postgresql:// URL (no password
+    # in it) uses PostgreSQL, the password read from db_password_file (factoryhub.hubdatabase).
+    db_url: str = ""
+    db_password_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,8 @@ def _check_support_and_datasets(site: Site) -> None:
 
 def _check(site: Site) -> Site:
     _check_hooks(site)
+    if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
+        raise SiteError(problem)
     _check_support_and_datasets(site)
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")

@@ -16,6 +16,7 @@ from factoryhub.security import NODE_PREFIX, require_floors
 from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
+from .database import hub_db_url
 from .workshop import join_handlers
 
 
@@ -24,7 +25,7 @@ def _set_hub(c: Config, site: Site) -> None:
     c.JupyterHub.bind_url = hub.url
     c.JupyterHub.hub_ip = hub.hub_ip
     c.JupyterHub.hub_port = hub.hub_port
-    c.JupyterHub.db_url = f"sqlite:///{Path(hub.state_dir) / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = hub_db_url(site)  # SQLite in state_dir, or the site's PostgreSQL
     c.JupyterHub.cookie_secret_file = str(Path(hub.state_dir) / "jupyterhub_cookie_secret")
     # After half a second show the progress page (learners see the queue, not a spinning
     # button); a refused request fails well within that and comes back as HTTP 400.
