@@ -119,10 +119,14 @@ def site_templates(state_dir: Path) -> Path:
     return folder
 
 
-def write_test_site(state_dir: Path) -> Path:
-    """The demo site with the test hub's ports, state directory, accounts and a fast poll."""
+def write_test_site(
+    state_dir: Path, hub_id: str = "test", port_base: int = 18000, **hub: str
+) -> Path:
+    """The demo site with the test hub's ports, state directory, accounts and a fast poll;
+    `hub_id`, `port_base` and `[hub]` settings for a second test hub (test_postgres.py)."""
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
-    raw = as_test_accounts(another_hub(raw, "test", 18000, str(state_dir)))
+    raw = as_test_accounts(another_hub(raw, hub_id, port_base, str(state_dir)))
+    raw["hub"].update(hub)
     raw["hub"]["catalogue_dir"] = str(TEST_CATALOGUE)
     raw["slurm"]["poll_interval"] = 2.0
     raw["slurm"]["command_timeout"] = 5.0  # a frozen controller is noticed quickly (F7)
@@ -148,11 +152,12 @@ def write_test_site(state_dir: Path) -> Path:
     return path
 
 
-def start_test_hub(state_dir: Path) -> HubInstance:
+def start_test_hub(state_dir: Path, **site: str | int) -> HubInstance:
+    """A test hub (`site`: `write_test_site`'s settings) with its proxy, its service routed."""
     ensure_slurm(REPO / "deploy")
     cancel_test_jobs()  # anything an interrupted run left
     shutil.rmtree(TEST_CATALOGUE, ignore_errors=True)  # each run publishes its own courses
-    site_path = write_test_site(state_dir)
+    site_path = write_test_site(state_dir, **site)
     hub = HubInstance(load_site(site_path), site_path, REPO / "hub_config" / "jupyterhub_config.py")
     ensure_test_accounts(hub.site)
     try:
@@ -368,6 +373,10 @@ class HubClient:
         )
         assert done.returncode == 0, done.stderr
 
+    def job_of(self, user: str, server: str = "") -> str:
+        """The id of the live job carrying `user`'s server on this hub (by its job name)."""
+        return job_of(user, server, self.hub.site.hub.id)
+
     def routes(self) -> dict:
         api = f"http://127.0.0.1:{self.hub.site.hub.proxy_api_port}/api/routes"
         token = self.hub.proxy_token()
@@ -493,7 +502,7 @@ def server_job(user: str, state: str) -> str | None:
     return ids[0] if ids else None
 
 
-def job_of(user: str, server: str = "") -> str:
+def job_of(user: str, server: str = "", hub_id: str = "test") -> str:
     """The id of the live test job carrying `user`'s server (by its job name)."""
     out = subprocess.run(
         ["squeue", "-h", "-u", user, "-o", "%i|%j"], capture_output=True, text=True
@@ -501,7 +510,7 @@ def job_of(user: str, server: str = "") -> str:
     ids = [
         i
         for i, name in (line.split("|", 1) for line in out.splitlines())
-        if name == f"fh:test:{user}:{server}"
+        if name == f"fh:{hub_id}:{user}:{server}"
     ]
     assert len(ids) == 1, f"expected one job for {user}:{server}, found {ids}"
     return ids[0]
