@@ -168,9 +168,12 @@ def _names(value: str) -> tuple[str, ...]:
 
 
 def parse_reservations(text: str) -> tuple[Reservation, ...]:
-    """`scontrol show reservation --oneliner` ("No reservations in the system" gives none)."""
+    """`scontrol show reservation --oneliner` ("No reservations in the system" gives none).
+    From 23.02 on a reservation may end with ``Comment=<free text>``, spaces and ``Key=value``
+    words included: it is the last field, so nothing after it is read as one."""
     found = []
     for line in text.splitlines():
+        line = line.split(" Comment=", 1)[0]
         fields = dict(re.findall(r"(\w+)=(\S*)", line))
         if "ReservationName" not in fields:
             continue

@@ -11,9 +11,11 @@ named in `JobTable.problems`, never a reason to fail the others. Only an answer 
 at all, or a data-parser version FactoryHub does not know, fails the whole read.
 
 Verified live with Slurm 22.05 (plugin ``openapi/v0.0.38``; its ``squeue --json`` ignores
-``--jobs``/``--user`` filters and lists every job the caller may see). Later data parsers
-(v0.0.39 – v0.0.42) wrap numbers in ``{"set", "infinite", "number"}`` objects and states in
-lists; those shapes are decoded too, but have not been run against a live Slurm here.
+``--jobs``/``--user`` filters and lists every job the caller may see). Later releases print
+data parser v0.0.39 (23.02) to v0.0.44 (25.11): numbers wrapped in ``{"set", "infinite",
+"number"}`` objects, and from v0.0.40 on (23.11) the parser named in ``meta.plugin.data_parser``
+and states as lists of a base state and flags. Those shapes are decoded as Slurm's own sources
+at each release define them (`tests/unit/data/slurm/`), not yet run against a live Slurm here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import datetime
 
 from .slurmoutput import JobInfo, SlurmError, UserJob
 
-KNOWN_PARSERS = ("v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42")
+KNOWN_PARSERS = ("v0.0.38", "v0.0.39", "v0.0.40", "v0.0.41", "v0.0.42", "v0.0.43", "v0.0.44")
 MAX_TEXT = 1024  # Slurm keeps ~1 KB of a comment; anything longer is not Slurm's
 _VERSION = re.compile(r"v\d+\.\d+\.\d+")
 
@@ -48,12 +50,25 @@ def parser_version(meta: object) -> str:
     plugin = meta.get("plugin")
     if isinstance(plugin, Mapping):
         names.append(plugin.get("type"))  # 22.05: {"plugin": {"type": "openapi/v0.0.38"}}
+        names.append(plugin.get("data_parser"))  # 23.11+: {"plugin": {"data_parser": …}}
     plugins = meta.get("plugins")
     if isinstance(plugins, Mapping):
         names.append(plugins.get("data_parser"))  # 23.02+: {"plugins": {"data_parser": …}}
     for name in names:
         if isinstance(name, str) and (match := _VERSION.search(name)):
             return match.group(0)
+    return ""
+
+
+def slurm_release(meta: object) -> str:
+    """The Slurm release named in `meta` (``"24.05.4"``; "Slurm" in 22.05-23.02, "slurm"
+    after), "" when none is named."""
+    if not isinstance(meta, Mapping):
+        return ""
+    for key in ("slurm", "Slurm"):
+        about = meta.get(key)
+        if isinstance(about, Mapping) and isinstance(about.get("release"), str):
+            return about["release"][:40]
     return ""
 
 
@@ -76,9 +91,30 @@ def _text(value: object) -> str:
     return value
 
 
+# v0.0.40+ list a job's base state and its flags (["RUNNING", "CONFIGURING"]); Slurm's text
+# formats and v0.0.38/39 print one word, a flag before the base state, in this order
+# (`job_state_string`, src/common/slurm_protocol_defs.c): the same word is read from both.
+_FLAG_WORDS = (
+    "COMPLETING",
+    "STAGE_OUT",
+    "CONFIGURING",
+    "EXPEDITING",  # 25.11
+    "RESIZING",
+    "REQUEUED",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "SPECIAL_EXIT",
+    "STOPPED",
+    "REVOKED",
+    "RESV_DEL_HOLD",
+    "SIGNALING",
+)
+
+
 def _state(value: object) -> str:
-    if isinstance(value, list):  # v0.0.39+: ["RUNNING", "COMPLETING"]
-        value = value[0] if value else ""
+    if isinstance(value, list):
+        flagged = [word for word in _FLAG_WORDS if word in value]
+        value = flagged[0] if flagged else (value[0] if value else "")
     state = _text(value)
     if not re.fullmatch(r"[A-Z_]{1,40}", state):
         raise ValueError("not a job state")
@@ -165,9 +201,10 @@ def parse_job_table(text: str, now: float | None = None) -> JobTable:
         raise SlurmError("squeue --json printed no list of jobs")
     version = parser_version(data.get("meta"))
     if version not in KNOWN_PARSERS:
+        release = slurm_release(data.get("meta"))
         raise SlurmError(
-            f"squeue --json uses data parser {version or '(unnamed)'}; FactoryHub reads"
-            f" {', '.join(KNOWN_PARSERS)}"
+            f"squeue --json{f' of Slurm {release}' if release else ''} uses data parser"
+            f" {version or '(unnamed)'}; FactoryHub reads {', '.join(KNOWN_PARSERS)}"
         )
     now = datetime.now().timestamp() if now is None else now
     infos: dict[str, JobInfo] = {}

@@ -26,6 +26,7 @@ _PHASES: dict[str, Phase] = {
     "REQUEUED": Phase.QUEUED,
     "REQUEUE_FED": Phase.QUEUED,
     "REQUEUE_HOLD": Phase.QUEUED,
+    "EXPEDITING": Phase.QUEUED,  # Slurm 25.11: a requeue being expedited
     "RESV_DEL_HOLD": Phase.QUEUED,
     "CONFIGURING": Phase.STARTING,
     "RUNNING": Phase.RUNNING,

@@ -91,12 +91,13 @@ def test_later_data_parsers_numbers_and_state_lists():
         "name": "n",
         "user_name": "alice",
     }
-    meta = {"plugins": {"data_parser": "data_parser/v0.0.40"}}
+    meta = {"plugin": {"type": "", "data_parser": "data_parser/v0.0.40"}}  # as 23.11 prints it
     assert parser_version(meta) == "v0.0.40"
     table = parse_job_table(_document(record, meta=meta), NOW)
     job = table.user_jobs["42"]
+    # the flag's word, as squeue's text and 22.05's JSON print it (job_state_string)
     assert (job.state, job.time_used, job.time_limit, job.time_left) == (
-        "RUNNING",
+        "COMPLETING",
         "1:30",
         "UNLIMITED",
         "1:00:00",
