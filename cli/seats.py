@@ -1,9 +1,13 @@
-"""The embedded site's pool of seat accounts (`ws-<name>-NN`, real Unix accounts made for each
-workshop), the workshop's trainer group, and the seats' archives. Root runs this; it works in a
-seat's home only as the seat (the seat is a learner: its links, FIFOs and files are hostile).
+"""Seat accounts: those FactoryHub makes for a workshop (`ws-<name>-NN`, the embedded site's
+default) or takes from the site's pool of training accounts (`[workshops] account_pool`), the
+workshop's trainer group, and the seats' archives. Root runs this; it reads a seat's home only
+as the seat and cleans it without following a link (the seat is a learner: its links, FIFOs
+and files are hostile).
 
 Seat accounts have no password (nobody logs in with one: the hub logs a learner in on a seat
 after the access code), private homes, and the hub's login group, which `fh-act-as` requires.
+A pool account is only enabled for its workshop (in the login group, not expired) and returned
+disabled with an empty home; it is never deleted.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ import grp
 import hashlib
 import os
 import pwd
+import shutil
+import stat
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from factoryhub.workshop import SEAT
 
 ARCHIVE_TIMEOUT = 600  # seconds one seat's tar may take
+FIRST_LEARNER_UID = 1000  # a pool account below this is a system account: never touched
 
 
 class SeatError(RuntimeError):
@@ -31,10 +39,14 @@ def _run(argv: list[str]) -> None:
         raise SeatError(f"{' '.join(argv[:3])}: {result.stderr.strip()[:300]}")
 
 
-def _seat(name: str) -> str:
-    if not SEAT.fullmatch(name):  # never anything but a seat account: no user is touched
-        raise SeatError(f"{name[:40]!r} is not a seat account")
-    return name
+def _seat(name: str, pool: Collection[str] = ()) -> str:
+    """`name` when it is a seat account FactoryHub made or one of the site's pool; nothing
+    else is ever touched."""
+    if SEAT.fullmatch(name):
+        return name
+    if name in pool and pwd.getpwnam(name).pw_uid >= FIRST_LEARNER_UID:
+        return name
+    raise SeatError(f"{name[:40]!r} is not a seat account")
 
 
 def user_exists(name: str) -> bool:
@@ -59,18 +71,58 @@ def create_seat(name: str, login_group: str) -> None:
     os.chmod(pwd.getpwnam(name).pw_dir, 0o700)
 
 
-def disable_seat(name: str, login_group: str) -> None:
+def enable_pool_seat(name: str, login_group: str, pool: Collection[str]) -> None:
+    """A pool account taken for a workshop: not expired, in the hub's login group, its home
+    private (its password, if it has one, stays as the centre set it)."""
+    _run(["usermod", "--expiredate", "", "--append", "--groups", login_group, _seat(name, pool)])
+    home = pwd.getpwnam(name).pw_dir
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if os.fstat(fd).st_uid == pwd.getpwnam(name).pw_uid:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
+def disable_seat(name: str, login_group: str, pool: Collection[str] = ()) -> None:
     """No login, no act-as (out of the login group), an expired account; its home stays."""
-    _run(["usermod", "--lock", "--expiredate", "1", _seat(name)])
+    _run(["usermod", "--lock", "--expiredate", "1", _seat(name, pool)])
     members = grp.getgrnam(login_group).gr_mem
     if name in members:
         _run(["gpasswd", "--delete", name, login_group])
 
 
 def delete_seat(name: str) -> None:
-    """The seat account and its home (after the retention period, or a create rolled back)."""
+    """The seat account and its home (after the retention period, or a create rolled back).
+    Only a seat FactoryHub made: a pool account is never deleted."""
     if user_exists(_seat(name)):
         _run(["userdel", "--remove", name])
+
+
+def clean_home(name: str, pool: Collection[str]) -> int:
+    """Empty a pool account's home for its next workshop (after the archive), as root but
+    without following any link: the home is opened with O_NOFOLLOW and everything in it is
+    removed relative to that descriptor (`shutil.rmtree`'s fd-based walk, which unlinks a link
+    and never enters it). Returns how many entries were removed."""
+    account = pwd.getpwnam(_seat(name, pool))
+    fd = os.open(account.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        if os.fstat(fd).st_uid != account.pw_uid:
+            raise SeatError(f"{account.pw_dir} is not {name}'s own folder; left alone")
+        if not shutil.rmtree.avoids_symlink_attacks:
+            raise SeatError("this Python cannot remove a tree without following links")
+        removed = 0
+        for entry in os.listdir(fd):
+            info = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry, dir_fd=fd)
+            else:
+                os.unlink(entry, dir_fd=fd)
+            removed += 1
+        os.fchmod(fd, 0o700)
+        return removed
+    finally:
+        os.close(fd)
 
 
 def create_trainer_group(group: str, trainers: tuple[str, ...]) -> None:

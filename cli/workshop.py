@@ -2,8 +2,9 @@
 to report, run as root (it makes Unix accounts and is the site's Slurm administrator).
 
 create: plan (refused with sentences, nothing made) → the Slurm account with its budget → the
-trainer group → the seat accounts → their associations → the reservation → the record → the
-handout. A step that fails undoes every step before it, newest first.
+trainer group → the seat accounts (made, or the pool's enabled) → their associations → the
+reservation → the record → the handout. A step that fails undoes every step before it, newest
+first (a pool account is disabled again, never deleted).
 
 end: (idempotent, resumable after a crash) the record says "ending" (the hub starts no more
 seat sessions) → every job of the account cancelled → each seat's home archived + a manifest
@@ -32,6 +33,7 @@ from factoryhub.scheduler.admin import Reservation, SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.site import Site, SiteError, load_site
 from factoryhub.workshop import (
+    CODE_MODES,
     TIME_FORMAT,
     SiteFacts,
     TakenSlot,
@@ -42,6 +44,7 @@ from factoryhub.workshop import (
     plan_workshop,
     trainer_group,
 )
+from factoryhub.workshoppool import pool_state
 from factoryhub.workshoprecord import Workshop, from_plan, new_code
 from factoryhub.workshopreport import (
     SACCT_FORMAT,
@@ -58,11 +61,12 @@ from factoryhub.workshopstore import (
 )
 
 from . import seats as pool
-from .workshop_end import end, purge
+from .workshop_end import end, purge, report_again
 from .workshop_files import (
     Failed,
     save_record,
     seat_names_claimed,
+    site_pool,
     trainer_folder,
     write_atomic,
 )
@@ -85,10 +89,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--memory-gb", type=int, default=None)
     create.add_argument("--gpu-hours", type=float, default=None, help="the account's GPU budget")
     create.add_argument("--trainer", action="append", default=[], dest="trainers")
+    create.add_argument(
+        "--codes",
+        choices=CODE_MODES,
+        default="workshop",
+        help="one access code for the room (default) or one per seat, each its own line of"
+        " the handout",
+    )
     create.add_argument("--dry-run", action="store_true")
     actions.add_parser("list", help="every workshop of this hub")
     for action in ("status", "end"):
         actions.add_parser(action).add_argument("name")
+    report = actions.add_parser("report", help="write an ended workshop's report again")
+    report.add_argument("name")
     purge = actions.add_parser("purge", help="remove an ended workshop's seats after retention")
     purge.add_argument("name")
     purge.add_argument("--retention-days", type=float, default=RETENTION_DAYS)
@@ -112,6 +125,8 @@ def main(args: argparse.Namespace) -> int:
             return status(site, args.name)
         if args.action == "end":
             return end(site, args.name)
+        if args.action == "report":
+            return report_again(site, args.name)
         return purge(site, args.name, args.retention_days)
     except WorkshopRefused as refused:
         print("Not done; nothing was made:", file=sys.stderr)
@@ -174,14 +189,23 @@ async def _facts(site: Site, admin: SlurmAdmin, now: datetime) -> SiteFacts:
     reservations = await admin.reservations()
     accounts = await admin.accounts()
     unix = {p.pw_name for p in pwd.getpwall()} | {g.gr_name for g in grp.getgrall()}
+    workshops = load_workshops(records_dir(site))
+    pool = None
+    if site.workshops.account_pool:
+        held = {seat: w.name for w in workshops.values() if w.state != "purged" for seat in w.seats}
+        staff = {*site.hub.admin_users, *site.hub.trainers}
+        state = pool_state(site_pool(site), {p.pw_name for p in pwd.getpwall()}, held, staff)
+        pool = state
     return SiteFacts(
         now=now,
         presets=course_presets(site),
         nodes=capacity.nodes,
         reservations=tuple(s for r in reservations if (s := _slot(r)) is not None),
-        workshops=frozenset(load_workshops(records_dir(site))),
+        workshops=frozenset(workshops),
         taken_names=frozenset(unix | accounts | {r.name for r in reservations}),
         users=frozenset(p.pw_name for p in pwd.getpwall()),
+        pool=pool.free if pool is not None else None,
+        pool_note=pool.note if pool is not None else "",
     )
 
 
@@ -205,6 +229,7 @@ def _request(args: argparse.Namespace, now: datetime) -> WorkshopRequest:
         memory_gb=args.memory_gb,
         gpu_hours=args.gpu_hours,
         trainers=tuple(args.trainers),
+        codes=getattr(args, "codes", "workshop"),
     )
 
 
@@ -240,11 +265,13 @@ def create(site: Site, args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(["Plan (dry run, nothing made):", *plan.describe()]))
         return 0
-    code = new_code()
-    workshop = from_plan(plan, site.hub.id, code, secrets.token_hex(16), now)
+    per_seat = plan.codes == "per-seat"
+    code = "" if per_seat else new_code()
+    seat_codes = {seat: new_code() for seat in plan.seats} if per_seat else {}
+    workshop = from_plan(plan, site.hub.id, code, secrets.token_hex(16), now, seat_codes)
     undo = Undo()
     try:
-        _make(site, admin, plan, workshop, code, undo, now)
+        _make(site, admin, plan, workshop, (code, seat_codes), undo, now)
     except (SlurmError, pool.SeatError, OSError, Failed) as exc:
         problems = undo.run()
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -253,22 +280,27 @@ def create(site: Site, args: argparse.Namespace) -> int:
         raise Failed("\n".join(lines)) from None
     files = trainer_files_dir(site, plan.name)
     print("\n".join(plan.describe()))
-    print(f"\nJoin at {join_url(site.hub.url, plan.name)} with the access code {code}")
+    if per_seat:
+        print(f"\nJoin at {join_url(site.hub.url, plan.name)} with each seat's own code:")
+        print("\n".join(f"  {seat}: access code {c}" for seat, c in seat_codes.items()))
+    else:
+        print(f"\nJoin at {join_url(site.hub.url, plan.name)} with the access code {code}")
     print(f"Handout for the room: {files / 'handout.html'} and {files / 'handout.csv'}")
     return 0
 
 
-def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, code: str, undo: Undo, now):
+def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, codes, undo: Undo, now):
+    code, seat_codes = codes
     run = asyncio.run
     run(admin.add_account(plan.account, organization="workshops", limits=plan.account_limits()))
     undo.push(f"Slurm account {plan.account}", lambda: admin.remove_account(plan.account))
     group = trainer_group(plan.name)
     undo.push(f"group {group}", lambda: pool.delete_group(group))
     pool.create_trainer_group(group, plan.trainers)
-    for seat in plan.seats:
-        undo.push(f"seat {seat}", lambda seat=seat: pool.delete_seat(seat))
-        pool.create_seat(seat, site.hub.allowed_group)
-    settings = [f"account={plan.account}", f"defaultaccount={plan.account}"]
+    _take_seats(site, plan, undo)
+    settings = [f"account={plan.account}"]
+    if not plan.pooled:  # a pool account keeps the default account the centre gave it
+        settings.append(f"defaultaccount={plan.account}")
     run(admin.add_users(plan.seats, settings))
     undo.push("the seats' associations", lambda: admin.remove_users(plan.seats, plan.account))
     run(admin.create_reservation(plan.reservation, plan.reservation_settings(datetime.now())))
@@ -276,10 +308,28 @@ def _make(site, admin, plan: WorkshopPlan, workshop: Workshop, code: str, undo: 
     folder = trainer_folder(site, plan.name)
     undo.push(f"folder {folder}", lambda: shutil.rmtree(folder))
     trainers = (0, os.lstat(folder).st_gid)  # the trainers' group reads, nobody else
-    write_atomic(folder / "handout.csv", handout_csv(workshop, site.hub.url, code), 0o640, trainers)
-    html = handout_html(workshop, site.hub.url, code, site.hub.title)
+    handout = handout_csv(workshop, site.hub.url, code, seat_codes)
+    write_atomic(folder / "handout.csv", handout, 0o640, trainers)
+    html = handout_html(workshop, site.hub.url, code, site.hub.title, seat_codes)
     write_atomic(folder / "handout.html", html, 0o640, trainers)
     save_record(site, workshop)  # last: the hub takes joins from here on
+
+
+def _take_seats(site: Site, plan: WorkshopPlan, undo: Undo) -> None:
+    """The seat accounts: made (ws-NAME-NN) and deleted on undo, or the pool's enabled and
+    disabled again on undo."""
+    if plan.pooled:
+        names = site_pool(site)
+        for seat in plan.seats:
+            undo.push(
+                f"pool account {seat}",
+                lambda seat=seat: pool.disable_seat(seat, site.hub.allowed_group, names),
+            )
+            pool.enable_pool_seat(seat, site.hub.allowed_group, names)
+        return
+    for seat in plan.seats:
+        undo.push(f"seat {seat}", lambda seat=seat: pool.delete_seat(seat))
+        pool.create_seat(seat, site.hub.allowed_group)
 
 
 # -- list and status ---------------------------------------------------------------------------

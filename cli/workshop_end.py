@@ -1,5 +1,8 @@
-"""`factoryhub workshop end` and `purge`: resumable, and idempotent once done (see
-`factoryhub.cli.workshop` for the order of the steps)."""
+"""`factoryhub workshop end`, `report` and `purge`: resumable, and idempotent once done (see
+`factoryhub.cli.workshop` for the order of the steps). `report` writes an ended workshop's
+report again (Slurm rolls usage up hourly: after the next hour `sreport` covers the slot).
+`purge` deletes the seats FactoryHub made, and returns the site's pool accounts to the pool:
+disabled, their homes emptied without following a link, their workshop associations gone."""
 
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ from factoryhub.workshoprecord import Workshop
 from factoryhub.workshopreport import (
     SACCT_FORMAT,
     parse_sacct,
+    parse_sreport,
     report_csv,
     report_html,
     report_json,
+    rollup_window,
+    sreport_check,
     usage_report,
 )
 from factoryhub.workshopstore import load_workshop, records_dir
@@ -32,6 +38,7 @@ from .workshop_files import (
     root_folder,
     save_record,
     seat_names_claimed,
+    site_pool,
     trainer_folder,
     write_atomic,
 )
@@ -56,9 +63,10 @@ def end(site: Site, name: str) -> int:
     _archive(workshop, folder)
     if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
         asyncio.run(admin.delete_reservation(workshop.reservation))
+    names = site_pool(site) if workshop.pooled else ()
     for seat in workshop.seats:
         if pool.user_exists(seat):
-            pool.disable_seat(seat, site.hub.allowed_group)
+            pool.disable_seat(seat, site.hub.allowed_group, names)
     asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
     _report(site, admin, workshop, folder)
     save_record(site, workshop.with_state("ended", now))
@@ -98,10 +106,28 @@ def _archive(workshop: Workshop, folder: Path) -> None:
     staging.rename(done)
 
 
+def _rolled_up(admin: SlurmAdmin, workshop: Workshop, jobs: list):
+    """Slurm's hourly rolled-up figures for the slot's hours, against sacct cut to them."""
+    window = rollup_window(workshop, datetime.now())
+    if window is None:
+        return sreport_check(None, None, [], jobs, workshop.account)
+    start, end = (t.strftime(TIME_FORMAT) for t in window)
+    rolled = parse_sreport(
+        asyncio.run(admin.rolled_up_usage(workshop.account, start, end)), workshop.account
+    )
+    cut = asyncio.run(admin.accounted_jobs_between(workshop.account, start, end, SACCT_FORMAT))
+    return sreport_check(window, rolled, parse_sacct(cut), jobs, workshop.account)
+
+
 def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
     text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
+    jobs = parse_sacct(text)
     report = usage_report(
-        workshop, parse_sacct(text), seat_names_claimed(site, workshop), site.energy
+        workshop,
+        jobs,
+        seat_names_claimed(site, workshop),
+        site.energy,
+        sreport=_rolled_up(admin, workshop, jobs),
     )
     trainers = (0, os.lstat(folder).st_gid)
     write_atomic(folder / "report.json", report_json(report), 0o640, trainers)
@@ -125,8 +151,15 @@ def purge(site: Site, name: str, retention_days: float) -> int:
             " (--retention-days to shorten)"
         )
     admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
-    for seat in workshop.seats:
-        pool.delete_seat(seat)
+    if workshop.pooled:
+        names = site_pool(site)
+        for seat in workshop.seats:
+            if pool.user_exists(seat):
+                pool.disable_seat(seat, site.hub.allowed_group, names)
+                pool.clean_home(seat, names)
+    else:
+        for seat in workshop.seats:
+            pool.delete_seat(seat)
     try:
         asyncio.run(admin.remove_users(workshop.seats, workshop.account))
         asyncio.run(admin.remove_account(workshop.account))
@@ -134,5 +167,24 @@ def purge(site: Site, name: str, retention_days: float) -> int:
         if "Nothing deleted" not in str(exc):
             raise
     save_record(site, workshop.with_state("purged", datetime.now()))
-    print(f"workshop {name} purged: seat accounts and homes removed; archives and report kept")
+    seats = (
+        "pool accounts returned to the pool (disabled, homes emptied)"
+        if workshop.pooled
+        else "seat accounts and homes removed"
+    )
+    print(f"workshop {name} purged: {seats}; archives and report kept")
+    return 0
+
+
+def report_again(site: Site, name: str) -> int:
+    """The report of an ended workshop written again (Slurm's rollup has caught up)."""
+    workshop = load_workshop(records_dir(site), name)
+    if workshop is None:
+        raise Failed(f"no workshop named {name[:40]!r} on this hub")
+    if workshop.state not in ("ended", "purged"):
+        raise Failed(f"workshop {name} has not ended; `factoryhub workshop end {name}` reports")
+    admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    folder = trainer_folder(site, name)
+    _report(site, admin, workshop, folder)
+    print(f"report of workshop {name} written again in {folder}")
     return 0

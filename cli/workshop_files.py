@@ -4,14 +4,17 @@ it owns, a new file each time (renamed into place); it reads the hub's one file 
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
+from collections.abc import Iterator
 from pathlib import Path
 
 from factoryhub.demo.embedded import HUB_USER
 from factoryhub.site import Site
 from factoryhub.workshop import trainer_group
+from factoryhub.workshoppool import pool_accounts
 from factoryhub.workshoprecord import Workshop
 from factoryhub.workshopstore import SeatClaims, claims_path, records_dir, trainer_files_dir
 
@@ -59,25 +62,39 @@ def trainer_folder(site: Site, name: str) -> Path:
     )
 
 
-def seat_names_claimed(site: Site, workshop: Workshop) -> dict[str, str]:
-    """Display names per seat from the hub's claims database, read from a copy root made of a
-    file it opened without following links and checked to be the hub account's."""
-    path = claims_path(site)
+def site_pool(site: Site) -> tuple[str, ...]:
+    """The site's pool of training accounts (checked when site.toml was read)."""
+    return pool_accounts(site.workshops.account_pool)
+
+
+@contextlib.contextmanager
+def hub_file_copy(path: Path) -> Iterator[Path | None]:
+    """A private copy of one of the hub's SQLite files (None when there is none), made from a
+    descriptor root opened without following links and checked to be the hub account's."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
-        return {}
+        yield None
+        return
     with os.fdopen(fd, "rb") as source:
         info = os.fstat(source.fileno())
         hub = pwd.getpwnam(HUB_USER).pw_uid
         if info.st_uid != hub or not (info.st_mode & 0o170000 == 0o100000):
             raise Failed(f"{path} is not the hub account's own file; not read")
         data = source.read(64 << 20)
-    copy = Path(f"/run/factoryhub-claims-{os.getpid()}.sqlite")
+    copy = Path(f"/run/factoryhub-{path.stem}-{os.getpid()}.sqlite")
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        return {s: c.display_name for s, c in SeatClaims(copy).claims(workshop).items()}
+        yield copy
     finally:
         copy.unlink(missing_ok=True)
+
+
+def seat_names_claimed(site: Site, workshop: Workshop) -> dict[str, str]:
+    """Display names per seat from the hub's claims database (a copy: `hub_file_copy`)."""
+    with hub_file_copy(claims_path(site)) as copy:
+        if copy is None:
+            return {}
+        return {s: c.display_name for s, c in SeatClaims(copy).claims(workshop).items()}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .hubdatabase import db_url_problem
 from .sitehooks import HookError, check_extra_directive, check_prologue_line
+from .workshoppool import PoolError, pool_accounts
 
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
 WARN_ENV = "FACTORYHUB_WARN_SECONDS"  # how long before its end Slurm warns the session
@@ -203,6 +204,17 @@ class CullingSettings:
 
 
 @dataclass(frozen=True)
+class WorkshopSettings:
+    """Where workshops (`factoryhub workshop`) take their seats. `account_pool` names the
+    site's pre-created training accounts as Slurm host lists (`["train[001-060]"]`): a
+    workshop takes those that exist and no other workshop holds, and `purge` returns them
+    (disabled, home emptied). Empty: each workshop's seats are made, ws-<name>-NN, and
+    deleted at purge (the embedded site)."""
+
+    account_pool: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Site:
     """Everything `site.toml` says."""
 
@@ -217,6 +229,7 @@ class Site:
     support: SupportSettings = field(default_factory=SupportSettings)
     datasets: dict[str, Dataset] = field(default_factory=dict)
     culling: CullingSettings = field(default_factory=CullingSettings)
+    workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
 
     def partition(self, name: str) -> Partition:
         """The named partition; `KeyError` when the site does not offer it."""
@@ -292,6 +305,10 @@ def _check_support_and_datasets(site: Site) -> None:
 
 def _check(site: Site) -> Site:
     _check_hooks(site)
+    try:
+        pool_accounts(site.workshops.account_pool)
+    except PoolError as exc:
+        raise SiteError(str(exc)) from None
     if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
         raise SiteError(problem)
     _check_support_and_datasets(site)
@@ -330,6 +347,7 @@ def public_site_data(site: Site) -> dict[str, object]:
     data = dataclasses.asdict(site)
     data["hub"] = {"id": site.hub.id, "title": site.hub.title, "url": site.hub.url}
     data["support"] = {}  # the support centre's mail settings are the hub service's alone
+    data["workshops"] = {}  # the training accounts are the support centre's business
     return data
 
 

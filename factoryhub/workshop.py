@@ -5,8 +5,9 @@ name, courses, a time slot, seats, optional partition, smaller resources, a GPU-
 trainers) and what the site is at that moment (`SiteFacts`: published course presets, nodes,
 reservations, names already taken) into a `WorkshopPlan`, or refuses with every reason as a
 sentence (`WorkshopRefused`). The plan names everything the command line then makes, in order:
-the Slurm account with its budget, the seat accounts `ws-<name>-NN`, the reservation, the
-access code's hash. Nothing here runs a command.
+the Slurm account with its budget, the seat accounts (`ws-<name>-NN`, made for it, or the
+free accounts of the site's pool, `SiteFacts.pool`), the reservation, the access codes' hashes
+(one for the workshop, or one per seat). Nothing here runs a command.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # what scontrol takes and prints (local time)
 _WHEN = re.compile(r"now(?:\+(\d{1,4})(min|h))?|\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?", re.ASCII)
 MAX_SEATS = 300  # the embedded site's pool: ws-<name>-001 … ws-<name>-300
 MIN_LEFT_MINUTES = 5  # a session that could run less than this is not started
+CODE_MODES = ("workshop", "per-seat")  # one access code for the room, or one per seat
 
 
 class WorkshopRefused(ValueError):
@@ -102,6 +104,7 @@ class WorkshopRequest:
     memory_gb: int | None = None
     gpu_hours: float | None = None  # the account's GPU budget; default seats × GPUs × slot
     trainers: tuple[str, ...] = ()
+    codes: str = "workshop"  # CODE_MODES
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,11 @@ class SiteFacts:
     taken_names: frozenset[str] = frozenset()  # Unix users and groups, Slurm accounts
     users: frozenset[str] = frozenset()  # Unix accounts (trainers must be among them)
     max_seats: int = MAX_SEATS
+    # The site's pool of training accounts (`[workshops] account_pool`): None when the site
+    # has none (seats ws-<name>-NN are made); else its free accounts, in order, and a
+    # sentence on what is not free (`factoryhub.workshoppool.PoolState`).
+    pool: tuple[str, ...] | None = None
+    pool_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,8 @@ class WorkshopPlan:
     gpu_minutes: int
     nodes: int  # whole nodes reserved (GPU workshops); 0: cores only
     presets: dict[str, dict[str, object]] = field(default_factory=dict)  # per course, locked
+    pooled: bool = False  # the seats are the site's pool accounts (kept, not deleted)
+    codes: str = "workshop"
 
     @property
     def account(self) -> str:
@@ -198,6 +208,13 @@ class WorkshopPlan:
             f"Slurm account {self.account}: budget {self.cpu_minutes / 60:g} CPU-hours"
             + (f", {self.gpu_minutes / 60:g} GPU-hours" if self.gpu_minutes else ""),
         ]
+        if self.pooled:
+            lines.append("seat accounts: from the site's pool (returned to it by purge)")
+        lines.append(
+            "access: one code per seat (on the handout, a line per seat)"
+            if self.codes == "per-seat"
+            else "access: one code for the workshop"
+        )
         if self.trainers:
             lines.append(f"trainers: {', '.join(self.trainers)}")
         return lines
@@ -262,7 +279,9 @@ def _check_names(request: WorkshopRequest, facts: SiteFacts, why: list[str]) -> 
     if name in facts.workshops:
         why.append(f"name {name!r} is taken by another workshop; choose another name")
         return
-    mine = {account_name(name), trainer_group(name), *seat_names(name, max(request.seats, 1))}
+    mine = {account_name(name), trainer_group(name)}
+    if facts.pool is None:  # pool accounts exist by design; made seats must not
+        mine |= set(seat_names(name, max(request.seats, 1)))
     taken = sorted(mine & facts.taken_names)
     if taken:
         why.append(
@@ -292,6 +311,17 @@ def _check_slot(request: WorkshopRequest, facts: SiteFacts, why: list[str]) -> N
 
 
 def _check_seats(request: WorkshopRequest, facts: SiteFacts, why: list[str]) -> None:
+    if request.codes not in CODE_MODES:
+        why.append(f"--codes {request.codes[:20]!r}: choose {' or '.join(CODE_MODES)}")
+    if facts.pool is not None:
+        free = len(facts.pool)
+        if request.seats < 1 or request.seats > free:
+            note = f" ({facts.pool_note})" if facts.pool_note else ""
+            why.append(
+                f"--seats {request.seats}: the site's account pool has {free} free"
+                f" account(s){note}; ask for 1 to {free}, or grow the pool"
+            )
+        return
     if not 1 <= request.seats <= facts.max_seats:
         why.append(
             f"--seats {request.seats}: the site's pool of seat accounts has {facts.max_seats};"
@@ -415,7 +445,11 @@ def plan_workshop(request: WorkshopRequest, facts: SiteFacts) -> WorkshopPlan:
     if why or resources is None:
         raise WorkshopRefused(why)
     minutes = int((request.end - max(request.start, facts.now)).total_seconds() // 60)
-    seats = seat_names(request.name, request.seats)
+    seats = (
+        facts.pool[: request.seats]
+        if facts.pool is not None
+        else seat_names(request.name, request.seats)
+    )
     gpu_minutes = (
         round(request.gpu_hours * 60)
         if request.gpu_hours is not None
@@ -433,4 +467,6 @@ def plan_workshop(request: WorkshopRequest, facts: SiteFacts) -> WorkshopPlan:
         gpu_minutes=gpu_minutes if resources.gpus else 0,
         nodes=nodes,
         presets=_locked_presets(request, facts, resources),
+        pooled=facts.pool is not None,
+        codes=request.codes,
     )

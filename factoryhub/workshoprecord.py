@@ -2,7 +2,13 @@
 state), and what a seat's session may be (the locked preset). Pure.
 
 The record is written by root (`factoryhub workshop …`) and read by the hub (join, the lock)
-and the hub service (the trainers' pages): it holds the code's salted hash, never the code.
+and the hub service (the trainers' pages): it holds the codes' salted hashes, never a code.
+
+Coming back to a seat: at join the hub gives each learner a **rejoin key** for their seat
+(`rejoin_key`: an HMAC of the claim under a secret only the hub keeps, so the hub can show it
+again to the seat and check it, and stores no key). With it, from any browser, the learner
+gets the same seat and home back; the workshop's code and a display name alone never do. With
+per-seat codes, a seat's own code is its rejoin key too.
 """
 
 from __future__ import annotations
@@ -46,6 +52,32 @@ def code_hash(code: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{normalised_code(code)}".encode()).hexdigest()
 
 
+def seat_code_salt(salt: str, seat: str) -> str:
+    """Each seat's code is hashed with the record's salt and the seat's name."""
+    return f"{salt}:{seat}"
+
+
+def _in_alphabet(digest: bytes) -> str:
+    number = int.from_bytes(digest, "big")
+    letters = []
+    for _ in range(CODE_LENGTH):
+        number, digit = divmod(number, len(CODE_ALPHABET))
+        letters.append(CODE_ALPHABET[digit])
+    raw = "".join(letters)
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def rejoin_key(secret: str, workshop_key: str, seat: str, claimed: str) -> str:
+    """The seat's rejoin key, `XXXXX-XXXXX`: the same for the same claim, unguessable without
+    the hub's `secret` (a new workshop, or a new claim of the seat, gives another key)."""
+    message = f"rejoin|{workshop_key}|{seat}|{claimed}".encode()
+    return _in_alphabet(hmac.new(secret.encode(), message, hashlib.sha256).digest())
+
+
+def rejoin_keys_match(key: str, typed: str) -> bool:
+    return bool(typed) and hmac.compare_digest(normalised_code(key), normalised_code(typed))
+
+
 def display_name(text: str) -> str:
     """A learner's name for the trainers' pages: 1 to 40 printable characters, no control or
     format characters (escaped wherever it is shown, but never a line break in a CSV)."""
@@ -79,7 +111,10 @@ class Workshop:
     gpu_minutes: int
     presets: dict[str, dict[str, object]] = field(default_factory=dict)
     code_salt: str = ""
-    code_sha256: str = ""
+    code_sha256: str = ""  # "" with per-seat codes only: no code admits to any seat
+    codes: str = "workshop"  # or "per-seat"
+    seat_code_sha256: dict[str, str] = field(default_factory=dict)  # seat -> its code's hash
+    pooled: bool = False  # the seats are the site's pool accounts: purge returns them
     state: str = "active"  # active, ended, purged
     created: str = ""
     ended: str = ""
@@ -110,6 +145,14 @@ class Workshop:
             code_hash(code, self.code_salt), self.code_sha256
         )
 
+    def seat_of_code(self, code: str) -> str | None:
+        """The seat whose own code `code` is (per-seat codes), None for any other text."""
+        found = None
+        for seat, digest in self.seat_code_sha256.items():  # every one compared: no timing
+            if hmac.compare_digest(code_hash(code, seat_code_salt(self.code_salt, seat)), digest):
+                found = seat
+        return found if found in self.seats else None
+
     def with_state(self, state: str, when: datetime) -> Workshop:
         return replace(self, state=state, ended=self.ended or when.strftime(TIME_FORMAT))
 
@@ -117,8 +160,18 @@ class Workshop:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
 
-def from_plan(plan: WorkshopPlan, hub_id: str, code: str, salt: str, now: datetime) -> Workshop:
+def from_plan(
+    plan: WorkshopPlan,
+    hub_id: str,
+    code: str,
+    salt: str,
+    now: datetime,
+    seat_codes: Mapping[str, str] | None = None,
+) -> Workshop:
+    """The record of `plan`: `code` the workshop's ("" with per-seat codes only), `seat_codes`
+    each seat's own (per-seat codes), both kept as salted hashes."""
     r: SeatResources = plan.resources
+    seat_codes = seat_codes or {}
     return Workshop(
         name=plan.name,
         hub_id=hub_id,
@@ -136,7 +189,14 @@ def from_plan(plan: WorkshopPlan, hub_id: str, code: str, salt: str, now: dateti
         gpu_minutes=plan.gpu_minutes,
         presets=plan.presets,
         code_salt=salt,
-        code_sha256=code_hash(code, salt),
+        code_sha256=code_hash(code, salt) if code else "",
+        codes=plan.codes,
+        seat_code_sha256={
+            seat: code_hash(seat_codes[seat], seat_code_salt(salt, seat))
+            for seat in plan.seats
+            if seat in seat_codes
+        },
+        pooled=plan.pooled,
         created=now.strftime(TIME_FORMAT),
     )
 

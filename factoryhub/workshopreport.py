@@ -1,17 +1,29 @@
 """What a workshop hands out and what it reports (pure): the room's handout (CSV and a
-printable page) and the usage report from Slurm's accounting (per seat and in total:
-CPU-hours, GPU-hours, energy, jobs) as JSON, CSV and HTML."""
+printable page; with per-seat codes, a line and a slip per seat) and the usage and results
+report (per seat and in total: CPU-hours, GPU-hours, energy, jobs from Slurm's per-job
+accounting, `sacct`; notebooks opened and exercises passed from the seats' progress) as JSON,
+CSV and HTML, with Slurm's own rolled-up totals (`sreport`) beside them and whether the two
+agree.
+
+`sreport` reads the usage slurmdbd rolls up once an hour, so it covers whole hours that have
+been rolled up; the report compares it with `sacct` cut to the same hours (`--truncate`), and
+says "not rolled up yet" for a slot that has no such hour (`workshop report NAME` writes the
+report again later).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from html import escape
 
 from .energy import JobUsage, job_energy
 from .site import EnergySettings
+from .workshop import TIME_FORMAT
 from .workshoprecord import Workshop
 
 # sacct --allocations --parsable2 --noheader --format=…: no field a learner can write
@@ -76,6 +88,115 @@ class SeatUsage:
     gpu_hours: float
     energy_wh: float
     energy_measured: bool
+    notebooks_opened: int = 0
+    exercises_passed: int = 0
+
+
+# -- sreport: Slurm's rolled-up usage ----------------------------------------------------------
+
+ROLLUP_MARGIN = timedelta(minutes=10)  # slurmdbd rolls an hour up shortly after it ends
+AGREE_HOURS = 0.002  # sreport and sacct agree within this (rounding of seconds per job)
+
+
+@dataclass(frozen=True)
+class RolledUp:
+    """`sreport` usage of one account in a window, in TRES-seconds: the account's total and
+    per user."""
+
+    total: Mapping[str, int]
+    users: Mapping[str, Mapping[str, int]]
+
+
+def parse_sreport(text: str, account: str) -> RolledUp:
+    """`sreport -nP cluster AccountUtilizationByUser account=A … -t seconds -T cpu,gres/gpu`
+    (pure): rows `cluster|account|login|proper name|TRES|used`; the row with no login is the
+    account's total. Rows of other accounts and malformed rows are left out."""
+    total: dict[str, int] = {}
+    users: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) != 6 or fields[1] != account or not fields[5].isdigit():
+            continue
+        login, tres, used = fields[2], fields[4], int(fields[5])
+        into = users.setdefault(login, {}) if login else total
+        into[tres] = into.get(tres, 0) + used
+    return RolledUp(total, users)
+
+
+def rollup_window(workshop: Workshop, now: datetime) -> tuple[datetime, datetime] | None:
+    """The whole hours of the slot that slurmdbd has rolled up by `now` (from the hour the
+    slot starts in to the last hour ended `ROLLUP_MARGIN` ago, at most the hour the slot ends
+    in); None when there is none yet."""
+    start = workshop.start_time.replace(minute=0, second=0)
+    last = (now - ROLLUP_MARGIN).replace(minute=0, second=0, microsecond=0)
+    end_time = datetime.strptime(workshop.ended or workshop.end, TIME_FORMAT)
+    slot_end = end_time.replace(minute=0, second=0)
+    if slot_end < end_time:
+        slot_end += timedelta(hours=1)
+    end = min(last, slot_end)
+    return (start, end) if end > start else None
+
+
+@dataclass(frozen=True)
+class SreportCheck:
+    """Slurm's rolled-up figures for the slot's whole hours beside sacct's for the same
+    hours: whether they agree (None: no hour rolled up yet)."""
+
+    window_start: str
+    window_end: str
+    sreport_cpu_hours: float
+    sreport_gpu_hours: float
+    sacct_cpu_hours: float
+    sacct_gpu_hours: float
+    agree: bool | None
+    covers_slot: bool  # the window holds every job: sreport's totals are the report's
+
+    def sentence(self) -> str:
+        if self.agree is None:
+            return (
+                "sreport: Slurm has not rolled up an hour of this slot yet (slurmdbd does so"
+                " hourly); run `factoryhub workshop report` again after the next hour."
+            )
+        figures = (
+            f"sreport {self.sreport_cpu_hours:g} CPU-hours, {self.sreport_gpu_hours:g}"
+            f" GPU-hours for {self.window_start} to {self.window_end}; sacct for the same"
+            f" hours {self.sacct_cpu_hours:g} CPU-hours, {self.sacct_gpu_hours:g} GPU-hours"
+        )
+        verdict = "they agree" if self.agree else "they DIFFER: ask the site's Slurm admins"
+        return f"{figures}: {verdict}."
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600, 4)
+
+
+def sreport_check(
+    window: tuple[datetime, datetime] | None,
+    rolled: RolledUp | None,
+    truncated: list[AccountedJob],
+    jobs: list[AccountedJob],
+    account: str,
+) -> SreportCheck:
+    """`rolled` (sreport for `window`) against `truncated` (sacct --truncate for the same
+    window); `jobs` (whole jobs) tells whether the window holds all of them."""
+    if window is None or rolled is None:
+        return SreportCheck("", "", 0.0, 0.0, 0.0, 0.0, None, False)
+    mine = [j for j in truncated if j.account == account]
+    sacct_cpu = _hours(sum(j.cpus * j.seconds for j in mine))
+    sacct_gpu = _hours(sum(j.gpus * j.seconds for j in mine))
+    cpu = _hours(rolled.total.get("cpu", 0))
+    gpu = _hours(rolled.total.get("gres/gpu", 0))
+    whole = sum(j.cpus * j.seconds for j in jobs if j.account == account)
+    return SreportCheck(
+        window_start=window[0].strftime(TIME_FORMAT),
+        window_end=window[1].strftime(TIME_FORMAT),
+        sreport_cpu_hours=cpu,
+        sreport_gpu_hours=gpu,
+        sacct_cpu_hours=sacct_cpu,
+        sacct_gpu_hours=sacct_gpu,
+        agree=abs(cpu - sacct_cpu) <= AGREE_HOURS and abs(gpu - sacct_gpu) <= AGREE_HOURS,
+        covers_slot=abs(_hours(whole) - sacct_cpu) <= AGREE_HOURS,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +208,7 @@ class UsageReport:
     seats: tuple[SeatUsage, ...]
     total: SeatUsage
     energy_basis: str
+    sreport: SreportCheck | None = None
 
 
 def usage_report(
@@ -94,9 +216,14 @@ def usage_report(
     jobs: list[AccountedJob],
     names: dict[str, str],
     factors: EnergySettings,
+    progress: Mapping[str, object] | None = None,
+    sreport: SreportCheck | None = None,
 ) -> UsageReport:
     """Per seat and in total, from the workshop account's allocations (`jobs`); `names` maps
-    seats to the display names they joined with."""
+    seats to the display names they joined with, `progress` seats to what their sessions
+    reported (anything with `notebooks_opened` and `exercises_passed`), `sreport` is Slurm's
+    rolled-up check."""
+    progress = progress or {}
     rows = []
     basis = ""
     gpu_type = ""
@@ -116,6 +243,8 @@ def usage_report(
                 gpu_hours=round(sum(j.gpus * j.seconds for j in mine) / 3600, 4),
                 energy_wh=round(sum(f.wh for f in figures), 3),
                 energy_measured=bool(figures) and all(f.measured for f in figures),
+                notebooks_opened=_count(progress.get(seat), "notebooks_opened"),
+                exercises_passed=_count(progress.get(seat), "exercises_passed"),
             )
         )
     total = SeatUsage(
@@ -127,6 +256,8 @@ def usage_report(
         energy_wh=round(sum(r.energy_wh for r in rows), 3),
         energy_measured=any(r.jobs for r in rows)
         and all(r.energy_measured for r in rows if r.jobs),
+        notebooks_opened=sum(r.notebooks_opened for r in rows),
+        exercises_passed=sum(r.exercises_passed for r in rows),
     )
     return UsageReport(
         workshop=workshop.name,
@@ -136,7 +267,13 @@ def usage_report(
         seats=tuple(rows),
         total=total,
         energy_basis=basis or "no jobs",
+        sreport=sreport,
     )
+
+
+def _count(progress: object, name: str) -> int:
+    value = getattr(progress, name, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 _COLUMNS = (
@@ -147,6 +284,8 @@ _COLUMNS = (
     "gpu_hours",
     "energy_wh",
     "energy_measured",
+    "notebooks_opened",
+    "exercises_passed",
 )
 
 
@@ -183,9 +322,15 @@ def report_html(report: UsageReport, title: str) -> str:
         f"<p>Slurm account {escape(report.account)}, {escape(report.start)} to"
         f" {escape(report.end)}. Figures from Slurm's accounting (sacct); energy"
         f" {'measured by Slurm' if report.total.energy_measured else 'estimated'}:"
-        f" {escape(report.energy_basis)}.</p>"
+        f" {escape(report.energy_basis)}. Notebooks opened and exercises passed as the"
+        " seats' sessions reported them.</p>"
         f"<table border='1'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        "</body></html>\n"
+        + (
+            f"<p id='sreport'>{escape(report.sreport.sentence())}</p>"
+            if report.sreport is not None
+            else ""
+        )
+        + "</body></html>\n"
     )
 
 
@@ -202,40 +347,75 @@ HOW_TO_START = (
 )
 
 
-def handout_csv(workshop: Workshop, hub_url: str, code: str) -> str:
+REJOIN = (
+    "Changed browser or computer? Open the join address and enter the rejoin key shown on"
+    " your hub pages after you joined (or your seat's code): you get your seat and work back."
+)
+
+
+def handout_csv(
+    workshop: Workshop, hub_url: str, code: str, seat_codes: Mapping[str, str] | None = None
+) -> str:
+    """One line for the room (the workshop's code), or with per-seat codes one line per seat
+    (its own code), for a mail merge or slips."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ("workshop", "join_url", "access_code", "courses", "start", "end", "seats", "how_to_start")
-    )
-    writer.writerow(
-        (
-            workshop.name,
-            join_url(hub_url, workshop.name),
-            code,
-            " ".join(workshop.courses),
-            workshop.start,
-            workshop.end,
-            len(workshop.seats),
-            HOW_TO_START,
+        ("workshop", "seat", "join_url", "access_code", "courses", "start", "end", "seats",
+         "how_to_start")
+    )  # fmt: skip
+    lines = list(seat_codes.items()) if seat_codes else [("", code)]
+    for seat, its_code in lines:
+        writer.writerow(
+            (
+                workshop.name,
+                seat,
+                join_url(hub_url, workshop.name),
+                its_code,
+                " ".join(workshop.courses),
+                workshop.start,
+                workshop.end,
+                len(workshop.seats),
+                f"{HOW_TO_START} {REJOIN}",
+            )
         )
-    )
     return out.getvalue()
 
 
-def handout_html(workshop: Workshop, hub_url: str, code: str, title: str) -> str:
+def _slip(workshop: Workshop, url: str, code: str, seat: str) -> str:
+    whose = f" (seat {escape(seat)}, yours alone)" if seat else ""
+    return (
+        f"<section class='slip'><h1>Workshop {escape(workshop.name)}</h1>"
+        f"<p>{escape(workshop.start.replace('T', ' '))} to {escape(workshop.end.replace('T', ' '))}"
+        f" · {escape(', '.join(workshop.courses))}</p>"
+        f"<p>1. Open <a class='big' href='{url}'>{url}</a></p>"
+        f"<p>2. Enter the access code <span class='big'>{escape(code)}</span>{whose} and your"
+        " name.</p>"
+        "<p>3. Press <b>Join</b>: JupyterLab opens with the course's first notebook."
+        " Keep the browser tab; closing it does not stop your session.</p>"
+        f"<p class='small'>{escape(REJOIN)}</p></section>"
+    )
+
+
+def handout_html(
+    workshop: Workshop,
+    hub_url: str,
+    code: str,
+    title: str,
+    seat_codes: Mapping[str, str] | None = None,
+) -> str:
+    """The printable page: one sheet for the room, or one slip per seat (a page each)."""
     url = escape(join_url(hub_url, workshop.name))
+    slips = (
+        [_slip(workshop, url, c, seat) for seat, c in seat_codes.items()]
+        if seat_codes
+        else [_slip(workshop, url, code, "")]
+    )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>{escape(title)}: workshop {escape(workshop.name)}</title>"
         "<style>body{font-family:sans-serif;margin:3em}"
-        ".big{font-size:2.2em;font-family:monospace}@media print{a{color:black}}</style>"
-        f"</head><body><h1>Workshop {escape(workshop.name)}</h1>"
-        f"<p>{escape(workshop.start.replace('T', ' '))} to {escape(workshop.end.replace('T', ' '))}"
-        f" · {escape(', '.join(workshop.courses))}</p>"
-        f"<p>1. Open <a class='big' href='{url}'>{url}</a></p>"
-        f"<p>2. Enter the access code <span class='big'>{escape(code)}</span> and your name.</p>"
-        "<p>3. Press <b>Join</b>: JupyterLab opens with the course's first notebook."
-        " Keep the browser tab; closing it does not stop your session.</p>"
-        "</body></html>\n"
+        ".big{font-size:2.2em;font-family:monospace}.small{font-size:.9em}"
+        "@media print{a{color:black}.slip{break-after:page}}</style>"
+        f"</head><body>{''.join(slips)}</body></html>\n"
     )

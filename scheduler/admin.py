@@ -173,6 +173,27 @@ class SlurmAdmin:
         argv += [f"--accounts={checked_name(account)}", f"--starttime={since}", "--endtime=now"]
         return (await self.client.run([*argv, f"--format={fields}"])).stdout
 
+    async def accounted_jobs_between(self, account: str, start: str, end: str, fields: str) -> str:
+        """As `accounted_jobs`, cut to `start`–`end` (`--truncate`: the time each job ran
+        inside the window), the figures `sreport` rolls up for the same window."""
+        times = [t for t in (start, end) if re.fullmatch(r"[\dT:-]{10,19}", t)]
+        if len(times) != 2 or not re.fullmatch(r"[A-Za-z,]+", fields):
+            raise AdminError(f"not sacct times or fields: {start[:30]!r} {end[:30]!r}")
+        argv = [self._cmd("sacct"), "--noheader", "--parsable2", "--allocations", "--allusers"]
+        argv += [f"--accounts={checked_name(account)}", f"--starttime={start}"]
+        argv += [f"--endtime={end}", "--truncate", f"--format={fields}"]
+        return (await self.client.run(argv)).stdout
+
+    async def rolled_up_usage(self, account: str, start: str, end: str) -> str:
+        """`sreport` of `account` per user for `start`–`end` in CPU- and GPU-seconds (parsable,
+        no header): what slurmdbd rolled up hourly, the site's usage reports' own figures."""
+        if not all(re.fullmatch(r"[\dT:-]{10,19}", t) for t in (start, end)):
+            raise AdminError(f"not sreport times: {start[:30]!r} {end[:30]!r}")
+        argv = [self._cmd("sreport"), "--noheader", "--parsable2", "cluster"]
+        argv += ["AccountUtilizationByUser", f"account={checked_name(account)}"]
+        argv += [f"start={start}", f"end={end}", "--tres=cpu,gres/gpu", "-t", "seconds"]
+        return (await self.client.run(argv)).stdout
+
 
 def run_now(step: Awaitable[T]) -> T:
     """One admin step from synchronous code (the set-up and the command line)."""

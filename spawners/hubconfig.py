@@ -17,7 +17,7 @@ from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
 from .database import hub_db_url
-from .workshop import join_handlers
+from .workshop import join_handlers, seat_rejoin
 
 
 def _set_hub(c: Config, site: Site) -> None:
@@ -138,6 +138,8 @@ def _set_templates(c: Config, site: Site) -> None:
         # the admins' current announcements, read (read-only) from the service's database on
         # each page JupyterHub renders for a logged-in user
         "factoryhub_announcements": lambda user: read_announcements(site),
+        # a workshop seat's rejoin key and link, shown on its hub pages (spawners/workshop.py)
+        "factoryhub_seat": lambda user: seat_rejoin(site, user),
     }
 
 

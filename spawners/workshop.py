@@ -8,7 +8,14 @@ request of a seat, form or REST, is its course's preset on the workshop's reserv
 account (`seat_options`): anything else is refused with a sentence.
 
 A browser gets pages; a client that asks for JSON (`Accept: application/json`) gets
-`{"seat", "token", "spawn_url"}`, the token an API token of the seat until the slot ends.
+`{"seat", "token", "spawn_url", "rejoin_key", "rejoin_url", "rejoined"}`, the token an API
+token of the seat until the slot ends.
+
+Coming back: whoever joined has a rejoin key (shown on every hub page of the seat, in the JSON
+answer, and as a link to bookmark: `<join address>#rejoin=KEY`, a fragment the browser never
+sends, so the key is in no log). The key, or a seat's own code (per-seat codes), gives that
+seat back from any browser; the workshop's code with the same display name does not (that is
+refused with a sentence: a name alone proves nothing).
 """
 
 from __future__ import annotations
@@ -24,9 +31,22 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 
 from factoryhub.site import Site, load_site
-from factoryhub.workshop import NAME, workshop_of_seat
-from factoryhub.workshoprecord import JoinRefused, Workshop, display_name, locked_options
-from factoryhub.workshopstore import SeatClaims, claims_path, load_workshop, records_dir
+from factoryhub.workshop import NAME
+from factoryhub.workshoprecord import (
+    JoinRefused,
+    Workshop,
+    display_name,
+    locked_options,
+    normalised_code,
+)
+from factoryhub.workshopreport import join_url
+from factoryhub.workshopstore import (
+    SeatClaims,
+    claims_path,
+    load_workshop,
+    records_dir,
+    workshop_of,
+)
 
 JOIN_TEMPLATE = "factoryhub/workshop_join.html"
 
@@ -37,11 +57,32 @@ def _claims(path: str) -> SeatClaims:
 
 
 def seat_workshop(site: Site, user: str) -> Workshop | None:
-    """The workshop whose seat `user` is; None for every other account (one name check)."""
-    if workshop_of_seat(user) is None:
+    """The workshop whose seat `user` is (made, or taken from the site's pool); None for
+    every other account (the records are read again only when they changed)."""
+    return workshop_of(records_dir(site), user)
+
+
+def seat_rejoin(site: Site, user: object) -> dict | None:
+    """For a page of the hub (`template_vars`): the seat's workshop, seat, display name and
+    rejoin key and link, shown so the learner can come back from another browser; None for
+    every account that is no seat with a claim."""
+    name = getattr(user, "name", None)
+    workshop = seat_workshop(site, name) if isinstance(name, str) else None
+    if workshop is None or workshop.state != "active":
         return None
-    workshop = load_workshop(records_dir(site), workshop_of_seat(user))
-    return workshop if workshop is not None and user in workshop.seats else None
+    claims = _claims(str(claims_path(site)))
+    claim = claims.claims(workshop).get(name)
+    key = claims.rejoin_key(workshop, name)
+    if claim is None or key is None:
+        return None
+    url = f"{join_url(site.hub.url, workshop.name)}#rejoin={key}"
+    return {
+        "workshop": workshop.name,
+        "seat": name,
+        "display_name": claim.display_name,
+        "key": key,
+        "url": url,
+    }
 
 
 def seat_options(site: Site, user: str, options: dict | None) -> dict | None:
@@ -78,8 +119,15 @@ class JoinHandler(BaseHandler):
 
     async def _page(self, workshop: Workshop, message: str = "", status: int = 200) -> None:
         self.set_status(status)
+        user = self.current_user
+        mine = seat_rejoin(self.site, user) if user is not None else None
         html = await self.render_template(
-            JOIN_TEMPLATE, workshop=workshop, message=message, shown_name=""
+            JOIN_TEMPLATE,
+            workshop=workshop,
+            message=message,
+            shown_name="",
+            my_seat=mine if mine and mine["workshop"] == workshop.name else None,
+            per_seat=workshop.codes == "per-seat",
         )
         self.finish(html)
 
@@ -91,7 +139,7 @@ class JoinHandler(BaseHandler):
     async def post(self, name: str) -> None:
         workshop = self._workshop(name)
         try:
-            seat = await self._claim(workshop)
+            seat, rejoined = await self._claim(workshop)
         except JoinRefused as refused:
             if self._wants_json():
                 self.set_status(400)
@@ -100,7 +148,9 @@ class JoinHandler(BaseHandler):
             await self._page(workshop, str(refused), 400)
             return
         user = self.user_from_username(seat)
-        self.log.info("workshop %s: seat %s taken", workshop.name, seat)
+        self.log.info(
+            "workshop %s: seat %s %s", workshop.name, seat, "rejoined" if rejoined else "taken"
+        )
         spawn = url_path_join(self.hub.base_url, "spawn", seat)
         if self._wants_json():
             token = user.new_api_token(
@@ -108,7 +158,17 @@ class JoinHandler(BaseHandler):
                 expires_in=max(60, int((workshop.end_time - datetime.now()).total_seconds())),
                 scopes=["self"],
             )
-            self.finish({"seat": seat, "token": token, "spawn_url": spawn})
+            again = seat_rejoin(self.site, user) or {}
+            self.finish(
+                {
+                    "seat": seat,
+                    "token": token,
+                    "spawn_url": spawn,
+                    "rejoin_key": again.get("key", ""),
+                    "rejoin_url": again.get("url", ""),
+                    "rejoined": rejoined,
+                }
+            )
             return
         self.set_login_cookie(user)
         await self._start(user)
@@ -124,23 +184,43 @@ class JoinHandler(BaseHandler):
                 raise started.exception()
         self.redirect(url_path_join(self.hub.base_url, "spawn-pending", user.name))
 
-    async def _claim(self, workshop: Workshop) -> str:
+    async def _claim(self, workshop: Workshop) -> tuple[str, bool]:
+        """The seat for this POST and whether it is a return: a rejoin key (or a seat's own
+        code) gives that seat back; the workshop's code gives a free seat to a new name."""
         if workshop.state != "active":
             raise JoinRefused("This workshop has ended; its seats are closed.")
         if datetime.now() >= workshop.end_time:
             raise JoinRefused("This workshop's time slot is over.")
-        code = self.get_body_argument("code", "")[:64]
-        shown = display_name(self.get_body_argument("name", "")[:200])
-        if not workshop.code_matches(code):
-            raise JoinRefused("That access code is not this workshop's. Check the handout.")
         claims = _claims(str(claims_path(self.site)))
+        key = normalised_code(self.get_body_argument("rejoin", "")[:64])
+        if key:
+            claim = await asyncio.to_thread(claims.seat_of_rejoin_key, workshop, key)
+            if claim is None:
+                raise JoinRefused(
+                    "That rejoin key is not one of this workshop's seats. Check it, or ask a"
+                    " trainer."
+                )
+            return claim.seat, True
+        code = self.get_body_argument("code", "")[:64]
+        own = workshop.seat_of_code(code)
+        if own is not None and own in await asyncio.to_thread(claims.claims, workshop):
+            return own, True  # a seat's own code is that seat's key
+        shown = display_name(self.get_body_argument("name", "")[:200])
+        if own is None and not workshop.code_matches(code):
+            raise JoinRefused(
+                "That code is not one of this workshop's seat codes. Check your slip."
+                if workshop.codes == "per-seat"
+                else "That access code is not this workshop's. Check the handout."
+            )
         # one short transaction, off the event loop: 200 joins at once queue on its lock
-        seat = await asyncio.to_thread(claims.claim, workshop, shown, datetime.now())
+        seat = await asyncio.to_thread(claims.claim, workshop, shown, datetime.now(), own)
+        if seat is None and own is not None:
+            return own, True  # its holder joined a moment before, with the same code
         if seat is None:
             raise JoinRefused(
                 f"All {len(workshop.seats)} seats of this workshop are taken. Ask a trainer."
             )
-        return seat
+        return seat, False
 
 
 def join_handlers(site_path: str) -> list[tuple[str, type, dict]]:
