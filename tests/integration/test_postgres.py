@@ -179,5 +179,15 @@ def test_the_hub_keeps_its_records_in_postgresql(hub_client, real_hub, postgres)
         ).fetchone()[0]
     assert {"users", "spawners", "api_tokens", "alembic_version"} <= tables
     assert {"tadmin", "tlearner3"} <= users and tokens >= 1
+    # JupyterHub's schema upgrade, run as the admin guide says, reaches the same database
+    jupyterhub = real_hub.hub_argv()[0]
+    upgrade = subprocess.run(
+        ["runuser", "-u", HUB_USER, "--", jupyterhub, "upgrade-db", "-f", str(real_hub.hub_config)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr[-2000:]
     assert not (real_hub.state_dir / "jupyterhub.sqlite").exists()
     assert postgres.password not in (real_hub.state_dir / "hub.log").read_text()
