@@ -21,13 +21,17 @@ from factoryhub.demo.embedded import (
     stop_slurm,
 )
 from factoryhub.demo.hubprocess import NODE_PREFIX, HubInstance, hub_status, start_hub, stop_hub
+from factoryhub.demo.storage import ensure_storage
 from factoryhub.security import require_floors
-from factoryhub.site import load_site
+from factoryhub.site import Site, load_site
 
 from . import announce as announce_cli
+from . import environments as environments_cli
 from . import jobscript as jobscript_cli
 from . import sitecheck as sitecheck_cli
+from . import storage as storage_cli
 from . import workshop as workshop_cli
+from .environments import install_kernels
 
 
 def _hub(repo: Path) -> HubInstance:
@@ -57,6 +61,7 @@ def demo_start(repo: Path) -> None:
     members = load_members(repo / "hub_config" / "demo-datasets.toml")
     for name in ensure_datasets(hub.site, members):
         print(f"Data set {name}: {hub.site.datasets[name].path}", flush=True)
+    ensure_site_software_and_storage(hub.site)
     step("starting the proxy and the hub, and waiting for the hub to answer")
     start_hub(hub)
     step("publishing the courses of notebooks/ into the catalogue")
@@ -68,6 +73,16 @@ def demo_start(repo: Path) -> None:
         print(f"  {account.name:<10} {account.password:<18} {account.role}")
     print(f"\nCourses: {hub.site.hub.url}/services/factoryhub/catalogue")
     print("Stop everything with `make stop`; see what runs with `make status`.")
+
+
+def ensure_site_software_and_storage(site: Site) -> None:
+    """The environments' JupyterLab kernels, and the storage tiers mounted (again after a
+    restart) with each learner's and project's folder and quota."""
+    step("software environments: a JupyterLab kernel per set of Lmod modules")
+    print("Kernels:", ", ".join(install_kernels(site)) or "none", flush=True)
+    step("storage tiers: project and scratch with quotas (btrfs images)")
+    mounted = ensure_storage(site)
+    print("Storage mounted now:", ", ".join(mounted) or "already mounted", flush=True)
 
 
 def demo_stop(repo: Path) -> None:
@@ -97,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     workshop_cli.add_parser(sub)
     announce_cli.add_parser(sub)
     sitecheck_cli.add_parser(sub)
+    environments_cli.add_parser(sub)
+    storage_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.area == "environments":
+        return environments_cli.main(args)
+    if args.area == "storage":
+        return storage_cli.main(args)
     if args.area == "site":
         return sitecheck_cli.main(args)
     if args.area == "announce":
@@ -112,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.area == "slurm":
         if args.action == "start":
             print("Slurm nodes up:", ", ".join(ensure_slurm(repo / "deploy")))
+            ensure_site_software_and_storage(_hub(repo).site)
         else:
             stop_slurm(_nodes())
         return 0

@@ -50,6 +50,17 @@ if ! [ -x "$prefix/node/node_modules/.bin/configurable-http-proxy" ] || \
   npm install --silent --no-audit --no-fund --prefix "$prefix/node" >/dev/null
 fi
 
+# The tests' OpenID Connect provider (tests/oidc/provider.mjs): oidc-provider from npm, pinned.
+if [ "$with_tests" = "--test" ]; then
+  oidc_version=$(sed -n 's/.*"oidc-provider": *"\([^"]*\)".*/\1/p' "$repo/tests/oidc/package.json")
+  if ! grep -qs "\"version\": \"$oidc_version\"" "$prefix/test-oidc/node_modules/oidc-provider/package.json"; then
+    mkdir -p "$prefix/test-oidc"
+    cp "$repo/tests/oidc/package.json" "$prefix/test-oidc/package.json"
+    npm install --silent --no-audit --no-fund --prefix "$prefix/test-oidc" >/dev/null
+  fi
+  chmod -R a+rX "$prefix/test-oidc"  # the provider runs as nobody
+fi
+
 # The hub, its service and the proxy run unprivileged; the hub acts as a learner only through
 # fh-act-as, which sudo starts as root for the hub's account alone (scheduler/actas.py).
 # It is scheduler/actas.py itself, run by the system's Python in isolated mode (-I -S: no

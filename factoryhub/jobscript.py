@@ -21,6 +21,7 @@ from .handshake import READY_FD_ENV
 from .request import ResourceRequest
 from .site import Site
 from .sitehooks import SiteHooks, check_extra_directive, check_prologue_line
+from .software import container_launcher, kernel_name, module_prologue
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@+-]{1,200}", re.ASCII)
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./%@+-]{1,400}", re.ASCII)
@@ -28,9 +29,28 @@ _SAFE_SIGNAL = re.compile(r"B:(USR1|USR2|TERM)@\d{1,5}", re.ASCII)
 
 
 def site_hooks(site: Site, environment: str) -> SiteHooks:
-    """The hooks of `site` for jobs in `environment`."""
+    """The hooks of `site` for jobs in `environment`: its modules loaded from a clean slate
+    (and its kernel the session's default), or its image as the server's launcher; then the
+    site's own prologue lines."""
     env = site.environments.get(environment)
-    return SiteHooks(site.slurm.extra_directives, env.prologue if env is not None else ())
+    if env is None:
+        return SiteHooks(site.slurm.extra_directives)
+    modules = module_prologue(site.software, env.modules)
+    server_args = ()
+    if env.modules:
+        kernel = kernel_name(environment)
+        server_args = (f"--MappingKernelManager.default_kernel_name={kernel}",)
+    return SiteHooks(
+        site.slurm.extra_directives,
+        (*modules, *env.prologue),
+        launcher=container_launcher(site.software, env.image),
+        server_args=server_args,
+    )
+
+
+def _server_argv(job: SessionJob) -> tuple[str, ...]:
+    """The session's server command under its environment's launcher, with its options."""
+    return (*job.hooks.launcher, *job.command, *job.hooks.server_args)
 
 
 def _prologue(hooks: SiteHooks) -> list[str]:
@@ -150,7 +170,7 @@ def render_job_script(job: SessionJob) -> str:
             request=job.request,
             output="/dev/null",
             setup=tuple(_session_lines(job)),
-            body=(f"exec {shlex.join(job.command)}",),
+            body=(f"exec {shlex.join(_server_argv(job))}",),
             hooks=job.hooks,
             signal=job.signal,
         )
@@ -191,7 +211,7 @@ def render_step_script(job: SessionJob, scancel: str) -> str:
         *_prologue(job.hooks),
     ]
     lines += [
-        shlex.join(job.command),
+        shlex.join(_server_argv(job)),
         'echo "FactoryHub session: the server exited with status $?; ending job $SLURM_JOB_ID"',
         f'exec {scancel} "$SLURM_JOB_ID"',
         "",

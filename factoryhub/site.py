@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .hubdatabase import db_url_problem
+from .identity import AuthSettings, IdentityError, check_auth
 from .sitehooks import HookError, check_extra_directive, check_prologue_line
 from .workshoppool import PoolError, pool_accounts
 
@@ -230,6 +231,7 @@ class Site:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     culling: CullingSettings = field(default_factory=CullingSettings)
     workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)  # PAM, or OIDC single sign-on
 
     def partition(self, name: str) -> Partition:
         """The named partition; `KeyError` when the site does not offer it."""
@@ -312,6 +314,10 @@ def _check(site: Site) -> Site:
     if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
         raise SiteError(problem)
     _check_support_and_datasets(site)
+    try:
+        check_auth(site.auth)
+    except IdentityError as exc:
+        raise SiteError(str(exc)) from None
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
     if site.session.environment not in site.environments:
@@ -348,6 +354,7 @@ def public_site_data(site: Site) -> dict[str, object]:
     data["hub"] = {"id": site.hub.id, "title": site.hub.title, "url": site.hub.url}
     data["support"] = {}  # the support centre's mail settings are the hub service's alone
     data["workshops"] = {}  # the training accounts are the support centre's business
+    data["auth"] = {}  # how the hub logs people in is the hub's alone
     return data
 
 

@@ -62,3 +62,7 @@ class SiteHooks:
 
     extra_directives: tuple[str, ...] = ()
     prologue: tuple[str, ...] = ()
+    # a session's server command runs under this argv (a container image's runtime), with
+    # these options added (its environment's kernel as the default); see factoryhub.software
+    launcher: tuple[str, ...] = ()
+    server_args: tuple[str, ...] = ()

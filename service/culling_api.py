@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class CullingExemptionsHandler(ServiceAPI):
     def _require_staff(self) -> str:
         user = self.current_user
-        if not (user.get("admin") or is_trainer(self.site, user["name"])):
+        if not (user.get("admin") or is_trainer(self.site, user["name"], user.get("groups", ()))):
             raise web.HTTPError(403, "only trainers and admins exempt sessions from culling")
         return user["name"]
 

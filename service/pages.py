@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from http import HTTPStatus
 
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from factoryhub.estimate import SERVICE_NAME
+from factoryhub.identity import is_trainer_in
 from factoryhub.site import Site, SiteError, load_site
 from factoryhub.templating import template_environment
 
@@ -55,9 +57,10 @@ class SiteFile:
         return self._site
 
 
-def is_trainer(site: Site, user: str) -> bool:
-    """Trainers and admins of site.toml's [hub] see the teaching pages."""
-    return user in site.hub.trainers or user in site.hub.admin_users
+def is_trainer(site: Site, user: str, groups: Iterable[str] = ()) -> bool:
+    """Trainers and admins of site.toml's [hub] see the teaching pages, and those whom single
+    sign-on put in the hub's trainers' group (their user model's `groups`; factoryhub.identity)."""
+    return user in site.hub.trainers or user in site.hub.admin_users or is_trainer_in(groups)
 
 
 def hub_prefix_of(service_prefix: str) -> str:
@@ -81,6 +84,13 @@ class PageRenderer:
             return ""
         return (user or {}).get("name", "")
 
+    def _user_groups(self) -> list[str]:
+        try:
+            user = self.current_user
+        except web.HTTPError:
+            return []
+        return (user or {}).get("groups") or []
+
     @property
     def service_prefix(self) -> str:
         return self.settings.get(PREFIX, f"/services/{SERVICE_NAME}/")
@@ -100,7 +110,7 @@ class PageRenderer:
             hub_prefix=self.hub_prefix,
             service_prefix=self.service_prefix,
             user=user,
-            trainer=bool(site and user and is_trainer(site, user)),
+            trainer=bool(site and user and is_trainer(site, user, self._user_groups())),
             **namespace,
         )
 

@@ -17,9 +17,9 @@ class TeachingHandler(ServicePage):
 
     @web.authenticated
     async def get(self) -> None:
-        user = self.get_current_user()["name"]
+        model = self.get_current_user()
         site = self.site
-        if not is_trainer(site, user):
+        if not is_trainer(site, model["name"], model.get("groups", ())):
             raise web.HTTPError(403, "not a trainer")
         self.set_header("Cache-Control", "no-store")
         self.finish(self.render_page("teaching.html", entries=published(site)))

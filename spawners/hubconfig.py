@@ -12,10 +12,12 @@ from pathlib import Path
 from traitlets.config import Config
 
 from factoryhub.estimate import SERVICE_NAME
+from factoryhub.identity import TRAINERS
 from factoryhub.security import NODE_PREFIX, require_floors
 from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
+from .auth import apply_auth
 from .database import hub_db_url
 from .workshop import join_handlers, seat_rejoin
 
@@ -48,16 +50,6 @@ def _set_proxy(c: Config, site: Site) -> None:
     # A restarted proxy (see factoryhub.demo.supervise) starts empty; the hub re-adds every route at
     # its route check, which runs with the last-activity update: every few seconds, not 5 min.
     c.JupyterHub.last_activity_interval = ROUTE_CHECK_SECONDS
-
-
-def _set_auth(c: Config, site: Site) -> None:
-    # Learners are real Unix accounts: PAM checks their passwords, the group limits who may
-    # log in, and their jobs run under the same uid.
-    c.JupyterHub.authenticator_class = "pam"
-    c.Authenticator.admin_users = set(site.hub.admin_users)
-    c.Authenticator.allowed_users = set()
-    c.PAMAuthenticator.allowed_groups = {site.hub.allowed_group}
-    c.PAMAuthenticator.open_sessions = False
 
 
 def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
@@ -135,6 +127,7 @@ def _set_templates(c: Config, site: Site) -> None:
         "factoryhub_service": SERVICE_NAME,
         # who sees the "Teaching" link (the service checks again; a link is not a right)
         "factoryhub_trainers": sorted({*site.hub.trainers, *site.hub.admin_users}),
+        "factoryhub_trainers_group": TRAINERS,  # single sign-on's trainers (spawners/auth.py)
         # the admins' current announcements, read (read-only) from the service's database on
         # each page JupyterHub renders for a logged-in user
         "factoryhub_announcements": lambda user: read_announcements(site),
@@ -149,7 +142,7 @@ def apply_site(c: Config, site: Site, site_path: Path) -> None:
     require_floors(NODE_PREFIX)  # here, so no way of starting the hub skips the check
     _set_hub(c, site)
     _set_proxy(c, site)
-    _set_auth(c, site)
+    apply_auth(c, site)  # PAM, or OIDC single sign-on (site.toml [auth]; spawners/auth.py)
     _set_spawner(c, site, site_path)
     _set_services(c, site, site_path)
     _set_culler(c, site, site_path)

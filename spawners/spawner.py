@@ -193,6 +193,7 @@ class SlurmSpawner(Spawner):
 
     def clear_state(self) -> None:
         super().clear_state()
+        self._open_progress_log()  # the next spawn's followers never replay this one's events
         if self.job_id:
             self.watcher.untrack(self.job_id)
             step_log(self.site.hub.state_dir, self.job_id).unlink(missing_ok=True)
@@ -244,7 +245,7 @@ class SlurmSpawner(Spawner):
             raise web.HTTPError(400, f"{self.user.name} has no Unix account on this site") from None
         self._refuse_when_the_disk_is_full()
         self.ip, self.port = self.server_ip, 0
-        self.progress_log = ProgressLog()
+        self._open_progress_log()
         self._position = (0.0, None)
         try:
             return await self._submit_and_wait(account.pw_dir)
@@ -496,6 +497,14 @@ class SlurmSpawner(Spawner):
             return False
         info = snap.jobs.get(self.job_id)
         return info is None or classify_state(info.state) is Phase.ENDED
+
+    def _open_progress_log(self) -> None:
+        """The log the next spawn writes to, made when the last one has closed. JupyterHub
+        serves the progress stream from the spawn request on, while it still applies the
+        options (which can wait on Slurm), so a follower may attach before `start` runs: it must
+        find the log `start` will write to, not one that `start` replaces."""
+        if self.progress_log.closed:
+            self.progress_log = ProgressLog()
 
     async def progress(self):
         async for event in self.progress_log.follow():

@@ -391,6 +391,42 @@ async def test_no_room_now_queues_a_batch_job(starting, fake_slurm):
     assert "Submitted as Slurm job" in " ".join(e["message"] for e in starting.progress_log.events)
 
 
+@pytest.fixture
+def unix_alice(monkeypatch):
+    import factoryhub.spawners.spawner as module
+
+    monkeypatch.setattr(module.pwd, "getpwnam", lambda name: SimpleNamespace(pw_dir="/home/alice"))
+
+
+async def _follow(spawner) -> list[str]:
+    return [event["message"] async for event in spawner.progress()]
+
+
+async def test_progress_asked_before_start_runs_shows_that_starts_steps(starting, unix_alice):
+    # JupyterHub serves the progress stream from the spawn request on, while it still applies
+    # the options (which can wait on Slurm): 50 learners at once saw only "Server requested"
+    follower = asyncio.create_task(_follow(starting))
+    await asyncio.sleep(0)  # the stream is being followed before start() runs
+    assert await starting.start() == ("10.0.0.1", 45678)
+    seen = await asyncio.wait_for(follower, 5)
+    assert any("Slurm job" in m for m in seen) and "JupyterLab is listening on cn01" in seen
+
+
+async def test_the_next_spawns_stream_never_replays_the_last_ones(starting, unix_alice, fake_slurm):
+    await starting.start()
+    starting.clear_state()  # the server stopped
+    follower = asyncio.create_task(_follow(starting))
+    await asyncio.sleep(0.05)
+    assert not follower.done()  # waits for the next start, shows nothing of the last one
+    starting.api_token = "the-session-token"  # JupyterHub's new token for the next spawn
+    this = str(fake_slurm.next_id + 1)
+    fake_slurm.set_job(this, "RUNNING", nodes="cn01", comment="fhport:45679")
+    await asyncio.wait_for(starting.start(), 5)
+    seen = await asyncio.wait_for(follower, 5)
+    assert any(f"job {this}" in m for m in seen)
+    assert not any(f"job {int(this) - 1}" in m for m in seen)  # the last spawn's job
+
+
 async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slurm, tmp_path):
     job_id = str(fake_slurm.next_id + 1)
     fake_slurm.set_job(job_id, "RUNNING", nodes="cn01")  # the server never reports a port

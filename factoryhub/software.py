@@ -1,0 +1,159 @@
+"""Software environments as the site provides them: sets of Lmod modules or container images
+(pure). Each environment in site.toml becomes a choice in the spawn form (an allow-list: the
+request names an environment, never a module), a prologue in every job script of that
+environment, and, for a set of modules, a JupyterLab kernel whose launcher loads them.
+
+Module names, paths and images come from site.toml only and are checked here when the site is
+read, and again (`check_module`, `check_path`) when a script is rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+# A module as Lmod names it: name/version, each part letters, digits and ._+- only.
+_MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,79}(/[A-Za-z0-9._+-]{1,80}){0,3}", re.ASCII)
+_PATH = re.compile(r"/[A-Za-z0-9_./@+-]{0,400}", re.ASCII)
+# A container image: a local file (a .sif on a shared file system) or a registry reference the
+# runtime resolves from its own cache (nothing is downloaded by FactoryHub at run time).
+_IMAGE = re.compile(
+    r"(/[A-Za-z0-9_./@+-]{1,400}|(docker|oras|library)://[A-Za-z0-9_./:@+-]{1,400})", re.ASCII
+)
+_RUNTIME_OPTION = re.compile(r"--[a-z][a-z-]{1,30}(=[A-Za-z0-9_./:,@+-]{1,200})?", re.ASCII)
+KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}", re.ASCII)
+
+
+class SoftwareError(ValueError):
+    """An environment or software setting a job script cannot carry."""
+
+
+@dataclass(frozen=True)
+class SoftwareSettings:
+    """How the site's software is reached: its Lmod (the shell init file and the module tree
+    FactoryHub's jobs search) and its container runtime (empty: none; image environments
+    are refused). `kernels_dir` is where `factoryhub environments install` writes one
+    JupyterLab kernel per module environment, a folder Jupyter searches on every node."""
+
+    lmod_init: str = "/usr/share/lmod/lmod/init/bash"
+    module_path: tuple[str, ...] = ()
+    container_runtime: str = ""  # e.g. "/usr/bin/apptainer"
+    container_options: tuple[str, ...] = ()  # e.g. ["--nv"] on GPU nodes, ["--bind=/project"]
+    kernels_dir: str = "/usr/local/share/jupyter/kernels"
+
+
+class EnvironmentLike(Protocol):
+    label: str
+    prefix: str
+    modules: tuple[str, ...]
+    image: str
+
+
+def check_module(name: str) -> str:
+    """`name` if it is a module name Lmod could load (name/version, no shell characters)."""
+    if not _MODULE.fullmatch(name):
+        raise SoftwareError(f"module {name[:60]!r}: a module is name/version (A-Z a-z 0-9 ._+-)")
+    return name
+
+
+def check_path(path: str, what: str) -> str:
+    if not _PATH.fullmatch(path) or "/../" in f"{path}/":
+        raise SoftwareError(f"{what} {path[:60]!r} is not an absolute path of plain characters")
+    return path
+
+
+def check_environments(
+    software: SoftwareSettings, environments: Mapping[str, EnvironmentLike]
+) -> None:
+    """Every environment is a set of modules, an image, or neither (a plain prefix), with
+    names and paths a job script can carry; images need the site's container runtime."""
+    check_path(software.kernels_dir, "software.kernels_dir")
+    for path in (software.lmod_init, *software.module_path):
+        check_path(path, "software.lmod_init / module_path:")
+    if software.container_runtime:
+        check_path(software.container_runtime, "software.container_runtime")
+    for option in software.container_options:
+        if not _RUNTIME_OPTION.fullmatch(option):
+            raise SoftwareError(
+                f"software.container_options: {option[:60]!r} is not --name[=value]"
+            )
+    for name, env in environments.items():
+        where = f"environments.{name}"
+        if env.modules and env.image:
+            raise SoftwareError(f"{where}: modules or an image, not both")
+        for module in env.modules:
+            try:
+                check_module(module)
+            except SoftwareError as exc:
+                raise SoftwareError(f"{where}.modules: {exc}") from None
+        if env.modules and not KERNEL_NAME.fullmatch(name):
+            raise SoftwareError(f"{where}: a module environment's name is a-z, 0-9, - and _")
+        if env.image:
+            if not _IMAGE.fullmatch(env.image):
+                raise SoftwareError(f"{where}.image: {env.image[:60]!r} is not an image path")
+            if not software.container_runtime:
+                raise SoftwareError(f"{where}.image: set software.container_runtime to run it")
+
+
+def module_prologue(software: SoftwareSettings, modules: tuple[str, ...]) -> list[str]:
+    """The lines that set up Lmod and load `modules` from a clean slate: what a job script of
+    the environment runs before its command, and what its kernel's launcher runs."""
+    if not modules:
+        return []
+    lines = [f"source {shlex.quote(check_path(software.lmod_init, 'Lmod init'))}"]
+    if software.module_path:
+        paths = ":".join(check_path(p, "module path") for p in software.module_path)
+        lines.append(f"export MODULEPATH={shlex.quote(paths)}")
+    names = " ".join(shlex.quote(check_module(m)) for m in modules)
+    return [*lines, "module --force purge", f"module load {names}"]
+
+
+def container_launcher(software: SoftwareSettings, image: str) -> tuple[str, ...]:
+    """The argv that runs a command inside `image` (empty for no image): the runtime's
+    `exec`, the site's options, the image."""
+    if not image:
+        return ()
+    if not _IMAGE.fullmatch(image) or not software.container_runtime:
+        raise SoftwareError(f"image {image[:60]!r} cannot be run on this site")
+    runtime = check_path(software.container_runtime, "container runtime")
+    return (runtime, "exec", *software.container_options, image)
+
+
+def kernel_name(environment: str) -> str:
+    """The JupyterLab kernel of a module environment is named after it."""
+    if not KERNEL_NAME.fullmatch(environment):
+        raise SoftwareError(f"environment {environment[:40]!r} cannot name a kernel")
+    return environment
+
+
+def kernel_launcher(software: SoftwareSettings, environment: str, modules: tuple[str, ...]) -> str:
+    """The launcher script of an environment's kernel (bash, no profile): load the modules,
+    then run ipykernel with the Python they put first on PATH. Nothing in it comes from a
+    learner: the kernel's argv passes only the connection file Jupyter made."""
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# The kernel of FactoryHub's environment {kernel_name(environment)!r}: written from",
+            "# site.toml by `factoryhub environments install`; edit site.toml, not this file.",
+            "set -e",
+            *module_prologue(software, modules),
+            'exec python -m ipykernel_launcher -f "$1"',
+            "",
+        ]
+    )
+
+
+def kernel_spec(software: SoftwareSettings, environment: str, label: str) -> str:
+    """kernel.json of an environment's kernel: bash runs the launcher beside it."""
+    folder = f"{check_path(software.kernels_dir, 'kernels_dir')}/{kernel_name(environment)}"
+    spec = {
+        "argv": ["/bin/bash", "--noprofile", "--norc", f"{folder}/launch", "{connection_file}"],
+        "display_name": label,
+        "language": "python",
+        "metadata": {"factoryhub_environment": environment},
+    }
+    return json.dumps(spec, indent=1) + "\n"
