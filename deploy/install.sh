@@ -8,6 +8,9 @@ prefix=/opt/factoryhub
 with_tests=${1:-}
 
 debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv sudo)
+# Lmod for the site's software environments; btrfs for the embedded site's project and scratch
+# tiers with quotas (this kernel has no ext4/XFS quota support; btrfs quota groups need none).
+debs+=(lmod btrfs-progs)
 # PostgreSQL for the tests of the hub on PostgreSQL (a site uses its own database server).
 [ "$with_tests" = "--test" ] && debs+=(chromium postgresql)
 missing=()
@@ -35,6 +38,23 @@ extra="[postgresql]"
 # in every session start-up, for IRI format checks nothing here uses; jsonschema skips the
 # check when it is absent. Measured: jupyterhub.singleuser imports in 0.7 s instead of 1.7 s.
 "$prefix/venv/bin/pip" uninstall --quiet --yes rfc3987-syntax 2>/dev/null || true
+
+# The embedded site's module tree (site.toml [software] module_path) and the second Python
+# environment its data-science/2026 module loads: statsmodels and patsy of its own, the
+# FactoryHub stack underneath (a .pth file), on Debian's Python like the venv.
+rm -rf "$prefix/modules.new"
+cp -r "$repo/deploy/modules" "$prefix/modules.new"
+rm -rf "$prefix/modules"
+mv "$prefix/modules.new" "$prefix/modules"
+ds="$prefix/envs/data-science-2026"
+ds_site="$ds/lib/python3.11/site-packages"
+if ! [ -x "$ds/bin/python" ] || ! [ -d "$ds_site/statsmodels" ]; then
+  rm -rf "$ds"
+  /usr/bin/python3 -m venv --without-pip "$ds"
+  "${pip[@]}" --no-deps --target "$ds_site" statsmodels==0.15.0 patsy==1.0.3
+fi
+echo "$prefix/venv/lib/python3.11/site-packages" > "$ds_site/factoryhub-base.pth"
+chmod -R a+rX "$prefix/modules" "$prefix/envs"
 
 # Compute nodes of an AI factory have no internet: JupyterLab must not ask for news.
 mkdir -p "$prefix/venv/share/jupyter/lab/settings"

@@ -18,6 +18,8 @@ from pathlib import Path
 from .hubdatabase import db_url_problem
 from .identity import AuthSettings, IdentityError, check_auth
 from .sitehooks import HookError, check_extra_directive, check_prologue_line
+from .software import SoftwareError, SoftwareSettings, check_environments
+from .storage import StorageError, StorageSettings, check_storage
 from .workshoppool import PoolError, pool_accounts
 
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
@@ -92,11 +94,15 @@ class Partition:
 
 @dataclass(frozen=True)
 class Environment:
-    """A software environment a session can run in: a Python prefix with JupyterLab."""
+    """A software environment a session can run in: a Python prefix with JupyterLab, and
+    either the Lmod modules loaded before it (each also a kernel in JupyterLab) or the
+    container image it runs in (the prefix is then inside the image); see factoryhub.software."""
 
     label: str
     prefix: str
     prologue: tuple[str, ...] = ()  # shell lines before every job's command ("module load …")
+    modules: tuple[str, ...] = ()  # e.g. ["python/3.11", "ai-cpu/2026"], loaded in this order
+    image: str = ""  # e.g. "/srv/images/pytorch-24.08.sif", run with software.container_runtime
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,9 @@ class Site:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     culling: CullingSettings = field(default_factory=CullingSettings)
     workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
+    software: SoftwareSettings = field(default_factory=SoftwareSettings)  # Lmod, containers
+    storage: StorageSettings = field(default_factory=StorageSettings)  # home, project, scratch
+    workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)  # PAM, or OIDC single sign-on
 
     def partition(self, name: str) -> Partition:
@@ -313,6 +322,11 @@ def _check(site: Site) -> Site:
         raise SiteError(str(exc)) from None
     if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
         raise SiteError(problem)
+    try:
+        check_environments(site.software, site.environments)
+        check_storage(site.storage)
+    except (SoftwareError, StorageError) as exc:
+        raise SiteError(str(exc)) from None
     _check_support_and_datasets(site)
     try:
         check_auth(site.auth)
