@@ -231,9 +231,11 @@ def test_a_person_outside_the_allowed_groups_is_refused_with_a_sentence(oidc_hub
     assert "none of the groups allowed to use this hub" in refused
     page.screenshot(path=IMAGES / "sso-refused.png")
     assert page.request.get(f"{HUB}/hub/api/user").status == 403  # not logged in
-    # and the hub made no user of them: its admin finds none
-    sign_in(page, "linus")
-    assert page.request.get(f"{HUB}/hub/api/users/tlearner2").status == 404
+    # and the hub made no user of them: its admin (in a browser of their own) finds none
+    admins = page.context.browser.new_context().new_page()
+    sign_in(admins, "linus")
+    assert admins.request.get(f"{HUB}/hub/api/users/tlearner2").status == 404
+    assert admins.request.get(f"{HUB}/hub/api/users/tadmin").status == 200  # one it made
 
 
 def test_a_claim_that_maps_to_a_system_account_is_refused(oidc_hub, page):
