@@ -68,7 +68,10 @@ def demo_start(repo: Path) -> None:
     for folder in find_courses(repo / "notebooks"):
         entry = publish(hub.site, str(folder))
         print(f"Published course {entry.name}: {entry.title}", flush=True)
-    print(f"\nFactoryHub is running at {hub.site.hub.url}\n\nDemo accounts (user / password):")
+    print(f"\nFactoryHub is running at {hub.site.hub.url}")
+    if hub.site.hub.tls_self_signed:
+        print(f"(a self-signed certificate, {hub.tls.cert}: browsers ask you to accept it)")
+    print("\nDemo accounts (user / password):")
     for account in accounts:
         print(f"  {account.name:<10} {account.password:<18} {account.role}")
     print(f"\nCourses: {hub.site.hub.url}/services/factoryhub/catalogue")

@@ -1,8 +1,13 @@
-"""The hub and its proxy as two daemons: configurable-http-proxy first, then JupyterHub.
+"""The hub and its proxy as two supervised daemons: configurable-http-proxy first, then
+JupyterHub.
 
-The proxy is started on its own so that restarting the hub never drops a route, under a
-supervisor that restarts it if it dies (F15). Both share the proxy's API token, kept in the
-hub's state directory (mode 0600).
+The proxy is started on its own so that restarting the hub never drops a route. Each runs under
+a supervisor that restarts it when it dies: the proxy's routes come back at the hub's next route
+check (F15), a hub killed with -9 is back within seconds and re-adopts every session from its
+database (F3). Where systemd is PID 1 the supervisors are systemd units
+(`factoryhub.demo.hubunits`, deploy/systemd/); elsewhere (containers, CI, this kind of machine)
+`factoryhub.demo.supervise`. Both share the proxy's API token, kept in the hub's state directory
+(mode 0600).
 
 Neither runs as root. JupyterHub (and the service it starts) runs as the system account
 `factoryhub`, which owns the state directory, reads /etc/shadow through the `shadow` group for
@@ -29,8 +34,10 @@ from urllib.parse import urlparse
 from factoryhub.security import NODE_PREFIX
 from factoryhub.site import Site
 
+from . import hubunits
 from .daemons import open_nofollow, running_pid, spawn_daemon, stop_daemon, wait_for
 from .embedded import HUB_USER, ensure_hub_user
+from .hubtls import TLSFiles, ensure_self_signed, proxy_can_read, tls_files
 
 VENV = Path("/opt/factoryhub/venv")
 CHP = NODE_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -86,7 +93,13 @@ class HubInstance:
 
     @property
     def hub_pidfile(self) -> Path:
+        """JupyterHub itself (written by its supervisor, whose pid is in
+        `hub_supervisor_pidfile`)."""
         return self.state_dir / "jupyterhub.pid"
+
+    @property
+    def hub_supervisor_pidfile(self) -> Path:
+        return self.state_dir / "hub-supervisor.pid"
 
     @property
     def proxy_pidfile(self) -> Path:
@@ -112,11 +125,17 @@ class HubInstance:
         """The copy of site.toml the hub and its service read (root's)."""
         return CONFIG_ROOT / self.site.hub.id / "site.toml"
 
+    @property
+    def tls(self) -> TLSFiles | None:
+        """The certificate and key the proxy serves HTTPS with; None: plain HTTP."""
+        return tls_files(self.site.hub, self.hub_config.parent)
+
     def prepare(self) -> None:
         """Accounts; the state directory the hub's account's alone (0700); the proxy's pid
         folder its account's; the config and site copied where the hub's account reads them
-        and cannot change them (a checkout under /root is not readable to it). Root writes
-        nothing inside a folder either account owns but through `open_nofollow`."""
+        and cannot change them (a checkout under /root is not readable to it); the proxy's
+        certificate (`factoryhub.demo.hubtls`). Root writes nothing inside a folder either
+        account owns but through `open_nofollow`."""
         ensure_service_accounts()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         _chown_tree(self.state_dir, HUB_USER)
@@ -127,6 +146,16 @@ class HubInstance:
         for source, copy in ((self.config_file, self.hub_config), (self.site_path, self.hub_site)):
             shutil.copyfile(source, copy)
             copy.chmod(0o644)
+        self._prepare_tls()
+
+    def _prepare_tls(self) -> None:
+        if (tls := self.tls) is None:
+            return
+        if self.site.hub.tls_self_signed:
+            if ensure_self_signed(tls, self.site.hub.url, PROXY_USER):
+                print(f"Made a self-signed certificate for the hub: {tls.cert}", flush=True)
+        elif problems := proxy_can_read(tls, PROXY_USER):
+            raise RuntimeError("; ".join(problems))
 
     @property
     def hub_api(self) -> str:
@@ -151,12 +180,15 @@ class HubInstance:
     def proxy_argv(self) -> list[str]:
         public = urlparse(self.site.hub.url)
         hub = f"http://{self.site.hub.hub_ip}:{self.site.hub.hub_port}"
+        tls = self.tls
+        https = ["--ssl-cert", str(tls.cert), "--ssl-key", str(tls.key)] if tls else []
         return [
             str(CHP),
             "--ip",
             public.hostname or "",
             "--port",
-            str(public.port or 80),
+            str(public.port or (443 if tls else 80)),
+            *https,
             "--api-ip",
             "127.0.0.1",
             "--api-port",
@@ -275,36 +307,66 @@ def start_proxy(hub: HubInstance) -> int:
     return pid
 
 
+def hub_supervised_argv(hub: HubInstance) -> list[str]:
+    """JupyterHub under `factoryhub.demo.supervise`, which writes the hub's own pid."""
+    supervise = [str(VENV / "bin" / "python"), "-m", "factoryhub.demo.supervise"]
+    return [*supervise, str(hub.hub_pidfile), "--", *hub.hub_argv()]
+
+
 def start_hub(hub: HubInstance, timeout: float = 90) -> int:
-    """Start JupyterHub (the proxy first) and wait until its API answers; what an earlier
-    start of this hub id left running without a pid file is stopped first."""
-    if not running_pid(hub.hub_pidfile, HUB_USER) and not running_pid(
-        hub.proxy_pidfile, PROXY_USER
-    ):
-        stop_leftovers(hub)
-    start_proxy(hub)
-    pid = spawn_daemon(
-        hub.hub_argv(),
-        hub.hub_pidfile,
-        hub.state_dir / "hub.log",
-        env=hub.environment(),
-        cwd=hub.state_dir,
-        user=HUB_USER,
-    )
+    """Start JupyterHub under its supervisor (the proxy first) and wait until its API
+    answers; the supervisor's pid. What an earlier start of this hub id left running without
+    a pid file is stopped first. Where systemd is PID 1, its units are started instead."""
+    if hubunits.systemd_runs():
+        hub.prepare()
+        hubunits.start_units(hub)
+        pid = 0
+    else:
+        pid = _start_supervised(hub)
     wait_for(lambda: _answers(f"{hub.hub_api}/"), timeout, "JupyterHub", interval=0.2)
     estimate = f"http://127.0.0.1:{hub.site.hub.service_port}/services/factoryhub/estimate"
     wait_for(lambda: _answers(estimate), 30, "the estimate service", interval=0.2)
     return pid
 
 
+def _start_supervised(hub: HubInstance) -> int:
+    if not running_pid(hub.hub_supervisor_pidfile, HUB_USER) and not running_pid(
+        hub.proxy_pidfile, PROXY_USER
+    ):
+        stop_leftovers(hub)
+    start_proxy(hub)
+    if running_pid(hub.hub_pidfile, HUB_USER) and not running_pid(
+        hub.hub_supervisor_pidfile, HUB_USER
+    ):
+        stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)  # an unsupervised hub: replaced
+    return spawn_daemon(
+        hub_supervised_argv(hub),
+        hub.hub_supervisor_pidfile,
+        hub.state_dir / "hub.log",
+        env=hub.environment(),
+        cwd=hub.state_dir,
+        user=HUB_USER,
+    )
+
+
 def stop_hub(hub: HubInstance, *, proxy: bool = True) -> None:
-    stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)
+    """Stop the hub (its supervisor first, so that nothing restarts it), then the proxy."""
+    if hubunits.systemd_runs():
+        hubunits.stop_units(hub, proxy=proxy)
+        return
+    stop_daemon(hub.hub_supervisor_pidfile, timeout=40, owner=HUB_USER)
+    stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)  # a hub its supervisor left
     if proxy:
         stop_daemon(hub.proxy_pidfile, owner=PROXY_USER)
 
 
 def hub_status(hub: HubInstance) -> dict[str, int | None]:
+    """The pid of each part (None: not running): supervisors, proxy, JupyterHub."""
+    if hubunits.systemd_runs():
+        return hubunits.unit_status(hub)
     return {
-        "proxy": running_pid(hub.proxy_pidfile, PROXY_USER),
+        "proxy supervisor": running_pid(hub.proxy_pidfile, PROXY_USER),
+        "proxy": running_pid(hub.proxy_child_pidfile, PROXY_USER),
+        "hub supervisor": running_pid(hub.hub_supervisor_pidfile, HUB_USER),
         "jupyterhub": running_pid(hub.hub_pidfile, HUB_USER),
     }

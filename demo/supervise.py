@@ -1,8 +1,11 @@
-"""Keep one child process running: restart it when it dies, stop it when told (F15).
+"""Keep one child process running: restart it when it dies, stop it when told (F3, F15).
 
+What systemd's `Restart=on-failure` does where systemd is not PID 1 (containers, CI).
 configurable-http-proxy runs under this supervisor, so a proxy that crashes or is killed is back
 within a second; the hub re-adds its routes at its next route check (`last_activity_interval`,
-a few seconds on FactoryHub). SIGTERM or SIGINT stop the child and the supervisor.
+a few seconds on FactoryHub). JupyterHub runs under another, so a hub killed with -9 is started
+again at once and re-adopts its sessions from its database. SIGTERM or SIGINT stop the child
+(SIGTERM: JupyterHub shuts down gracefully, sessions kept) and then the supervisor.
 
     python -m factoryhub.demo.supervise CHILD_PIDFILE -- ARGV...
 """
@@ -45,6 +48,8 @@ def supervise(argv: list[str], child_pidfile: Path) -> int:
         staged = child_pidfile.with_suffix(".new")
         staged.write_text(str(child.pid))
         staged.replace(child_pidfile)  # readers never see a half-written file
+        if stopping:  # told to stop while this child was being started
+            child.terminate()
         child.wait()
         if stopping:
             break

@@ -98,3 +98,13 @@ else
   echo "deploy/sudoers.d/factoryhub does not parse; not installed" >&2
   exit 1
 fi
+
+# Where systemd is PID 1, the hub and its proxy run as its units (restarted on failure, the hub
+# after munge and Slurm): templates, one instance per hub id, which `factoryhub demo start`
+# enables. Elsewhere (containers, CI) `factoryhub demo start` supervises them itself.
+if [ -d /run/systemd/system ]; then
+  for unit in "$repo"/deploy/systemd/*.service; do
+    install -o root -g root -m 0644 "$unit" "/etc/systemd/system/$(basename "$unit")"
+  done
+  systemctl daemon-reload
+fi

@@ -52,6 +52,12 @@ class HubSettings:
     # The site's own template directories, searched before FactoryHub's templates (the hub's
     # pages, the spawn form, the service's pages); see docs/admin-guide.md, "Templates".
     template_dirs: tuple[str, ...] = ()
+    # HTTPS at the proxy: the site's certificate (chain) and key, PEM files the proxy's
+    # account can read; both empty: plain HTTP. `tls_self_signed` makes one for `url`'s host
+    # instead (a demo, a test). Either way `url` is https://; see docs/admin-guide.md, "TLS".
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_self_signed: bool = False
     # The hub's database: empty keeps SQLite in state_dir; a postgresql:// URL (no password
     # in it) uses PostgreSQL, the password read from db_password_file (factoryhub.hubdatabase).
     db_url: str = ""
@@ -314,8 +320,28 @@ def _check_support_and_datasets(site: Site) -> None:
             raise SiteError(f"datasets.{name}.groups: name the Unix groups that may read it")
 
 
+def _check_tls(hub: HubSettings) -> None:
+    """HTTPS is one choice, made consistently: a certificate (the site's or self-signed) and
+    an https:// url go together."""
+    if bool(hub.tls_cert) != bool(hub.tls_key):
+        raise SiteError("hub.tls_cert and hub.tls_key: give both (PEM files) or neither")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(hub, key)
+        if value and (not value.startswith("/") or any(c.isspace() for c in value)):
+            raise SiteError(f"hub.{key}: {value!r} is not an absolute path without spaces")
+    if hub.tls_cert and hub.tls_self_signed:
+        raise SiteError("hub.tls_self_signed: the site names its own certificate (tls_cert)")
+    tls = bool(hub.tls_cert) or hub.tls_self_signed
+    if tls != hub.url.startswith("https://"):
+        raise SiteError(
+            f"hub.url {hub.url!r}: an https:// url needs tls_cert and tls_key (or"
+            " tls_self_signed = true), and a certificate needs an https:// url"
+        )
+
+
 def _check(site: Site) -> Site:
     _check_hooks(site)
+    _check_tls(site.hub)
     try:
         pool_accounts(site.workshops.account_pool)
     except PoolError as exc:

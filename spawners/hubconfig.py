@@ -52,6 +52,15 @@ def _set_proxy(c: Config, site: Site) -> None:
     c.JupyterHub.last_activity_interval = ROUTE_CHECK_SECONDS
 
 
+def _set_tls(c: Config, site: Site) -> None:
+    """Behind an https:// url the hub's cookies and the sessions' (JupyterHub hands its
+    cookie_options to each server) are Secure. JupyterHub 6 would guess it from
+    X-Forwarded-Proto; set, it cannot guess wrong behind another proxy. The services' own
+    cookies follow X-Forwarded-Proto, which the proxy sets."""
+    if site.hub.url.startswith("https://"):
+        c.JupyterHub.tornado_settings["cookie_options"] = {"secure": True}
+
+
 def _set_spawner(c: Config, site: Site, site_path: Path) -> None:
     c.JupyterHub.spawner_class = "factoryhub"
     c.SlurmSpawner.site_path = str(site_path)
@@ -146,4 +155,5 @@ def apply_site(c: Config, site: Site, site_path: Path) -> None:
     _set_spawner(c, site, site_path)
     _set_services(c, site, site_path)
     _set_culler(c, site, site_path)
+    _set_tls(c, site)
     _set_templates(c, site)

@@ -33,8 +33,10 @@ def test_f1_hub_killed_while_the_job_is_pending(hub_client, real_hub):
             r = api.post("/users/tlearner1/server", json={"user_options": {"partition": "cpu"}})
             assert r.status_code == 202, r.text
         job_id = wait_until(lambda: server_job("tlearner1", "PD"), 20, "job pending")
-        os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
-        wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+        killed = running_pid(real_hub.hub_pidfile)
+        os.kill(killed, signal.SIGKILL)
+        # its supervisor starts it again: gone means this pid is no longer the hub
+        wait_until(lambda: running_pid(real_hub.hub_pidfile) != killed, 10, "hub gone")
         assert squeue_row(job_id)["state"] == "PENDING"
         start_hub(real_hub)
         wait_until(
@@ -86,8 +88,10 @@ def test_f5_hub_killed_in_the_middle_of_a_stop(hub_client, real_hub):
     job_id = job_of("tlearner3")
     with hub_client.api(token) as api:
         assert api.delete("/users/tlearner3/server").status_code in (202, 204)
-    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)  # while stop() waits on Slurm
-    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    killed = running_pid(real_hub.hub_pidfile)
+    os.kill(killed, signal.SIGKILL)  # while stop() waits on Slurm
+    # its supervisor starts it again: gone means this pid is no longer the hub
+    wait_until(lambda: running_pid(real_hub.hub_pidfile) != killed, 10, "hub gone")
     start_hub(real_hub)
     wait_until(
         lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "gone"), 30, "job gone"
@@ -171,8 +175,10 @@ def test_f2_hub_killed_after_the_job_runs_before_its_port_is_known(hub_client, r
         r = api.post("/users/tlearner2/server", json={"user_options": {"environment": "slow"}})
         assert r.status_code == 202, r.text
     job_id = wait_until(lambda: server_job("tlearner2", "R"), 20, "job running, server not up yet")
-    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
-    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    killed = running_pid(real_hub.hub_pidfile)
+    os.kill(killed, signal.SIGKILL)
+    # its supervisor starts it again: gone means this pid is no longer the hub
+    wait_until(lambda: running_pid(real_hub.hub_pidfile) != killed, 10, "hub gone")
     start_hub(real_hub)
     wait_until(
         lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "COMPLETED", "gone"),

@@ -58,8 +58,10 @@ def test_l2_one_scheduler_query_per_poll_for_all_servers(ready_servers):
 
 def test_f3_hub_killed_with_ready_servers_readopts_them_all(hub_client, real_hub, ready_servers):
     jobs = {user: job_of(user) for user in LEARNERS}
-    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
-    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    killed = running_pid(real_hub.hub_pidfile)
+    os.kill(killed, signal.SIGKILL)
+    # its supervisor starts it again: gone means this pid is no longer the hub
+    wait_until(lambda: running_pid(real_hub.hub_pidfile) != killed, 10, "hub gone")
     start_hub(real_hub)
     routes = hub_client.routes()
     for user, token in ready_servers.items():
@@ -139,8 +141,10 @@ def test_l1_l4_l3_fifty_learners_start_survive_a_hub_kill_and_stop(hub_client, r
     print(f"L1: {len(started)} of 50 ready (429: {50 - len(started)}); p95 {times[-3]:.1f} s")
     jobs = {u: job_of(u) for u in started}  # exactly one live job each: no orphan
 
-    os.kill(running_pid(real_hub.hub_pidfile), signal.SIGKILL)
-    wait_until(lambda: not running_pid(real_hub.hub_pidfile), 10, "hub gone")
+    killed = running_pid(real_hub.hub_pidfile)
+    os.kill(killed, signal.SIGKILL)
+    # its supervisor starts it again: gone means this pid is no longer the hub
+    wait_until(lambda: running_pid(real_hub.hub_pidfile) != killed, 10, "hub gone")
     start_hub(real_hub)
     routes = hub_client.routes()
     with ThreadPoolExecutor(10) as pool:
