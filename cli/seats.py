@@ -46,7 +46,10 @@ def _seat(name: str, pool: Collection[str] = ()) -> str:
         return name
     if name in pool and pwd.getpwnam(name).pw_uid >= FIRST_LEARNER_UID:
         return name
-    raise SeatError(f"{name[:40]!r} is not a seat account")
+    raise SeatError(
+        f"{name[:40]!r} is not a seat account (neither ws-<name>-NN nor in this site's"
+        " [workshops] account_pool); it is left alone"
+    )
 
 
 def user_exists(name: str) -> bool:
@@ -144,11 +147,11 @@ class SeatArchive:
     sha256: str
 
 
-def archive_home(seat: str, into: Path) -> SeatArchive:
+def archive_home(seat: str, into: Path, pool: Collection[str] = ()) -> SeatArchive:
     """The seat's home as `<into>/<seat>.tar`, read by `tar` running as the seat (links are
     stored as links, never followed; what the seat cannot read is not read), written by root
     into a file it creates itself."""
-    home = pwd.getpwnam(_seat(seat)).pw_dir
+    home = pwd.getpwnam(_seat(seat, pool)).pw_dir
     target = into / f"{seat}.tar"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o640)
     with os.fdopen(fd, "wb") as out:
@@ -162,6 +165,9 @@ def archive_home(seat: str, into: Path) -> SeatArchive:
                 "--create",
                 "--file=-",
                 "--numeric-owner",
+                # what the seat made unreadable to itself (a chmod 000 folder) is left out,
+                # not a failure: a learner must not be able to stop `end` for everyone
+                "--ignore-failed-read",
                 f"--directory={home}",
                 ".",
             ],

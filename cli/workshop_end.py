@@ -60,7 +60,7 @@ def end(site: Site, name: str) -> int:
     admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
     _stop_jobs(admin, workshop)
     folder = trainer_folder(site, name)
-    _archive(workshop, folder)
+    _archive(workshop, folder, site_pool(site) if workshop.pooled else ())
     if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
         asyncio.run(admin.delete_reservation(workshop.reservation))
     names = site_pool(site) if workshop.pooled else ()
@@ -85,7 +85,7 @@ def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> None:
         time.sleep(1)
 
 
-def _archive(workshop: Workshop, folder: Path) -> None:
+def _archive(workshop: Workshop, folder: Path, names: tuple[str, ...] = ()) -> None:
     """One archive per seat and a manifest with their checksums; made in a staging folder and
     renamed into place, so a crash half-way leaves no archive that looks finished."""
     done = folder / "archives"
@@ -97,7 +97,7 @@ def _archive(workshop: Workshop, folder: Path) -> None:
     entries = []
     for seat in workshop.seats:
         if pool.user_exists(seat):
-            entries.append(pool.archive_home(seat, staging).__dict__)
+            entries.append(pool.archive_home(seat, staging, names).__dict__)
     manifest = {"workshop": workshop.name, "algorithm": "sha256", "archives": entries}
     write_atomic(staging / "manifest.json", json.dumps(manifest, indent=1), 0o640)
     for path in staging.iterdir():  # root's files, made here: no link among them
