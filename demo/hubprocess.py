@@ -178,7 +178,7 @@ class HubInstance:
         return token
 
     def proxy_argv(self) -> list[str]:
-        public = urlparse(self.site.hub.url)
+        public = urlparse(self.site.hub.bind_url or self.site.hub.url)  # where it listens
         hub = f"http://{self.site.hub.hub_ip}:{self.site.hub.hub_port}"
         tls = self.tls
         https = ["--ssl-cert", str(tls.cert), "--ssl-key", str(tls.key)] if tls else []

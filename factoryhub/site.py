@@ -58,6 +58,9 @@ class HubSettings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_self_signed: bool = False
+    # Where the proxy listens when a site reverse proxy in front of it answers at `url` (and
+    # terminates TLS there), e.g. http://127.0.0.1:8000; empty: the proxy listens at `url`.
+    bind_url: str = ""
     # The hub's database: empty keeps SQLite in state_dir; a postgresql:// URL (no password
     # in it) uses PostgreSQL, the password read from db_password_file (factoryhub.hubdatabase).
     db_url: str = ""
@@ -322,7 +325,7 @@ def _check_support_and_datasets(site: Site) -> None:
 
 def _check_tls(hub: HubSettings) -> None:
     """HTTPS is one choice, made consistently: a certificate (the site's or self-signed) and
-    an https:// url go together."""
+    an https:// address where the proxy listens (`bind_url`, else `url`) go together."""
     if bool(hub.tls_cert) != bool(hub.tls_key):
         raise SiteError("hub.tls_cert and hub.tls_key: give both (PEM files) or neither")
     for key in ("tls_cert", "tls_key"):
@@ -331,11 +334,14 @@ def _check_tls(hub: HubSettings) -> None:
             raise SiteError(f"hub.{key}: {value!r} is not an absolute path without spaces")
     if hub.tls_cert and hub.tls_self_signed:
         raise SiteError("hub.tls_self_signed: the site names its own certificate (tls_cert)")
+    if hub.bind_url and not re.fullmatch(r"https?://[^/\s?#]+/?", hub.bind_url):
+        raise SiteError(f"hub.bind_url {hub.bind_url!r}: http(s)://host:port, nothing after it")
+    key, listen = ("bind_url", hub.bind_url) if hub.bind_url else ("url", hub.url)
     tls = bool(hub.tls_cert) or hub.tls_self_signed
-    if tls != hub.url.startswith("https://"):
+    if tls != listen.startswith("https://"):
         raise SiteError(
-            f"hub.url {hub.url!r}: an https:// url needs tls_cert and tls_key (or"
-            " tls_self_signed = true), and a certificate needs an https:// url"
+            f"hub.{key} {listen!r}: the proxy serves https:// with tls_cert and tls_key (or"
+            " tls_self_signed = true), and a certificate needs an https:// address"
         )
 
 
@@ -374,6 +380,7 @@ def another_hub(raw: dict, hub_id: str, port_base: int, state_dir: str) -> dict:
         **raw.get("hub", {}),
         "id": hub_id,
         "url": f"http://127.0.0.1:{port_base}",
+        "bind_url": "",
         "proxy_api_port": port_base + 1,
         "hub_port": port_base + 81,
         "service_port": port_base + 82,

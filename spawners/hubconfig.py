@@ -24,7 +24,7 @@ from .workshop import join_handlers, seat_rejoin
 
 def _set_hub(c: Config, site: Site) -> None:
     hub = site.hub
-    c.JupyterHub.bind_url = hub.url
+    c.JupyterHub.bind_url = hub.bind_url or hub.url  # where the proxy listens
     c.JupyterHub.hub_ip = hub.hub_ip
     c.JupyterHub.hub_port = hub.hub_port
     c.JupyterHub.db_url = hub_db_url(site)  # SQLite in state_dir, or the site's PostgreSQL
@@ -56,7 +56,11 @@ def _set_tls(c: Config, site: Site) -> None:
     """Behind an https:// url the hub's cookies and the sessions' (JupyterHub hands its
     cookie_options to each server) are Secure. JupyterHub 6 would guess it from
     X-Forwarded-Proto; set, it cannot guess wrong behind another proxy. The services' own
-    cookies follow X-Forwarded-Proto, which the proxy sets."""
+    cookies follow the first X-Forwarded-Proto, which the first proxy sets."""
+    if site.hub.bind_url:
+        # Behind a site reverse proxy the hub is told "X-Forwarded-Proto: https,http" (our
+        # proxy appends its own) and tornado takes the last: the public URL is said instead.
+        c.JupyterHub.public_url = site.hub.url
     if site.hub.url.startswith("https://"):
         c.JupyterHub.tornado_settings["cookie_options"] = {"secure": True}
 

@@ -14,7 +14,7 @@ from traitlets.config import Config
 from factoryhub.demo import hubunits
 from factoryhub.demo.hubprocess import CHP, VENV, HubInstance, hub_supervised_argv
 from factoryhub.demo.hubtls import TLSFiles, self_signed, still_good, tls_files
-from factoryhub.site import SiteError, site_from_data
+from factoryhub.site import SiteError, another_hub, site_from_data
 from factoryhub.spawners.hubconfig import apply_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,8 +36,13 @@ def _raw_site(**hub) -> dict:
 @pytest.mark.parametrize(
     ("hub", "message"),
     [
-        ({"url": "https://hub.example.org"}, "needs tls_cert"),
-        ({"tls_self_signed": True}, "needs an https:// url"),
+        ({"url": "https://hub.example.org"}, "serves https:// with tls_cert"),
+        ({"tls_self_signed": True}, "needs an https:// address"),
+        ({"url": "https://h", "bind_url": "http://x:80/hub"}, "nothing after it"),
+        (
+            {"url": "https://h", "bind_url": "https://127.0.0.1:8000"},
+            "hub.bind_url 'https://127.0.0.1:8000': the proxy serves https://",
+        ),
         ({"url": "https://h", "tls_cert": "/etc/ssl/h.pem"}, "give both"),
         ({"url": "https://h", "tls_cert": "h.pem", "tls_key": "/k"}, "not an absolute path"),
         ({"url": "https://h", "tls_cert": "/a b.pem", "tls_key": "/k"}, "without spaces"),
@@ -88,6 +93,22 @@ def test_the_proxy_serves_https_with_the_certificate(demo_site, tmp_path):
     assert "--ssl-cert" not in plain and plain[plain.index("--port") + 1] == "8000"
 
 
+def test_behind_a_site_reverse_proxy_the_proxy_listens_inside_and_the_hub_knows_its_url(
+    demo_site, repo, tmp_path
+):
+    raw = _raw_site(url="https://hub.example.org", bind_url="http://127.0.0.1:8000")
+    site = site_from_data(raw)  # TLS at the site's proxy: no certificate here
+    argv = HubInstance(site, tmp_path / "s.toml", tmp_path / "c.py").proxy_argv()
+    assert argv[argv.index("--ip") + 1] == "127.0.0.1" and "--ssl-cert" not in argv
+    assert argv[argv.index("--port") + 1] == "8000"
+    c = Config()
+    apply_site(c, site, repo / "hub_config" / "site.toml")
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.public_url == "https://hub.example.org"
+    assert c.JupyterHub.tornado_settings["cookie_options"] == {"secure": True}
+    assert another_hub(raw, "t", 18000, "/tmp/t")["hub"]["bind_url"] == ""
+
+
 def test_cookies_are_secure_behind_https_only(demo_site, repo):
     site_path = repo / "hub_config" / "site.toml"
     c = Config()
@@ -96,6 +117,7 @@ def test_cookies_are_secure_behind_https_only(demo_site, repo):
     plain = Config()
     apply_site(plain, demo_site, site_path)
     assert "cookie_options" not in plain.JupyterHub.tornado_settings
+    assert "public_url" not in plain.JupyterHub  # JupyterHub reads it from the request
 
 
 def test_the_hub_runs_under_its_supervisor(demo_site, tmp_path):
