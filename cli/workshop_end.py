@@ -22,14 +22,12 @@ from factoryhub.workshoprecord import Workshop
 from factoryhub.workshopreport import (
     SACCT_FORMAT,
     parse_sacct,
-    parse_sreport,
     report_csv,
     report_html,
     report_json,
-    rollup_window,
-    sreport_check,
     usage_report,
 )
+from factoryhub.workshoprollup import parse_sreport, rollup_window, sreport_check
 from factoryhub.workshopstore import load_workshop, records_dir
 
 from . import seats as pool

@@ -35,7 +35,8 @@ from workshopkit import (
 from factoryhub.scheduler.admin import SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.workshop import TIME_FORMAT
-from factoryhub.workshopreport import SACCT_FORMAT, parse_sacct, parse_sreport, sreport_check
+from factoryhub.workshopreport import SACCT_FORMAT, parse_sacct
+from factoryhub.workshoprollup import parse_sreport, sreport_check
 
 pytestmark = pytest.mark.integration
 

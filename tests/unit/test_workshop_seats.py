@@ -27,13 +27,11 @@ from factoryhub.workshopreport import (
     handout_csv,
     handout_html,
     parse_sacct,
-    parse_sreport,
     report_csv,
     report_html,
-    rollup_window,
-    sreport_check,
     usage_report,
 )
+from factoryhub.workshoprollup import parse_sreport, rollup_window, sreport_check
 from factoryhub.workshopstore import SeatClaims, workshop_of
 
 from .test_workshop import NODES, NOW, _node, facts, request
@@ -168,7 +166,8 @@ def test_a_pool_that_is_not_a_list_of_accounts_is_refused(entries, sentence):
 def test_site_toml_names_the_pool_and_refuses_a_bad_one(demo_site):
     assert demo_site.workshops.account_pool == ()  # the embedded site makes ws-<name>-NN
     demo = (REPO / "hub_config" / "site.toml").read_text()
-    text = demo + '\n[workshops]\naccount_pool = ["train[001-060]"]\n'
+    assert "\n[workshops]\naccount_pool = []\n" in demo  # documented, empty
+    text = demo.replace("account_pool = []", 'account_pool = ["train[001-060]"]')
     assert parse_site(text).workshops.account_pool == ("train[001-060]",)
     with pytest.raises(SiteError, match=r"workshops\.account_pool: 'train 1'"):
         parse_site(text.replace("train[001-060]", "train 1"))
