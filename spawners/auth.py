@@ -39,7 +39,7 @@ USER_CLAIMS = "oauth_user"  # where oauthenticator keeps the userinfo claims in 
 def refusal(sentence: str) -> web.HTTPError:
     """A 403 whose page (spawners/templates/hub/factoryhub/error.html) says `sentence` as the
     reason the login was refused."""
-    error = web.HTTPError(403, "%s", sentence)
+    error = web.HTTPError(403, "%s", sentence, reason="Sign-in refused")
     error.factoryhub_login_refused = True  # type: ignore[attr-defined]
     return error
 

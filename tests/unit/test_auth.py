@@ -260,6 +260,7 @@ def test_a_refusal_is_a_403_page_with_the_sentence(demo_site):
     with pytest.raises(web.HTTPError) as refused:
         _mapping(demo_site).username({"email": "50% off@uni.example"})
     assert "does not name an account" in refused.value.get_message()
+    assert refused.value.reason == "Sign-in refused"  # the page's heading
 
 
 def test_a_person_in_no_allowed_group_is_refused_before_the_hub_makes_a_user(demo_site):
