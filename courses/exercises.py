@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .assessment import Attempt, record_assessment
+from .progress import report_passed
 
 
 class Checked(int):
@@ -137,6 +138,8 @@ class Exercises:
 
     def _report(self, name: str, ok: bool, problem: str = "") -> Checked:
         self.tries[name] = self.tries.get(name, 0) + 1
+        if ok and not self.solve and not self.passed.get(name):
+            report_passed(self.course, name)  # a workshop seat's progress, for its trainers
         self.passed[name] = self.passed.get(name, False) or ok
         if ok:
             print(f"{name}: correct")

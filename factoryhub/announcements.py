@@ -1,6 +1,11 @@
 """Announcements: a short text from the site's admins, for everyone or for one partition's
 users, shown on the hub's pages, in the spawn form and inside JupyterLab until it expires
-(pure: the model and its checks; `servicedb` keeps them)."""
+(pure: the model and its checks; `servicedb` keeps them).
+
+Two scopes are narrower: a **workshop**'s message (posted by its trainers from the cohort
+page, `parse_workshop_message`) is shown to that workshop's seats only, and a note for one
+**user** (e.g. "trainer T can now see your session") to that user only. Neither is shown on
+the hub's pages or to anyone else: `current` leaves them out unless the viewer is named."""
 
 from __future__ import annotations
 
@@ -33,9 +38,15 @@ class Announcement:
     posted: datetime
     expires: datetime
     author: str
+    workshop: str = ""  # a workshop's key (name@created): its seats only
+    user: str = ""  # one user only
 
     @property
     def audience(self) -> str:
+        if self.user:
+            return f"user {self.user}"
+        if self.workshop:
+            return f"workshop {self.workshop.split('@', 1)[0]}"
         return f"users of the {self.partition} partition" if self.partition else "everyone"
 
     def to_json(self) -> dict[str, object]:
@@ -47,6 +58,7 @@ class Announcement:
             "posted": self.posted.isoformat(),
             "expires": self.expires.isoformat(),
             "author": self.author,
+            "workshop": self.workshop.split("@", 1)[0],
         }
 
 
@@ -57,6 +69,8 @@ class NewAnnouncement:
     text: str
     partition: str
     expires: datetime
+    workshop: str = ""
+    user: str = ""
 
 
 def parse_lasting(value: str) -> timedelta:
@@ -107,15 +121,47 @@ def parse_announcement(raw: object, site: Site, now: datetime) -> NewAnnouncemen
     return NewAnnouncement(text.replace("\n", " "), partition, _expiry(raw, now))
 
 
+def parse_workshop_message(
+    raw: object, workshop: str, end: datetime, now: datetime
+) -> NewAnnouncement:
+    """A trainer's message to workshop `workshop` (its key): ``{"text"}``, shown to its seats
+    until the workshop's slot ends (`end`, UTC)."""
+    if not isinstance(raw, dict) or set(raw) - {"text"}:
+        raise AnnouncementError("expected a JSON object with text only")
+    try:
+        text = clean_text(raw.get("text"), "text", MAX_TEXT)
+    except SupportError as exc:
+        raise AnnouncementError(str(exc)) from None
+    if end <= now:
+        raise AnnouncementError("this workshop's slot is over: nobody would see the message")
+    return NewAnnouncement(text.replace("\n", " "), "", end, workshop=workshop)
+
+
+def _for_viewer(a: Announcement, user: str | None, workshops: Iterable[str]) -> bool:
+    if a.user:
+        return a.user == user
+    if a.workshop:
+        return a.workshop in workshops
+    return True
+
+
 def current(
-    announcements: Iterable[Announcement], now: datetime, partition: str | None = None
+    announcements: Iterable[Announcement],
+    now: datetime,
+    partition: str | None = None,
+    user: str | None = None,
+    workshops: Iterable[str] = (),
 ) -> list[Announcement]:
     """Those not expired, for everyone or for `partition` (None: every partition), newest
-    first."""
+    first; a workshop's only for its seats (`workshops`: the viewer's workshops' keys), a
+    user's only for `user`."""
+    workshops = set(workshops)
     shown = [
         a
         for a in announcements
-        if a.expires > now and (not a.partition or partition is None or a.partition == partition)
+        if a.expires > now
+        and (not a.partition or partition is None or a.partition == partition)
+        and _for_viewer(a, user, workshops)
     ]
     return sorted(shown, key=lambda a: a.posted, reverse=True)
 

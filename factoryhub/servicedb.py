@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS announcements (
     author TEXT NOT NULL
 );
 """
+# added later (a workshop's or a user's announcements): columns an older file lacks
+_ANNOUNCEMENT_SCOPES = ("workshop", "user")
 
 
 def db_path(site: Site) -> Path:
@@ -95,6 +97,7 @@ def _ticket(row: sqlite3.Row) -> Ticket:
 
 
 def _announcement(row: sqlite3.Row) -> Announcement:
+    columns = set(row.keys())  # a file the service has not yet given the scope columns
     return Announcement(
         id=row["id"],
         text=row["text"],
@@ -102,6 +105,8 @@ def _announcement(row: sqlite3.Row) -> Announcement:
         posted=datetime.fromisoformat(row["posted"]),
         expires=datetime.fromisoformat(row["expires"]),
         author=row["author"],
+        workshop=row["workshop"] if "workshop" in columns else "",
+        user=row["user"] if "user" in columns else "",
     )
 
 
@@ -116,6 +121,12 @@ class ServiceDB:
             os.close(fd)
         with self._db() as db:
             db.executescript(_SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(announcements)")}
+            for column in _ANNOUNCEMENT_SCOPES:
+                if column not in have:
+                    db.execute(
+                        f"ALTER TABLE announcements ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
+                    )
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -184,24 +195,43 @@ class ServiceDB:
     def announce(self, new: NewAnnouncement, author: str, now: datetime) -> Announcement:
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO announcements (text, partition, posted, expires, author)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (new.text, new.partition, now.isoformat(), new.expires.isoformat(), author),
+                "INSERT INTO announcements"
+                " (text, partition, posted, expires, author, workshop, user)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.text,
+                    new.partition,
+                    now.isoformat(),
+                    new.expires.isoformat(),
+                    author,
+                    new.workshop,
+                    new.user,
+                ),
             )
             number = int(cursor.lastrowid)
-        return Announcement(number, new.text, new.partition, now, new.expires, author)
+        return Announcement(
+            number, new.text, new.partition, now, new.expires, author, new.workshop, new.user
+        )
 
     def withdraw(self, number: int) -> bool:
         with self._db() as db:
             cursor = db.execute("DELETE FROM announcements WHERE id = ?", (number,))
             return cursor.rowcount == 1
 
-    def announcements(self, now: datetime, partition: str | None = None) -> list[Announcement]:
+    def announcements(
+        self,
+        now: datetime,
+        partition: str | None = None,
+        user: str | None = None,
+        workshops: tuple[str, ...] = (),
+    ) -> list[Announcement]:
+        """The current ones for a viewer: a workshop's for its seats (`workshops`), a user's
+        for that `user` only."""
         with self._db() as db:
             rows = db.execute(
                 "SELECT * FROM announcements WHERE expires > ?", (now.isoformat(),)
             ).fetchall()
-        return current([_announcement(row) for row in rows], now, partition)
+        return current([_announcement(row) for row in rows], now, partition, user, workshops)
 
 
 def read_announcements(site: Site, now: datetime | None = None) -> list[Announcement]:

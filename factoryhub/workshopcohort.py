@@ -1,16 +1,19 @@
 """The trainers' view of a workshop's cohort (pure): one row per seat — the name the learner
 joined with, the state of the seat's session in plain words (a queued one with the reason),
-its node and time left — from the seat claims and the jobs Slurm lists."""
+its node and time left, its progress through the course and its energy so far — from the seat
+claims, the jobs Slurm lists, the progress the seats reported and Slurm's accounting."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
+from .energy import EnergyFigure
 from .jobnames import session_job_name
 from .jobstate import Phase, classify_state
 from .reasons import explain_pending
 from .slurmoutput import JobInfo
+from .workshopprogress import SeatProgress, energy_words
 from .workshoprecord import Workshop
 
 
@@ -23,8 +26,12 @@ class SeatRow:
     node: str
     time_left: str
     job_id: str
+    notebooks_opened: int = 0
+    cells_run: int = 0
+    exercises_passed: int = 0
+    energy: str = ""  # "3.2 Wh (estimated)"; "" before the seat's first job
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, str | int]:
         return asdict(self)
 
 
@@ -49,10 +56,16 @@ def _latest(jobs: Iterable[JobInfo]) -> JobInfo | None:
 
 
 def cohort_rows(
-    workshop: Workshop, names: Mapping[str, str], jobs: Iterable[JobInfo]
+    workshop: Workshop,
+    names: Mapping[str, str],
+    jobs: Iterable[JobInfo],
+    progress: Mapping[str, SeatProgress] | None = None,
+    energy: Mapping[str, EnergyFigure] | None = None,
 ) -> list[SeatRow]:
     """A row per seat: `names` are the claims (seat -> display name), `jobs` what Slurm lists
-    (only each seat's own default-server session counts)."""
+    (only each seat's own default-server session counts), `progress` what the seats reported,
+    `energy` each seat's energy so far (all its jobs on the workshop's account)."""
+    progress, energy = progress or {}, energy or {}
     by_seat: dict[str, list[JobInfo]] = {}
     for job in jobs:
         if job.user in workshop.seats and job.name == session_job_name(
@@ -78,6 +91,10 @@ def cohort_rows(
                 node=job.nodes if live else "",
                 time_left=job.time_left if live else "",
                 job_id=job.job_id if job is not None else "",
+                notebooks_opened=progress.get(seat, SeatProgress()).notebooks_opened,
+                cells_run=progress.get(seat, SeatProgress()).cells_run,
+                exercises_passed=progress.get(seat, SeatProgress()).exercises_passed,
+                energy=energy_words(energy.get(seat)),
             )
         )
     return rows

@@ -1,7 +1,9 @@
 """Announcements in the hub service (REST, JSON).
 
 - ``GET api/announcements[?partition=gpu]``: the current ones for everyone (and that
-  partition's users), for every logged-in user, a session's token included;
+  partition's users), for every logged-in user, a session's token included; a workshop
+  seat also gets its workshop's messages (`workshop_actions`), and anyone the notes meant for
+  them alone (e.g. a trainer now shares their session);
 - ``POST api/announcements`` ``{"text", "partition"?, "for": "2h" | "until": iso}``: admins
   only (the hub's admins), with their API token (`factoryhub announce` sends it);
 - ``DELETE api/announcements/<id>``: admins only, withdraws one.
@@ -16,6 +18,7 @@ from tornado import web
 
 from factoryhub.announcements import AnnouncementError, parse_announcement
 
+from .progress_api import seat_of
 from .support_page import ServiceAPI
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,10 @@ class AnnouncementsAPIHandler(ServiceAPI):
     @web.authenticated
     def get(self) -> None:
         partition = self.get_argument("partition", "")[:40] or None
-        shown = self.db.announcements(datetime.now(UTC), partition)
+        user = self.current_user["name"]
+        workshop = seat_of(self.site, user)  # the caller's own, from the token, never asked
+        workshops = (workshop.key,) if workshop is not None else ()
+        shown = self.db.announcements(datetime.now(UTC), partition, user, workshops)
         self.reply(200, {"announcements": [a.to_json() for a in shown]})
 
     @web.authenticated

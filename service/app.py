@@ -44,7 +44,9 @@ from .catalogue_page import CatalogueHandler
 from .culling_api import CullingExemptionsHandler
 from .datasets_page import DatasetsPageHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
+from .progress_api import ProgressAPIHandler
 from .rate_limit import RateLimiter, retry_after
+from .sharing_page import SharingPageHandler
 from .support_page import AnswerHandler, SupportAPIHandler, SupportPageHandler
 from .teaching_page import TeachingHandler
 from .workshop_page import workshop_routes
@@ -145,6 +147,8 @@ def _limited_routes(prefix: str) -> list[tuple]:
         ("api/culling/exemptions", CullingExemptionsHandler, "json"),
         ("api/announcements", AnnouncementsAPIHandler, "json"),
         (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
+        ("sharing", SharingPageHandler, "html"),  # issue 15: who may use my session
+        ("api/progress", ProgressAPIHandler, "json"),  # a workshop seat's progress
     ]
     return [
         (

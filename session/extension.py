@@ -34,6 +34,7 @@ from factoryhub.handshake import PROOF_PATH, session_proof
 from factoryhub.scheduler.slurm import SlurmError
 from factoryhub.site import WARN_ENV
 
+from .progress import start_progress
 from .report import report_port, session_client
 from .services import AnnouncementsHandler, start_services
 
@@ -158,6 +159,7 @@ def load_jupyter_server_extension(serverapp) -> None:
         ],
     )
     start_services(serverapp)  # announcements from the hub service, ~/datasets links
+    start_progress(serverapp)  # a workshop seat's progress, reported to the hub service
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
     IOLoop.current().add_callback(_warn_before_end, serverapp, clock)

@@ -91,7 +91,12 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
         }
     ]
     c.JupyterHub.load_roles = [
-        {"name": "user", "scopes": ["self", "access:services!service=factoryhub"]}
+        {"name": "user", "scopes": ["self", "access:services!service=factoryhub"]},
+        # the service's own rights, for the workshop trainers' actions (it checks first that
+        # the caller is the workshop's trainer and the server a seat's): restart a seat's
+        # session, share it with the trainer (granting needs the access it grants), and let a
+        # learner list and refuse the shares of their own servers
+        {"name": f"{SERVICE_NAME}-service", "scopes": SERVICE_SCOPES, "services": [SERVICE_NAME]},
     ]
     # A session's own token may also call the service (announcements, support requests from
     # the widgets), as its learner; the rest is JupyterHub's default "server" role.
@@ -102,6 +107,14 @@ def _set_services(c: Config, site: Site, site_path: Path) -> None:
     ]
 
 
+SERVICE_SCOPES = [
+    "servers",
+    "read:users:name",
+    "read:servers",
+    "shares",
+    "read:shares",
+    "access:servers",
+]
 CULLER = "factoryhub-culler"
 # What jupyterhub-idle-culler needs and no more: list users, read their servers' activity and
 # user_options (the GPUs a session holds), stop servers. It never deletes users.
