@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        path = args.site or site_path()
+        path = site_path(args.site)
         site = load_site(path)
     except (OSError, SiteError, SystemExit) as exc:
         print(f"error: cannot read the site file: {exc}")
@@ -63,7 +63,13 @@ async def gather(site: Site) -> ClusterFacts:
         addresses = await client.node_addresses()
     except SlurmError as exc:
         problems.append(f"node addresses ({exc})")
-    accounting, accounts, qos = await _accounting(client)
+    try:
+        slurm_version: str | None = await client.slurm_version()
+    except SlurmError as exc:
+        slurm_version = None
+        problems.append(f"Slurm's version ({exc})")
+    config = await _config(client)
+    accounting, accounts, qos = await _accounting(client, config)
     return ClusterFacts(
         capacity=capacity,
         node_addresses=addresses,
@@ -78,17 +84,23 @@ async def gather(site: Site) -> ClusterFacts:
         },
         below_floors=tuple(check_floors(NODE_PREFIX)),
         problems=tuple(problems),
+        slurm_version=slurm_version,
+        controller_version=config.get("SLURM_VERSION") if config else None,
     )
 
 
-async def _accounting(client: SlurmClient):
+async def _config(client: SlurmClient) -> dict[str, str] | None:
+    """`scontrol show config` (None: the controller did not answer)."""
+    try:
+        return await SlurmAdmin(client).config()
+    except SlurmError:
+        return None
+
+
+async def _accounting(client: SlurmClient, config: dict[str, str] | None):
     """(answers, accounts, QoS): answers None where slurm.conf keeps no accounting database."""
     admin = SlurmAdmin(client)
-    try:
-        config = await admin.config()
-    except SlurmError:
-        return None, None, None
-    if config.get("AccountingStorageType") != "accounting_storage/slurmdbd":
+    if config is None or config.get("AccountingStorageType") != "accounting_storage/slurmdbd":
         return None, None, None
     try:
         accounts = frozenset(await admin.accounts())

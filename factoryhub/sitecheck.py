@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .capacity import Capacity
 from .durations import describe_minutes, parse_minutes
 from .site import Site
+from .slurmversion import check_slurm_version
 
 ERROR, WARNING = "error", "warning"
 
@@ -52,6 +53,8 @@ class ClusterFacts:
     paths: Mapping[str, PathFacts | None] = field(default_factory=dict)  # by role
     below_floors: tuple[str, ...] = ()  # security.check_floors
     problems: tuple[str, ...] = ()  # what could not be gathered, in sentences
+    slurm_version: str | None = None  # what `scontrol --version` printed on this host
+    controller_version: str | None = None  # slurmctld's SLURM_VERSION (scontrol show config)
 
 
 HUB_ACCOUNT = "factoryhub"
@@ -61,6 +64,7 @@ def check_site(site: Site, facts: ClusterFacts) -> list[Finding]:
     """Every mismatch between `site` and `facts` (pure), errors first."""
     found = [Finding(WARNING, f"could not check: {p}") for p in facts.problems]
     found += _daemons(facts)
+    found += _versions(facts)
     if facts.capacity is not None:
         found += _partitions(site, facts.capacity)
         found += _nodes(facts)
@@ -87,6 +91,19 @@ def _daemons(facts: ClusterFacts) -> list[Finding]:
                 "slurmctld does not answer (scontrol show partition failed): no session can start",
             )
         )
+    return found
+
+
+def _versions(facts: ClusterFacts) -> list[Finding]:
+    """A Slurm release FactoryHub was not tested with (`factoryhub.slurmversion`): said, not
+    guessed at — the commands' own (their output is what FactoryHub parses) and slurmctld's."""
+    found = []
+    for what, printed in (
+        ("Slurm's commands on this host (scontrol --version)", facts.slurm_version),
+        ("slurmctld (SLURM_VERSION of scontrol show config)", facts.controller_version),
+    ):
+        if printed is not None and not (check := check_slurm_version(printed, what)).supported:
+            found.append(Finding(ERROR, check.sentence))
     return found
 
 

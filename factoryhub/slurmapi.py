@@ -137,6 +137,11 @@ class SlurmAPI(Protocol):
         """NodeName → the address to connect to."""
         ...
 
+    async def slurm_version(self) -> str:
+        """What `scontrol --version` prints ("slurm 24.05.4"): the release of the commands
+        whose output FactoryHub reads (`factoryhub.slurmversion` judges it)."""
+        ...
+
     async def consumed_energy(self, job_ids: Iterable[str]) -> dict[str, float]:
         """Joules measured per job; empty where the site gathers none."""
         ...

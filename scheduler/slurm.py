@@ -26,6 +26,7 @@ from factoryhub.capacity import (
     parse_sinfo_nodes,
 )
 from factoryhub.jobrecords import JobTable, only, parse_job_table
+from factoryhub.slurmapi import SlurmAPI
 from factoryhub.slurmoutput import (
     QOS_FORMAT,
     Associations,
@@ -48,6 +49,7 @@ from factoryhub.slurmoutput import (
     parse_position,
     parse_qos_limits,
 )
+from factoryhub.slurmversion import VersionCheck, check_slurm_version
 
 from . import actas
 
@@ -435,3 +437,22 @@ class SlurmClient:
         """NodeName → address the hub should connect to (NodeAddr)."""
         result = await self.run([self._cmd("scontrol"), "show", "node", "--oneliner"])
         return parse_node_addresses(result.stdout)
+
+    async def slurm_version(self) -> str:
+        """What `scontrol --version` prints ("slurm 24.05.4", Debian's "slurm-wlm 22.05.8"):
+        the release of the commands whose output FactoryHub reads; no controller is asked."""
+        result = await self.run([self._cmd("scontrol"), "--version"])
+        return result.stdout.strip()[:200]
+
+
+async def log_slurm_version(client: SlurmAPI, logger: logging.Logger = log) -> VersionCheck:
+    """Read Slurm's version once and say in the log whether FactoryHub reads it: a sentence
+    at error level when it does not (`factoryhub.slurmversion`), instead of guessing later."""
+    try:
+        printed = await client.slurm_version()
+    except SlurmError as exc:
+        check = VersionCheck(False, f"Slurm's version could not be read: {exc}")
+    else:
+        check = check_slurm_version(printed, "Slurm's commands on this host")
+    (logger.info if check.supported else logger.error)("%s", check.sentence)
+    return check

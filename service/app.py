@@ -36,7 +36,7 @@ from factoryhub.request import (
 )
 from factoryhub.scheduler.budgets import check_budget
 from factoryhub.scheduler.livesite import CapacityCache, association_cache, capacity_cache
-from factoryhub.scheduler.slurm import SlurmClient
+from factoryhub.scheduler.slurm import SlurmClient, log_slurm_version
 
 from .announcements_api import AnnouncementHandler, AnnouncementsAPIHandler
 from .budget_api import BudgetAPIHandler
@@ -212,11 +212,17 @@ async def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     app = make_app(os.environ["FACTORYHUB_SITE"])
     app.listen(url.port, url.hostname)
+    # Started with the hub, its standard error in the hub's log: a Slurm release FactoryHub
+    # was not tested with is said there at start, in a sentence (factoryhub.slurmversion).
+    site = app.settings[SITE_FILE].get()
+    client = SlurmClient(bin_dir=site.slurm.bin_dir, timeout=site.slurm.command_timeout)
+    version_logged = asyncio.ensure_future(log_slurm_version(client))
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)  # the hub stops us with SIGTERM: exit quietly
     await stopped.wait()
+    version_logged.cancel()
 
 
 if __name__ == "__main__":

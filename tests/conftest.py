@@ -201,6 +201,7 @@ class FakeSlurm:
         self.listed = ("alice", "bob", "carol")  # the users a reading of everyone lists
         self.budgets: dict[str, AccountBudget] | None = None  # sshare's answer; None: no database
         self.addresses = {"cn01": "10.0.0.1"}
+        self.version = "slurm 22.05.8"  # what `scontrol --version` prints
         self.expected_start = "2030-01-01T00:00:00"
         self.energy: dict[str, float] = {}  # joules per job, what `sacct` measured
         self.answers: dict[str, Completed] = {}  # by program name, for `run` and `run_as`
@@ -352,6 +353,10 @@ class FakeSlurm:
     async def node_addresses(self) -> dict[str, str]:
         self._check()
         return dict(self.addresses)
+
+    async def slurm_version(self) -> str:
+        self._check()
+        return self.version
 
     def count(self, kind: str) -> int:
         return sum(1 for name, _ in self.calls if name == kind)

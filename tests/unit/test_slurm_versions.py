@@ -340,3 +340,72 @@ def test_supported_or_said_so(printed, supported, words):
     check = check_slurm_version(printed, "Slurm's commands")
     assert check.supported is supported
     assert words in check.sentence and check.sentence.startswith("Slurm's commands")
+
+
+# -- where the rule is used: site check and the hub's log -------------------------------------
+
+
+def _facts(**versions: str | None):
+    from factoryhub.sitecheck import ClusterFacts
+
+    return ClusterFacts(capacity=None, **versions)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_site_check_says_nothing_of_a_tested_release(release):
+    from factoryhub.sitecheck import _versions
+
+    printed = read(release, "scontrol_version.txt")
+    assert _versions(_facts(slurm_version=printed, controller_version=printed[6:])) == []
+
+
+@pytest.mark.parametrize(
+    ("versions", "sentence"),
+    [
+        (
+            {"slurm_version": "slurm 26.05.0"},
+            "error: Slurm's commands on this host (scontrol --version) is Slurm 26.05.0, newer"
+            " than any release FactoryHub was tested with (22.05 to 25.11)",
+        ),
+        (
+            {"slurm_version": "slurm 24.05.4", "controller_version": "21.08.8"},
+            "error: slurmctld (SLURM_VERSION of scontrol show config) is Slurm 21.08.8, older"
+            " than any release FactoryHub reads (22.05 to 25.11)",
+        ),
+        (
+            {"slurm_version": "Slurm (devel)"},
+            "error: Slurm's commands on this host (scontrol --version): cannot read a Slurm"
+            " version from 'Slurm (devel)'",
+        ),
+    ],
+)
+def test_site_check_names_a_release_it_was_not_tested_with(demo_site, versions, sentence):
+    from factoryhub.sitecheck import check_site, exit_status
+
+    findings = check_site(demo_site, _facts(**versions))
+    assert any(str(f).startswith(sentence) for f in findings), [str(f) for f in findings]
+    assert exit_status(findings) == 2
+
+
+async def test_the_hub_logs_the_version_it_reads(fake_slurm, caplog):
+    from factoryhub.scheduler.slurm import log_slurm_version
+
+    caplog.set_level("INFO")
+    assert (await log_slurm_version(fake_slurm)).supported
+    assert "Slurm's commands on this host is Slurm 22.05.8 (tested: 22.05 to 25.11)" in (
+        caplog.text
+    )
+    fake_slurm.version = "slurm 26.05.1"
+    caplog.clear()
+    assert not (await log_slurm_version(fake_slurm)).supported
+    (record,) = caplog.records
+    assert record.levelname == "ERROR" and "Slurm 26.05.1, newer than any" in record.message
+
+
+async def test_an_unreadable_version_is_logged_not_guessed(fake_slurm, caplog):
+    from factoryhub.scheduler.slurm import log_slurm_version
+
+    fake_slurm.down = True
+    check = await log_slurm_version(fake_slurm)
+    assert not check.supported and check.version is None
+    assert "Slurm's version could not be read" in caplog.text
