@@ -268,8 +268,14 @@ def parse_exemptions(text: str) -> list[Exemption]:
 
 
 def exemptions_text(current: Iterable[Exemption], added: Exemption, now: datetime) -> str:
-    """The file with `added`, and without those that have run out."""
-    kept = [e for e in current if datetime.fromisoformat(e.until) > now]
+    """The file with `added`, and without those that have run out (nor, for a learner's own
+    "keep", their earlier keep of the same server: pressing it again replaces it)."""
+    kept = [
+        e
+        for e in current
+        if datetime.fromisoformat(e.until) > now
+        and not (added.by == added.user and (e.user, e.server, e.by) == _key(added))
+    ]
     return json.dumps([asdict(e) for e in [*kept, added]], indent=1)
 
 
@@ -296,3 +302,64 @@ def add_exemption(site: Site, exemption: Exemption, now: datetime) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     os.replace(partial, path)
+
+
+def _key(exemption: Exemption) -> tuple[str, str, str]:
+    return exemption.user, exemption.server, exemption.by
+
+
+@dataclass(frozen=True)
+class IdleOutlook:
+    """When the culler would stop one session if nothing happens, as the session's JupyterLab
+    is told: `rule` "gpu" or "idle" (which limit applies; "" when it is never stopped for
+    idleness, `exempt` saying why), the limit and the warning lead, the seconds left (None:
+    the hub knows no activity yet) and the end of the latest keep or exemption covering it."""
+
+    rule: str
+    gpus: int
+    limit_minutes: float
+    warn_minutes: float
+    seconds_left: float | None
+    kept_until: str = ""
+    exempt: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def idle_limit(view: ServerView, rules: CullingSettings) -> tuple[str, float]:
+    """The idle rule that stops this session and its limit in minutes."""
+    if view.gpus:
+        return "gpu", rules.gpu_idle_minutes
+    return "idle", rules.idle_minutes
+
+
+def idle_outlook(
+    view: ServerView,
+    rules: CullingSettings,
+    staff: Iterable[str],
+    granted: Iterable[Exemption],
+    now: datetime,
+) -> IdleOutlook:
+    """`view`'s outlook under `cull_reason`'s idle rules: it is stopped once idle for its
+    limit and past every keep or exemption covering it (whichever comes later)."""
+    rule, limit = idle_limit(view, rules)
+    never = exemption(view, rules, staff) or ("" if rules.enabled else "culling is off")
+    if never:
+        return IdleOutlook("", view.gpus, limit, rules.warn_minutes, None, exempt=never)
+    covering = [e.until for e in granted if e.covers(view, now)]
+    kept_until = max(covering, key=datetime.fromisoformat) if covering else ""
+    if view.inactive_minutes is None:
+        return IdleOutlook(rule, view.gpus, limit, rules.warn_minutes, None, kept_until)
+    idle_end = now + timedelta(minutes=limit - view.inactive_minutes)
+    stop = max(idle_end, datetime.fromisoformat(kept_until)) if kept_until else idle_end
+    left = max(0.0, (stop - now).total_seconds())
+    return IdleOutlook(rule, view.gpus, limit, rules.warn_minutes, left, kept_until)
+
+
+def keep_session(view: ServerView, rules: CullingSettings, now: datetime) -> Exemption:
+    """A learner's own "Keep my session": their server kept for one more idle period of its
+    rule, as if they had just been active (granted by themselves; `exemptions_text` replaces
+    their earlier keep of the same server)."""
+    _, limit = idle_limit(view, rules)
+    return Exemption(view.user, view.name, (now + timedelta(minutes=limit)).isoformat(), view.user)

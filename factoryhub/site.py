@@ -200,11 +200,14 @@ class CullingSettings:
     `factoryhub.culling` for the rules). A session holding GPUs is stopped after
     `gpu_idle_minutes` of inactivity, any other after `idle_minutes`; `max_age_hours` (0: none)
     stops any session that old. Trainers' and admins' sessions (`exempt_staff`), the users,
-    server names and reservations (workshops) listed are never stopped."""
+    server names and reservations (workshops) listed are never stopped. JupyterLab warns the
+    learner `warn_minutes` before an idle stop (saving their documents, with a "Keep my
+    session" button that keeps it for one more idle period)."""
 
     enabled: bool = True
     idle_minutes: float = 120.0
     gpu_idle_minutes: float = 30.0
+    warn_minutes: float = 5.0
     every_seconds: int = 60  # how often the culler looks at every session
     max_age_hours: float = 0.0
     exempt_staff: bool = True
@@ -215,6 +218,8 @@ class CullingSettings:
     def __post_init__(self) -> None:
         if self.idle_minutes <= 0 or self.gpu_idle_minutes <= 0:
             raise SiteError("culling: idle_minutes and gpu_idle_minutes must be over 0")
+        if self.warn_minutes < 0:
+            raise SiteError("culling: warn_minutes must be at least 0")
         if self.every_seconds < 1 or self.max_age_hours < 0:
             raise SiteError("culling: every_seconds must be at least 1, max_age_hours >= 0")
 

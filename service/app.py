@@ -41,7 +41,7 @@ from factoryhub.scheduler.slurm import SlurmClient, log_slurm_version
 from .announcements_api import AnnouncementHandler, AnnouncementsAPIHandler
 from .budget_api import BudgetAPIHandler
 from .catalogue_page import CatalogueHandler
-from .culling_api import CullingExemptionsHandler
+from .culling_api import CullingExemptionsHandler, CullingKeepHandler, CullingSessionHandler
 from .datasets_page import DatasetsPageHandler
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .progress_api import ProgressAPIHandler
@@ -145,6 +145,8 @@ def _limited_routes(prefix: str) -> list[tuple]:
         ("api/support", SupportAPIHandler, "json"),
         ("api/budget", BudgetAPIHandler, "json"),
         ("api/culling/exemptions", CullingExemptionsHandler, "json"),
+        ("api/culling/session", CullingSessionHandler, "json"),  # a session's own outlook
+        ("api/culling/keep", CullingKeepHandler, "json"),  # "Keep my session"
         ("api/announcements", AnnouncementsAPIHandler, "json"),
         (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
         ("sharing", SharingPageHandler, "html"),  # issue 15: who may use my session

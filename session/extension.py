@@ -9,7 +9,8 @@
 - proves to the hub, before it routes to this server, that the server is this session's
   (``GET <base_url>factoryhub/proof?challenge=…``, see `factoryhub.handshake`);
 - in a session started from the catalogue, syncs the course into the learner's home;
-- answers ``GET <base_url>factoryhub/announcements`` and links the learner's data sets into
+- relays JupyterLab's plugin to the hub service (announcements, the idle culler's outlook and
+  "Keep my session", the budget, support requests) and links the learner's data sets into
   ~/datasets (`services`).
 """
 
@@ -36,7 +37,7 @@ from factoryhub.site import WARN_ENV
 
 from .progress import start_progress
 from .report import report_port, session_client
-from .services import AnnouncementsHandler, start_services
+from .services import service_routes, start_services
 
 
 class SessionClock:
@@ -155,7 +156,7 @@ def load_jupyter_server_extension(serverapp) -> None:
         [
             (url_path_join(base_url, "factoryhub", "session"), SessionHandler),
             (url_path_join(base_url, PROOF_PATH), ProofHandler),
-            (url_path_join(base_url, "factoryhub", "announcements"), AnnouncementsHandler),
+            *service_routes(base_url),
         ],
     )
     start_services(serverapp)  # announcements from the hub service, ~/datasets links
