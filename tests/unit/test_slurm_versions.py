@@ -31,6 +31,7 @@ from factoryhub.slurmoutput import (
     parse_job_id,
     parse_node_addresses,
     parse_ping,
+    parse_position,
     parse_qos_limits,
 )
 from factoryhub.slurmversion import TESTED_RELEASES, check_slurm_version, parse_slurm_version
@@ -277,12 +278,23 @@ def test_sshare_in_every_release(release):
     assert (training.used["gres/gpu"], training.running["gres/gpu"]) == (21, 13)
 
 
+@pytest.mark.parametrize("release", RELEASES)
+def test_sreport_in_every_release(release):
+    from factoryhub.workshoprollup import parse_sreport
+
+    rolled = parse_sreport(read(release, "sreport_account_by_user.txt"), "training")
+    assert rolled.total == {"cpu": 219096, "gres/gpu": 1151}
+    assert rolled.users["bob"] == {"cpu": 206, "gres/gpu": 22}
+    assert parse_sreport(read(release, "sreport_account_by_user.txt"), "ws-intro").users == {}
+
+
 # -- submission answers -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_submission_answers_in_every_release(release):
     assert parse_job_id(read(release, "sbatch_parsable.txt")) == "4243"
+    assert parse_position(read(release, "squeue_ids.txt"), "4243") == 2
     assert parse_allocation(read(release, "salloc.txt")) == "4242"
     answer = read(release, "sbatch_test_only.txt")
     assert parse_test_only(answer) == datetime(2026, 12, 2, 12, 40)

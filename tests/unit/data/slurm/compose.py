@@ -332,6 +332,8 @@ def write(r: Release) -> None:
         "sbatch_test_only.txt": test_only(r),
         "salloc.txt": "salloc: Granted job allocation 4242\n",  # src/salloc/salloc.c
         "sbatch_parsable.txt": "4243;factory\n",  # src/sbatch/sbatch.c (--parsable)
+        # squeue --noheader --states=PENDING --sort=-p,i --format=%i (doc/man/man1/squeue.1)
+        "squeue_ids.txt": "4250\n4243\n4247_3\n4251\n",
     }
     if r.series != "22.05":  # recorded live at 22.05
         files.update(
@@ -350,6 +352,7 @@ def write(r: Release) -> None:
             "sacctmgr_assoc.txt",
             "sacctmgr_qos.txt",
             "sshare.txt",
+            "sreport_account_by_user.txt",
         ):
             files[same] = (LIVE_2205 / same).read_text()
     for name, text in files.items():
