@@ -97,7 +97,7 @@ def demo_stop(repo: Path) -> None:
 def demo_status(repo: Path) -> int:
     status = {**slurm_status(_nodes()), **hub_status(_hub(repo))}
     for name, pid in status.items():
-        print(f"{name:<14} {'running, pid ' + str(pid) if pid else 'stopped'}")
+        print(f"{name:<17} {'running, pid ' + str(pid) if pid else 'stopped'}")
     return 0 if all(status.values()) else 3
 
 
