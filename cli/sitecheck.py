@@ -25,6 +25,7 @@ from factoryhub.security import NODE_PREFIX, check_floors
 from factoryhub.site import Site, SiteError, load_site
 from factoryhub.sitecheck import ClusterFacts, PathFacts, check_site, exit_status
 from factoryhub.slurmoutput import SlurmError
+from factoryhub.software import needed_paths
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +87,15 @@ async def gather(site: Site) -> ClusterFacts:
         problems=tuple(problems),
         slurm_version=slurm_version,
         controller_version=config.get("SLURM_VERSION") if config else None,
+        present=_present(site),
     )
+
+
+def _present(site: Site) -> dict[str, bool]:
+    """Which of the paths the environments need exist here (links followed: a module tree
+    or a runtime may well be a link on a real site)."""
+    needed = needed_paths(site.software, site.environments)
+    return {path: os.path.exists(path) for paths in needed.values() for path in paths}
 
 
 async def _config(client: SlurmClient) -> dict[str, str] | None:

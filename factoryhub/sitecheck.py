@@ -15,6 +15,7 @@ from .capacity import Capacity
 from .durations import describe_minutes, parse_minutes
 from .site import Site
 from .slurmversion import check_slurm_version
+from .software import needed_paths
 
 ERROR, WARNING = "error", "warning"
 
@@ -55,6 +56,7 @@ class ClusterFacts:
     problems: tuple[str, ...] = ()  # what could not be gathered, in sentences
     slurm_version: str | None = None  # what `scontrol --version` printed on this host
     controller_version: str | None = None  # slurmctld's SLURM_VERSION (scontrol show config)
+    present: Mapping[str, bool] = field(default_factory=dict)  # software paths that exist
 
 
 HUB_ACCOUNT = "factoryhub"
@@ -70,6 +72,7 @@ def check_site(site: Site, facts: ClusterFacts) -> list[Finding]:
         found += _nodes(facts)
     found += _access(site, facts)
     found += _paths(site, facts)
+    found += _software(site, facts)
     found += [Finding(ERROR, f"security floor: {p}") for p in facts.below_floors]
     return sorted(found, key=lambda f: f.level != ERROR)
 
@@ -261,6 +264,17 @@ def _paths(site: Site, facts: ClusterFacts) -> list[Finding]:
                     " the published courses",
                 )
             )
+    return found
+
+
+def _software(site: Site, facts: ClusterFacts) -> list[Finding]:
+    """Lmod, the modules, the kernels and the container runtime the environments need (only
+    what the edge looked at: `present` holds every path it checked)."""
+    found = []
+    for what, paths in needed_paths(site.software, site.environments).items():
+        looked = paths and all(p in facts.present for p in paths)
+        if looked and not any(facts.present[p] for p in paths):
+            found.append(Finding(ERROR, f"{what} does not exist on this host"))
     return found
 
 

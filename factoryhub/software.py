@@ -157,3 +157,45 @@ def kernel_spec(software: SoftwareSettings, environment: str, label: str) -> str
         "metadata": {"factoryhub_environment": environment},
     }
     return json.dumps(spec, indent=1) + "\n"
+
+
+def module_files(module_path: tuple[str, ...], module: str) -> list[str]:
+    """Where Lmod would find `module` (name/version) in the module tree: a Lua or Tcl
+    modulefile, or the folder of a name given without a version."""
+    return [
+        candidate
+        for root in module_path
+        for candidate in (f"{root}/{module}.lua", f"{root}/{module}")
+    ]
+
+
+def needed_paths(
+    software: SoftwareSettings, environments: Mapping[str, EnvironmentLike]
+) -> dict[str, tuple[str, ...]]:
+    """What the environments need on this host, for `factoryhub site check`: a sentence's
+    subject, and the paths of which one must exist."""
+    needs: dict[str, tuple[str, ...]] = {}
+    with_modules = {name: env for name, env in environments.items() if env.modules}
+    if with_modules:
+        needs[f"[software] lmod_init {software.lmod_init} (Lmod's shell init)"] = (
+            software.lmod_init,
+        )
+    for root in software.module_path:
+        needs[f"[software] module_path {root}"] = (root,)
+    for name, env in with_modules.items():
+        for module in env.modules:
+            needs[f"environments.{name}: module {module} (in module_path)"] = tuple(
+                module_files(software.module_path, module)
+            )
+        kernel = f"{software.kernels_dir}/{kernel_name(name)}/kernel.json"
+        needs[f"environments.{name}: its kernel {kernel} (factoryhub environments install)"] = (
+            kernel,
+        )
+    if software.container_runtime:
+        needs[f"[software] container_runtime {software.container_runtime}"] = (
+            software.container_runtime,
+        )
+    for name, env in environments.items():
+        if env.image.startswith("/"):
+            needs[f"environments.{name}.image {env.image}"] = (env.image,)
+    return needs

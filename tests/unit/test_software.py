@@ -107,3 +107,22 @@ def test_an_environment_not_in_the_site_is_refused(demo_site):
     for name in ("nosuch", "python/3.11", "ai-cpu\nmodule load x"):
         with pytest.raises(RequestError, match="environment"):
             parse_request({"environment": name}, demo_site)
+
+
+def test_site_check_names_each_missing_piece_of_an_environment(demo_site):
+    from factoryhub.sitecheck import ClusterFacts, check_site
+    from factoryhub.software import needed_paths
+
+    needed = needed_paths(demo_site.software, demo_site.environments)
+    present = {p: True for paths in needed.values() for p in paths}
+    facts = ClusterFacts(capacity=None, present=present)
+    assert [f for f in check_site(demo_site, facts) if "environments" in f.text] == []
+    present["/opt/factoryhub/modules/ai-cpu/2026.lua"] = False
+    present["/opt/factoryhub/modules/ai-cpu/2026"] = False
+    present["/usr/local/share/jupyter/kernels/data-science/kernel.json"] = False
+    texts = [f.text for f in check_site(demo_site, ClusterFacts(capacity=None, present=present))]
+    assert (
+        "environments.ai-cpu: module ai-cpu/2026 (in module_path) does not exist on this host"
+        in texts
+    )
+    assert any(t.startswith("environments.data-science: its kernel") for t in texts)
