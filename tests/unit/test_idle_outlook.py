@@ -1,7 +1,7 @@
 """JupyterLab's idle warning and "Keep my session" (issue 16): when the culler would stop a
 session (factoryhub.culling.idle_outlook), a learner's own keep (keep_session, replacing
 their earlier keep), the budget indicator's words (session.services.indicator_text), and the
-plugin's files as pyproject.toml ships them."""
+session's relay to the hub service, and the plugin's files as pyproject.toml ships them."""
 
 import json
 import shutil
@@ -11,6 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+from tornado.web import Application, RequestHandler
 
 from factoryhub.culling import (
     Exemption,
@@ -21,7 +24,7 @@ from factoryhub.culling import (
     keep_session,
     parse_exemptions,
 )
-from factoryhub.session.services import indicator_text
+from factoryhub.session.services import call_service, indicator_text, server_name
 from factoryhub.site import CullingSettings, SiteError, parse_site
 
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -127,3 +130,36 @@ def test_pyproject_ships_the_plugin_and_its_menu_schema(repo):
         assert f'id: NAME + ":{plugin}"' in text
     if shutil.which("node"):
         assert subprocess.run(["node", "--check", str(script)], check=False).returncode == 0
+
+
+class _Keep(RequestHandler):
+    """The hub service's keep endpoint as the session meets it: records what it was sent."""
+
+    def post(self):
+        self.application.settings["seen"].append(
+            (self.request.headers.get("Authorization"), json.loads(self.request.body))
+        )
+        if self.application.settings["refuse"]:
+            self.set_status(404)
+            self.finish({"message": "you have no running server 'gpu-lab'"})
+            return
+        self.finish({"rule": "gpu", "kept_until": "2030-01-01T12:15:00+00:00"})
+
+
+async def test_the_session_keeps_its_own_server_with_its_own_token(demo_site):
+    seen = []
+    sock, port = bind_unused_port()
+    app = Application([(r"/services/factoryhub/api/culling/keep", _Keep)], seen=seen, refuse=False)
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    site = replace(demo_site, hub=replace(demo_site.hub, url=f"http://127.0.0.1:{port}"))
+    body = {"server": server_name({"JUPYTERHUB_SERVER_NAME": "gpu-lab"})}
+    kept = await call_service(site, "tok", "POST", "api/culling/keep", body=body)
+    app.settings["refuse"] = True
+    refused = await call_service(site, "tok", "POST", "api/culling/keep", body=body)
+    server.stop()
+    gone = await call_service(site, "tok", "POST", "api/culling/keep", body=body)
+    assert seen == [("token tok", {"server": "gpu-lab"})] * 2
+    assert kept == (200, {"rule": "gpu", "kept_until": "2030-01-01T12:15:00+00:00"})
+    assert refused == (404, {"message": "you have no running server 'gpu-lab'"})
+    assert gone == (502, {"message": "the hub service did not answer"})
