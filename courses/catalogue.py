@@ -133,6 +133,13 @@ def publish(site: Site, source: str, ref: str | None = None, subdir: str = "") -
             folder, where = Path(source).resolve(), str(Path(source).resolve())
         snapshot = read_course_files(folder)
     name = snapshot.course().name
+    environment = snapshot.course().environment
+    if environment not in site.environments:  # the preset would be refused at every start
+        offered = ", ".join(sorted(site.environments))
+        raise CourseError(
+            f"course.toml environment {environment[:40]!r} is not offered by this site"
+            f" (site.toml [environments]: {offered})"
+        )
     root = catalogue_dir(site)
     root.mkdir(parents=True, exist_ok=True)
     _readable(root.parent, recursive=False)

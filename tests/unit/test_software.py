@@ -126,3 +126,31 @@ def test_site_check_names_each_missing_piece_of_an_environment(demo_site):
         in texts
     )
     assert any(t.startswith("environments.data-science: its kernel") for t in texts)
+
+
+def test_a_course_names_its_environment_and_its_preset_selects_it(repo, tmp_path):
+    import dataclasses
+    import shutil
+
+    from factoryhub.course import CourseError
+    from factoryhub.courses.catalogue import course_presets, publish
+    from factoryhub.site import load_site
+
+    site = load_site(repo / "hub_config" / "site.toml")
+    site = dataclasses.replace(
+        site, hub=dataclasses.replace(site.hub, catalogue_dir=str(tmp_path / "catalogue"))
+    )
+    course = tmp_path / "first-steps"
+    shutil.copytree(repo / "notebooks" / "first-steps", course)
+    toml = (course / "course.toml").read_text()
+    (course / "course.toml").write_text(
+        toml.replace('environment = "default"', 'environment = "data-science"')
+    )
+    publish(site, str(course))
+    assert course_presets(site)["first-steps"]["environment"] == "data-science"
+    (course / "course.toml").write_text(
+        toml.replace('environment = "default"', 'environment = "nosuch"')
+    )
+    with pytest.raises(CourseError, match="environment 'nosuch' is not offered"):
+        publish(site, str(course))
+    assert course_presets(site)["first-steps"]["environment"] == "data-science"  # unchanged
