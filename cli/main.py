@@ -80,12 +80,14 @@ def demo_start(repo: Path) -> None:
 
 def ensure_site_software_and_storage(site: Site) -> None:
     """The environments' JupyterLab kernels, and the storage tiers mounted (again after a
-    restart) with each learner's and project's folder and quota."""
+    restart) with each learner's and project's folder and quota, and scratch purged."""
     step("software environments: a JupyterLab kernel per set of Lmod modules")
     print("Kernels:", ", ".join(install_kernels(site)) or "none", flush=True)
     step("storage tiers: project and scratch with quotas (btrfs images)")
     mounted = ensure_storage(site)
     print("Storage mounted now:", ", ".join(mounted) or "already mounted", flush=True)
+    # The embedded site has no cron: its purge runs at every start (a site runs it daily).
+    storage_cli.purge(site, dry_run=False)
 
 
 def demo_stop(repo: Path) -> None:
