@@ -32,6 +32,9 @@ def test_demo_start_announces_every_step_before_it_runs(monkeypatch, demo_site, 
     monkeypatch.setattr(cli, "ensure_accounts", doing("accounts", []))
     monkeypatch.setattr(cli, "load_members", lambda path: {})
     monkeypatch.setattr(cli, "ensure_datasets", doing("datasets", []))
+    monkeypatch.setattr(cli, "install_kernels", doing("kernels", []))
+    monkeypatch.setattr(cli, "ensure_storage", doing("storage", []))
+    monkeypatch.setattr(cli.storage_cli, "purge", doing("purge", 0))
     monkeypatch.setattr(cli, "start_hub", doing("hub"))
     monkeypatch.setattr(cli, "find_courses", doing("courses", []))
     monkeypatch.setattr(cli, "step", lambda text: said.append(f"... {text}"))
@@ -45,6 +48,11 @@ def test_demo_start_announces_every_step_before_it_runs(monkeypatch, demo_site, 
         "RUN accounts",
         "... shared data sets: their groups and read-only folders",
         "RUN datasets",
+        "... software environments: a JupyterLab kernel per set of Lmod modules",
+        "RUN kernels",
+        "... storage tiers: project and scratch with quotas (btrfs images)",
+        "RUN storage",
+        "RUN purge",
         "... starting the proxy and the hub, and waiting for the hub to answer",
         "RUN hub",
         "... publishing the courses of notebooks/ into the catalogue",
