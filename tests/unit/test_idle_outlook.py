@@ -1,6 +1,6 @@
 """JupyterLab's idle warning and "Keep my session" (issue 16): when the culler would stop a
 session (factoryhub.culling.idle_outlook), a learner's own keep (keep_session, replacing
-their earlier keep), the budget indicator's words (session.services.indicator_text), and the
+their earlier keep), the budget indicator's words (session.services.indicator_text), the
 session's relay to the hub service, and the plugin's files as pyproject.toml ships them."""
 
 import json
