@@ -9,13 +9,20 @@ it logs.
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from factoryhub.hubdatabase import password_of
 from factoryhub.site import Site
+
+log = logging.getLogger(__name__)
+SQLITE = "sqlite:///"
 
 
 def hub_db_url(site: Site) -> str:
@@ -47,3 +54,28 @@ def _read_password(path: Path) -> str:
         return password_of(text)
     except ValueError as exc:
         raise SystemExit(f"{where} {exc}") from None
+
+
+def write_ahead_log(url: str) -> None:
+    """Put the hub's SQLite database in write-ahead-log mode (the file keeps it). JupyterHub
+    commits on its event loop, for every API request's token activity and every server's
+    activity report; with SQLite's default journal a commit creates, syncs and deletes a
+    journal file, in WAL mode it appends and syncs once (0.94 ms → 0.19 ms per commit here,
+    `synchronous` left FULL, so a commit is as durable as before). Nothing for PostgreSQL."""
+    if not url.startswith(SQLITE):
+        return
+    path = Path(url[len(SQLITE) :])
+    if not _ours(path.parent) or (path.exists() and not _ours(path)):
+        return  # only where the hub itself opens the file (not root building a config)
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        log.warning("the hub's database %s stays in SQLite's default journal mode: %s", path, exc)
+
+
+def _ours(path: Path) -> bool:
+    try:
+        return path.stat().st_uid == os.geteuid()
+    except OSError:
+        return False

@@ -13,12 +13,13 @@ from traitlets.config import Config
 
 from factoryhub.estimate import SERVICE_NAME
 from factoryhub.identity import TRAINERS
+from factoryhub.scheduler.slurm import watch_children_with_pidfd
 from factoryhub.security import NODE_PREFIX, require_floors
 from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
 
 from .auth import apply_auth
-from .database import hub_db_url
+from .database import hub_db_url, write_ahead_log
 from .workshop import join_handlers, seat_rejoin
 
 
@@ -28,6 +29,8 @@ def _set_hub(c: Config, site: Site) -> None:
     c.JupyterHub.hub_ip = hub.hub_ip
     c.JupyterHub.hub_port = hub.hub_port
     c.JupyterHub.db_url = hub_db_url(site)  # SQLite in state_dir, or the site's PostgreSQL
+    write_ahead_log(c.JupyterHub.db_url)
+    watch_children_with_pidfd()  # no thread started per Slurm command on the event loop
     c.JupyterHub.cookie_secret_file = str(Path(hub.state_dir) / "jupyterhub_cookie_secret")
     # After half a second show the progress page (learners see the queue, not a spinning
     # button); a refused request fails well within that and comes back as HTTP 400.

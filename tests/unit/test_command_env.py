@@ -25,3 +25,32 @@ async def test_a_command_given_no_environment_sees_none_of_the_callers(monkeypat
     result = await SlurmClient(bin_dir="/usr/bin", timeout=5).run(["/usr/bin/env"])
     assert not any(secret in result.stdout for secret in SECRETS.values())
     assert "PATH=/usr/bin:/bin" in result.stdout.splitlines()
+
+
+async def test_commands_exits_are_watched_through_a_pidfd_not_a_thread_each():
+    import asyncio
+    import sys
+    import threading
+
+    from factoryhub.scheduler.slurm import watch_children_with_pidfd
+
+    if sys.version_info >= (3, 12):
+        assert not watch_children_with_pidfd()  # Python does it by itself
+        return
+    previous = asyncio.get_child_watcher()
+    try:
+        assert watch_children_with_pidfd()
+        assert isinstance(asyncio.get_child_watcher(), asyncio.PidfdChildWatcher)
+        before = set(threading.enumerate())
+        proc = await asyncio.create_subprocess_exec("true")
+        started = [t.name for t in set(threading.enumerate()) - before]
+        assert not any(name.startswith("waitpid-") for name in started)
+        assert await proc.wait() == 0
+    finally:
+        asyncio.set_child_watcher(previous)  # the other tests' loops
+
+
+def test_without_a_running_loop_the_default_watcher_stays():
+    from factoryhub.scheduler.slurm import watch_children_with_pidfd
+
+    assert not watch_children_with_pidfd()  # e.g. `jupyterhub upgrade-db` loading the config

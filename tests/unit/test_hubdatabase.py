@@ -140,3 +140,34 @@ def test_the_public_site_never_shows_the_database(tmp_path):
     site = site_with(f'db_url = "postgresql://hub@db/hub"\ndb_password_file = "{tmp_path}/p"')
     public = str(public_site_data(site))
     assert site.hub.db_url and "postgresql" not in public and str(tmp_path) not in public
+
+
+def _journal_mode(path: Path) -> str:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_the_hubs_sqlite_database_is_put_in_write_ahead_log_mode(tmp_path):
+    from factoryhub.spawners.database import write_ahead_log
+
+    db = tmp_path / "jupyterhub.sqlite"
+    write_ahead_log(f"sqlite:///{db}")  # the hub's own state directory: made in WAL mode
+    assert _journal_mode(db) == "wal"
+    write_ahead_log(f"sqlite:///{db}")  # again, at the next start: nothing changes
+    assert _journal_mode(db) == "wal"
+
+
+def test_a_database_the_process_does_not_own_is_left_alone(tmp_path):
+    import os
+
+    from factoryhub.spawners.database import write_ahead_log
+
+    theirs = tmp_path / "hub-state"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)  # another account's state directory (root builds a config)
+    write_ahead_log(f"sqlite:///{theirs / 'jupyterhub.sqlite'}")
+    assert not (theirs / "jupyterhub.sqlite").exists()
+    write_ahead_log("postgresql://hub@db.example.org/jupyterhub")  # not SQLite: nothing to do
