@@ -220,8 +220,13 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     except RequestError as exc:  # e.g. no Slurm account: say so before anything is filled in
         estimate = Estimate("never", f"cannot start: {exc}")
     else:
-        if capacity is not None:
-            estimate = await spawner.estimate(request, capacity, access.qos_limits)
+        try:  # the budget too, as the live estimate and Start hold it
+            await check_budget(spawner.slurm_client, request, access.accounts)
+        except RequestError as exc:
+            estimate = Estimate("never", str(exc))
+        else:
+            if capacity is not None:
+                estimate = await spawner.estimate(request, capacity, access.qos_limits)
     root = spawner.hub.base_url.rstrip("/").rsplit("/", 1)[0] if spawner.hub else ""
     url = f"{root}/services/{SERVICE_NAME}/estimate"
     title = _course_title(spawner.site, prefill.course) if prefill and prefill.course else ""

@@ -139,6 +139,17 @@ async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
     assert 'data-url="/services/factoryhub/estimate"' in html
 
 
+async def test_the_forms_first_estimate_holds_the_budget(spawner, fake_slurm):
+    from factoryhub.budget import AccountBudget
+
+    spent = {"cpu": 600}  # every CPU-minute of the account used
+    accounts = ("training", "ai-research")
+    fake_slurm.budgets = {a: AccountBudget(a, dict(spent), dict(spent)) for a in accounts}
+    html = await spawner.options_form(spawner)
+    assert "Your session: <strong>walltime: cannot start:" in html
+    assert "0 CPU-hours left" in html and "starts now" not in html
+
+
 async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm):
     from factoryhub.request import parse_request
 
