@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from realsite import _collect_stdout, _execute_request, wait_until
+from realsite import _collect_stdout, _execute_request, _xsrf, wait_until
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -157,3 +157,18 @@ def test_an_environment_the_site_does_not_list_is_refused(hub_client, environmen
     assert "environment" in refused.json()["message"]
     after = subprocess.run(["squeue", "-h", "-u", "tlearner3"], capture_output=True, text=True)
     assert after.stdout == before  # nothing reached Slurm
+
+
+def test_the_form_offers_the_environments_and_refuses_another(hub_client):
+    page = hub_client.spawn_page("tlearner3")
+    for name in ("default", "ai-cpu", "data-science"):
+        assert f'<option value="{name}"' in page, name
+    before = subprocess.run(["squeue", "-h", "-u", "tlearner3"], capture_output=True, text=True)
+    with hub_client._logged_in("tlearner3") as web:
+        refused = web.post(
+            "/hub/spawn/tlearner3/envf",
+            data={"environment": "python/3.11", "_xsrf": _xsrf(web)},
+        )
+    assert refused.status_code == 400 and "environment" in refused.text, refused.text[:300]
+    after = subprocess.run(["squeue", "-h", "-u", "tlearner3"], capture_output=True, text=True)
+    assert after.stdout == before.stdout
