@@ -8,6 +8,7 @@ from the provider's groups alone (this site lists none in [hub]). No session is 
 from __future__ import annotations
 
 import json
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -100,6 +101,10 @@ def provider(tmp_path_factory):
         discovery = f"{ISSUER}/.well-known/openid-configuration"
         wait_until(lambda: _answers(discovery) or proc.poll() is not None, 20, "oidc-provider")
         assert proc.poll() is None, log.read_text()[-2000:]
+        # a network service, so never root: the account the kernel says it runs as
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        assert set(uids) == {str(pwd.getpwnam("nobody").pw_uid)}
         yield secret
     finally:
         proc.terminate()
