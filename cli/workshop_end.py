@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from factoryhub.progressstore import ProgressStore, progress_path
 from factoryhub.scheduler.admin import AdminError, SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 from factoryhub.site import Site
@@ -33,6 +34,7 @@ from factoryhub.workshopstore import load_workshop, records_dir
 from . import seats as pool
 from .workshop_files import (
     Failed,
+    hub_file_copy,
     root_folder,
     save_record,
     seat_names_claimed,
@@ -42,6 +44,8 @@ from .workshop_files import (
 )
 
 STOP_WAIT = 60.0  # seconds `end` waits for the account's jobs to leave the queue
+ACCOUNTING_WAIT = 60.0  # seconds the report waits for slurmdbd to record the jobs it stopped
+_LIVE = ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING", "RESIZING")
 
 
 def end(site: Site, name: str) -> int:
@@ -56,7 +60,7 @@ def end(site: Site, name: str) -> int:
         workshop = workshop.with_state("ending", now)
         save_record(site, workshop)  # the hub starts no more sessions for these seats
     admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
-    _stop_jobs(admin, workshop)
+    stopped = _stop_jobs(admin, workshop)
     folder = trainer_folder(site, name)
     _archive(workshop, folder, site_pool(site) if workshop.pooled else ())
     if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
@@ -66,20 +70,46 @@ def end(site: Site, name: str) -> int:
         if pool.user_exists(seat):
             pool.disable_seat(seat, site.hub.allowed_group, names)
     asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
-    _report(site, admin, workshop, folder)
+    _report(site, admin, workshop, folder, stopped)
     save_record(site, workshop.with_state("ended", now))
     print(f"workshop {name} ended: archives, manifest and report in {folder}")
     return 0
 
 
-def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> None:
+def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> set[str]:
     """Every job charged to the workshop cancelled (the hub notices at its next poll and
-    clears the learners' servers), and gone from the queue before homes are archived."""
+    clears the learners' servers), and gone from the queue before homes are archived; the
+    ids of the jobs it found."""
     deadline = time.monotonic() + STOP_WAIT
-    while asyncio.run(admin.queued_jobs(workshop.account)):
+    found: set[str] = set()
+    while queued := asyncio.run(admin.queued_jobs(workshop.account)):
+        found.update(queued)
         asyncio.run(admin.cancel_account_jobs(workshop.account))
         if time.monotonic() > deadline:
             raise Failed(f"jobs of {workshop.account} still queued {STOP_WAIT:g} s after scancel")
+        time.sleep(1)
+    return found
+
+
+def _accounted(admin: SlurmAdmin, workshop: Workshop, stopped: set[str]) -> list:
+    """The account's allocations from sacct, once slurmdbd has recorded the end of every job
+    `end` stopped (it learns of them a moment after slurmctld; a report read before would
+    miss them). After `ACCOUNTING_WAIT` the report is written as sacct has it, and says so."""
+    deadline = time.monotonic() + ACCOUNTING_WAIT
+    while True:
+        text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
+        jobs = parse_sacct(text)
+        ended = {j.job_id for j in jobs if j.state not in _LIVE}
+        missing = stopped - ended
+        if not missing:
+            return jobs
+        if time.monotonic() > deadline:
+            print(
+                f"warning: Slurm's accounting has not recorded the end of job(s)"
+                f" {', '.join(sorted(missing)[:5])} yet; run `factoryhub workshop report"
+                f" {workshop.name}` again later"
+            )
+            return jobs
         time.sleep(1)
 
 
@@ -117,14 +147,23 @@ def _rolled_up(admin: SlurmAdmin, workshop: Workshop, jobs: list):
     return sreport_check(window, rolled, parse_sacct(cut), jobs, workshop.account)
 
 
-def _report(site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path) -> None:
-    text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
-    jobs = parse_sacct(text)
+def _progress(site: Site, workshop: Workshop) -> dict:
+    """Each seat's progress as its sessions reported it to the hub service (the cohort page's
+    own figures), read from a copy of the service's file (`hub_file_copy`)."""
+    with hub_file_copy(progress_path(site)) as copy:
+        return {} if copy is None else ProgressStore(copy).progress(workshop.key)
+
+
+def _report(
+    site: Site, admin: SlurmAdmin, workshop: Workshop, folder: Path, stopped: set[str] = frozenset()
+) -> None:
+    jobs = _accounted(admin, workshop, set(stopped))
     report = usage_report(
         workshop,
         jobs,
         seat_names_claimed(site, workshop),
         site.energy,
+        progress=_progress(site, workshop),
         sreport=_rolled_up(admin, workshop, jobs),
     )
     trainers = (0, os.lstat(folder).st_gid)

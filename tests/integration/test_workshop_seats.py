@@ -15,11 +15,13 @@ import os
 import pwd
 import re
 import subprocess
+import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import tomli_w
 from realsite import REPO, HubClient, _xsrf, wait_until
 from workshopkit import (
     COURSE,
@@ -56,8 +58,9 @@ def pool_site(real_hub, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pool-site")
     folder.chmod(0o755)
     site = folder / "site.toml"
-    text = Path(real_hub.site_path).read_text()
-    site.write_text(f'{text}\n[workshops]\naccount_pool = ["tpool[01-04]"]\n')
+    raw = tomllib.loads(Path(real_hub.site_path).read_text())
+    raw["workshops"] = {"account_pool": ["tpool[01-04]"]}
+    site.write_text(tomli_w.dumps(raw))
     try:
         yield site
     finally:
@@ -172,6 +175,23 @@ def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_
         assert "seat tpool02 (Ada)" in home and f'id="fh-rejoin-key">{key}<' in home
         admin = hub_client.login_token("tadmin")
         wait_until(lambda: (hub_client.server("tpool02", admin) or {}).get("ready"), 120, "ready")
+        # her session's progress, reported to the hub service as a session does (for the report)
+        token = web.post(
+            "/hub/api/users/tpool02/tokens",
+            json={"note": "progress"},
+            headers={"X-XSRFToken": _xsrf(web)},
+        ).json()["token"]
+        reported = httpx.post(
+            f"{base}/services/factoryhub/api/progress",
+            json={
+                "notebooks_opened": [f"courses/{COURSE}/01-{COURSE}.ipynb", "scratch.ipynb"],
+                "cells_run": 3,
+                "exercises_passed": [f"{COURSE}:reason"],
+            },
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        assert reported.status_code == 200, reported.text
     # her seat code also gives the seat back (it is that seat's key), and no second seat
     code_again = join(base, name, {"code": codes["tpool02"], "name": "Someone"})
     assert code_again.json()["seat"] == "tpool02" and code_again.json()["rejoined"] is True
@@ -246,7 +266,8 @@ def test_end_reports_sacct_and_sreport_and_purge_returns_the_pool_untouched_outs
     assert accounted.get("tpool02", 0) > 0
     for row in report["seats"]:
         assert row["cpu_hours"] == pytest.approx(accounted.get(row["seat"], 0.0), abs=1e-3)
-        assert {"notebooks_opened", "exercises_passed"} <= set(row)
+    progress = {r["seat"]: (r["notebooks_opened"], r["exercises_passed"]) for r in report["seats"]}
+    assert progress == {"tpool01": (0, 0), "tpool02": (2, 1)}  # what her session reported
     check = report["sreport"]
     if check["agree"] is None:  # the slot's hour is not rolled up yet (the usual case here)
         assert check["window_start"] == "" and report["total"]["cpu_hours"] > 0
