@@ -194,8 +194,7 @@ async def _facts(site: Site, admin: SlurmAdmin, now: datetime) -> SiteFacts:
     if site.workshops.account_pool:
         held = {seat: w.name for w in workshops.values() if w.state != "purged" for seat in w.seats}
         staff = {*site.hub.admin_users, *site.hub.trainers}
-        state = pool_state(site_pool(site), {p.pw_name for p in pwd.getpwall()}, held, staff)
-        pool = state
+        pool = pool_state(site_pool(site), {p.pw_name for p in pwd.getpwall()}, held, staff)
     return SiteFacts(
         now=now,
         presets=course_presets(site),
