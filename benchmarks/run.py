@@ -275,6 +275,22 @@ def spawn_table(spawns: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+def hub_table(spawns: dict[str, dict]) -> str:
+    """While the learners wait: what their pages were told, and the hub's event loop."""
+    rows = [
+        "| benchmark | system | fewest progress messages a learner saw | event-loop stalls > 1 s"
+        " | longest stall (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in spawns.items():
+        for system, h in r.get("hubs", {}).items():
+            rows.append(
+                f"| {name} | {system} | {h['fewest_messages']} | {h['loop_stalls']}"
+                f" | {h['longest_stall_s']:.2f} |"
+            )
+    return "\n".join(rows)
+
+
 def steady_table(spawns: dict[str, dict]) -> str:
     rows = [
         "| system | servers | window (s) | job queries (sdiag) | poll interval (s)"
@@ -343,6 +359,12 @@ default scheduler settings.
 A spawn that failed (the hub reported it, or its server did not answer once the hub said it was
 ready) is left out of the times, counted in the table ("k of n failed") and listed with its error
 in bench.json (`spawn` → size → `runs` → system → `failures`).
+
+While they wait: the fewest progress messages any learner's page showed before "ready" (the
+hub's "Server requested" counts as one), and the hub's own warnings that its event loop did
+not answer for more than a second (JupyterHub logs each).
+
+{hub_table(record["spawn"])}
 
 - **floor**: the same single-user server (`jupyterhub-singleuser` from FactoryHub's environment)
   with no spawner: an immediate allocation (`salloc --immediate`, then `srun`), a route in a
@@ -426,7 +448,13 @@ def main() -> int:
     if results:
         plot(results, args.out / f"{name}.png")
     plot_spawns(spawns, args.out / f"{name}-spawn.png")
-    print(spawn_table(spawns), steady_table(spawns), table(results) if results else "", sep="\n\n")
+    print(
+        spawn_table(spawns),
+        hub_table(spawns),
+        steady_table(spawns),
+        table(results) if results else "",
+        sep="\n\n",
+    )
     if not args.smoke and not args.spawn_only:
         (REPO / "docs" / "performance.md").write_text(performance_page(record), encoding="utf-8")
     return 0

@@ -140,29 +140,41 @@ def _answers(url: str) -> bool:
 # -- time to ready through a hub -------------------------------------------------------------
 
 
-async def _ready_through_hub(client: httpx.AsyncClient, hub: Hub, user: str) -> float:
+@dataclass(frozen=True)
+class Ready:
+    """One learner's spawn: seconds to the first 200 through the proxy, and how many progress
+    messages the learner's page showed before "ready" (what they were told while waiting)."""
+
+    seconds: float
+    messages: int
+
+
+async def _ready_through_hub(client: httpx.AsyncClient, hub: Hub, user: str) -> Ready:
     """Seconds from the spawn request to the server's first 200 through the proxy."""
     started = time.perf_counter()
     options = FACTORYHUB_OPTIONS if hub.name == "factoryhub" else {}
     r = await client.post(f"{hub.api}/users/{user}/server", json={"user_options": options})
     if r.status_code not in (201, 202):
         raise RuntimeError(f"{hub.name}: spawn of {user} answered {r.status_code}: {r.text[:300]}")
-    url = await _wait_for_ready_event(client, hub, user)
+    url, messages = await _wait_for_ready_event(client, hub, user)
     r = await client.get(f"{hub.proxy}{url}api/status")
     if r.status_code != 200:
         raise RuntimeError(f"{hub.name}: {user}'s server answered {r.status_code} when ready")
-    return time.perf_counter() - started
+    return Ready(time.perf_counter() - started, messages)
 
 
-async def _wait_for_ready_event(client: httpx.AsyncClient, hub: Hub, user: str) -> str:
-    """The server's URL from the progress event stream's `ready` event."""
+async def _wait_for_ready_event(client: httpx.AsyncClient, hub: Hub, user: str) -> tuple[str, int]:
+    """The server's URL from the progress event stream's `ready` event, and the number of
+    messages before it."""
+    messages = 0
     async with client.stream("GET", f"{hub.api}/users/{user}/server/progress") as events:
         async for line in events.aiter_lines():
             if not line.startswith("data:"):
                 continue
             event = json.loads(line[5:])
             if event.get("ready"):
-                return event["url"]
+                return event["url"], messages
+            messages += 1
             if event.get("failed"):
                 raise RuntimeError(f"{hub.name}: spawn of {user} failed: {event.get('message')}")
     raise RuntimeError(f"{hub.name}: progress of {user} ended without ready")
@@ -186,17 +198,40 @@ async def hub_run(hub: Hub, users: list[str], steady_s: float = 0) -> dict[str, 
         headers=hub.headers(), timeout=httpx.Timeout(900), limits=limits
     ) as client:
         await client.post(f"{hub.api}/users", json={"usernames": users})  # 201, or 409 if known
+        log = hub.pidfile.parent / "hub.log"
+        log_start = log.stat().st_size if log.exists() else 0
         try:
             outcomes = await asyncio.gather(
                 *(_ready_through_hub(client, hub, u) for u in users), return_exceptions=True
             )
+            stalls = loop_stalls(log, log_start)
             steady = await asyncio.to_thread(steady_state, hub, steady_s) if steady_s else None
         finally:
             await _stop_all(client, hub, users)
     wait_for_no_jobs(users)
     failures = [f"{u}: {o}"[:300] for u, o in zip(users, outcomes, strict=True) if _failed(o)]
-    times = sorted(o for o in outcomes if not _failed(o))
-    return {"times_s": times, "failures": failures, "steady": steady}
+    ready = [o for o in outcomes if not _failed(o)]
+    return {
+        "times_s": sorted(o.seconds for o in ready),
+        "messages_min": min((o.messages for o in ready), default=0),
+        "loop_stalls_s": stalls,
+        "failures": failures,
+        "steady": steady,
+    }
+
+
+_STALL = re.compile(r"Event loop was unresponsive for at least ([0-9.]+)s")
+
+
+def loop_stalls(log: Path, start: int) -> list[float]:
+    """The hub's own "Event loop was unresponsive" warnings (JupyterHub checks its loop every
+    few seconds and logs a stall over 1 s) written since byte `start` of its log."""
+    if not log.exists():
+        return []
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode("utf-8", "replace")
+    return [float(m) for m in _STALL.findall(text)]
 
 
 def _failed(outcome: object) -> bool:
@@ -414,4 +449,16 @@ def summarise(n: int, runs: dict[str, list[dict]]) -> dict[str, object]:
             q: ratio("batchspawner", "factoryhub", q) for q in ("p50", "last")
         },
         "steady": {k: r[-1]["steady"] for k, r in runs.items() if r[-1]["steady"]},
+        "hubs": {k: _hub_figures(v) for k, v in runs.items() if k != "floor"},
+    }
+
+
+def _hub_figures(runs: list[dict]) -> dict[str, float]:
+    """What the learners were told while waiting (the fewest progress messages any of them
+    saw before "ready") and how long the hub's event loop stalled (its own warnings)."""
+    stalls = [s for r in runs for s in r.get("loop_stalls_s", [])]
+    return {
+        "fewest_messages": min((r.get("messages_min", 0) for r in runs), default=0),
+        "loop_stalls": len(stalls),
+        "longest_stall_s": max(stalls, default=0.0),
     }
