@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -112,6 +114,11 @@ class SeatClaims:
     def __init__(self, path: Path | str, timeout: float = 30.0) -> None:
         self.path = str(path)
         self.timeout = timeout
+        # private from the start: it holds the rejoin secrets (the state directory is the
+        # hub's own, 0700, too)
+        with contextlib.suppress(FileExistsError):
+            flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+            os.close(os.open(self.path, flags, 0o600))
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS claims (workshop TEXT NOT NULL, seat TEXT NOT NULL,"

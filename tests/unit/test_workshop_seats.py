@@ -73,6 +73,11 @@ def test_the_same_name_with_the_code_gets_no_seat_back_and_no_second_seat(tmp_pa
     assert claims.claim(ws, "Grace", NOW) == "ws-dl101-02"
 
 
+def test_the_claims_file_is_private_from_the_start(tmp_path):
+    SeatClaims(tmp_path / "c.sqlite")
+    assert (tmp_path / "c.sqlite").stat().st_mode & 0o777 == 0o600
+
+
 def test_the_rejoin_key_gives_that_seat_back_and_no_other(tmp_path):
     ws = workshop(seats=3)
     claims = SeatClaims(tmp_path / "c.sqlite")
