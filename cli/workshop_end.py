@@ -93,14 +93,17 @@ def _stop_jobs(admin: SlurmAdmin, workshop: Workshop) -> set[str]:
 
 def _accounted(admin: SlurmAdmin, workshop: Workshop, stopped: set[str]) -> list:
     """The account's allocations from sacct, once slurmdbd has recorded the end of every job
-    `end` stopped (it learns of them a moment after slurmctld; a report read before would
-    miss them). After `ACCOUNTING_WAIT` the report is written as sacct has it, and says so."""
+    `end` stopped and of every job it still has as live (it learns of them a moment after
+    slurmctld; a report read before would miss them or count them short). After
+    `ACCOUNTING_WAIT` the report is written as sacct has it, and says so."""
     deadline = time.monotonic() + ACCOUNTING_WAIT
     while True:
         text = asyncio.run(admin.accounted_jobs(workshop.account, workshop.start, SACCT_FORMAT))
         jobs = parse_sacct(text)
         ended = {j.job_id for j in jobs if j.state not in _LIVE}
-        missing = stopped - ended
+        # the queue is empty by now: a job sacct still has as live is one slurmdbd has not
+        # heard the end of yet (a resumed `end` did not see it stop)
+        missing = (stopped - ended) | {j.job_id for j in jobs if j.state in _LIVE}
         if not missing:
             return jobs
         if time.monotonic() > deadline:

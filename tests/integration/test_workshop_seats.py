@@ -259,6 +259,14 @@ def test_end_reports_sacct_and_sreport_and_purge_returns_the_pool_untouched_outs
         check=True, cwd="/",
     )  # fmt: skip
     record = json.loads((RECORDS / f"{name}.json").read_text())
+    early = pool_cmd(pool_site, "report", name)
+    assert early.returncode == 1 and f"workshop {name} has not ended" in early.stderr
+    # the hub's own site.toml names no pool: root touches none of the pool's accounts, says
+    # why, and a run with the right site.toml finishes what was started
+    wrong = workshop_cmd(real_hub, "end", name)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "'tpool01' is not a seat account" in wrong.stderr and "account_pool" in wrong.stderr
+    assert "end and purge finish what is left when run again" in wrong.stderr
     ended = pool_cmd(pool_site, "end", name)
     assert ended.returncode == 0, ended.stderr
     report = json.loads((TRAINER_FILES / name / "report.json").read_text())
