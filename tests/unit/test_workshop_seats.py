@@ -308,3 +308,43 @@ def test_the_report_has_progress_per_seat_and_the_sreport_check():
 
 def test_a_slot_before_the_clock_is_a_plain_timedelta():
     assert rollup_window(workshop(), NOW + timedelta(minutes=5)) is None
+
+
+# -- a seat's next holder ----------------------------------------------------------------------
+
+
+def test_a_new_holder_of_a_seat_shuts_out_the_earlier_holder_and_trainer():
+    """A pool account (or a seat name a later workshop of the same name makes again) taken by a
+    new person: the earlier holder's hub cookie (it names the account's cookie_id), their API
+    and OAuth tokens and the earlier workshop's trainer's share of the server stop working. On
+    the code before, none was touched: the earlier holder's 14-day cookie opened the next
+    learner's session. The hub's own ORM, in memory."""
+    from jupyterhub import orm
+
+    from factoryhub.spawners.workshop import forget_earlier_holder
+
+    db = orm.new_session_factory("sqlite://")()
+    seat, trainer, other = orm.User(name="train01"), orm.User(name="alice"), orm.User(name="bob")
+    db.add_all([seat, trainer, other, orm.OAuthClient(identifier="jupyterhub")])
+    db.commit()
+    server = orm.Spawner(user=seat, name="")
+    theirs = orm.Spawner(user=other, name="")
+    db.add_all([server, theirs])
+    db.commit()
+    old_token = seat.new_api_token(note="workshop a")
+    bobs_token = other.new_api_token(note="bob's own")
+    db.add_all(
+        [
+            orm.Share(owner=seat, spawner=server, user=trainer, scopes=["access:servers"]),
+            orm.Share(owner=other, spawner=theirs, user=trainer, scopes=["access:servers"]),
+        ]
+    )
+    db.commit()
+    old_cookie = seat.cookie_id
+
+    forget_earlier_holder(db, seat)
+
+    assert db.query(orm.User).filter(orm.User.cookie_id == old_cookie).first() is None
+    assert orm.APIToken.find(db, old_token) is None
+    assert [s.owner.name for s in db.query(orm.Share)] == ["bob"]  # another's share stays
+    assert orm.APIToken.find(db, bobs_token) is not None
