@@ -56,3 +56,15 @@ def test_an_account_that_is_no_seat_keeps_its_options(demo_site):
     options = {"cpus": 4, "partition": "gpu"}
     assert seat_options(demo_site, "alice", options) is options
     assert seat_options(demo_site, "ws-nosuch-01", options) is options  # no such workshop
+
+
+def test_root_touches_only_made_seats_and_the_pools_learner_accounts():
+    from factoryhub.cli import seats
+
+    assert seats._seat("ws-dl101-07") == "ws-dl101-07"
+    with pytest.raises(seats.SeatError, match="'root' is not a seat account"):
+        seats._seat("root", pool={"root"})  # a system account in a pool is still refused
+    with pytest.raises(seats.SeatError, match=r"nor in this site's \[workshops\] account_pool"):
+        seats._seat("nobody-here")
+    with pytest.raises(seats.SeatError, match="is not a seat account"):
+        seats.delete_seat("root")  # never a pool account or any other: userdel is not run
