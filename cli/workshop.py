@@ -372,6 +372,9 @@ def status(site: Site, name: str) -> int:
     print(f"workshop {workshop.name}: {workshop.state}, {workshop.start} → {workshop.end}")
     print(f"courses: {', '.join(workshop.courses)}; trainers: {', '.join(workshop.trainers)}")
     print(f"join: {join_url(site.hub.url, workshop.name)}")
+    codes = "one code per seat" if workshop.codes == "per-seat" else "one code for the room"
+    origin = "the site's pool" if workshop.pooled else f"made for it ({workshop.seats[0]} …)"
+    print(f"access: {codes}; seat accounts: {origin}")
     if reservation:
         print(f"reservation {reservation.name}: {reservation.state} on {reservation.nodes}")
     else:

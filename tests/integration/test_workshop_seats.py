@@ -164,6 +164,7 @@ def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_
     assert guess.status_code == 400 and "not one of this workshop's seats" in guess.text
     shown = workshop_cmd(real_hub, "status", name).stdout
     assert "1 of 2 taken" in shown and re.search(r"tpool01\s+\(free\)", shown), shown
+    assert "access: one code per seat; seat accounts: the site's pool" in shown
 
     # Ada in a new browser (no cookie): the bookmarked key gives her seat back, logged in
     with httpx.Client(base_url=base, timeout=60, follow_redirects=True) as web:
