@@ -202,7 +202,9 @@ class CullingSettings:
     stops any session that old. Trainers' and admins' sessions (`exempt_staff`), the users,
     server names and reservations (workshops) listed are never stopped. JupyterLab warns the
     learner `warn_minutes` before an idle stop (saving their documents, with a "Keep my
-    session" button that keeps it for one more idle period)."""
+    session" button that keeps it for one more idle period). Where a GPU session's node has
+    `nvidia-smi`, the session reads its GPUs every `gpu_sample_seconds`, and a GPU busier than
+    `gpu_busy_percent` counts as activity (`factoryhub.gpu_usage`)."""
 
     enabled: bool = True
     idle_minutes: float = 120.0
@@ -214,8 +216,14 @@ class CullingSettings:
     exempt_users: tuple[str, ...] = ()
     exempt_servers: tuple[str, ...] = ()
     exempt_reservations: tuple[str, ...] = ()
+    gpu_busy_percent: float = 5.0  # GPU utilisation above this counts as activity
+    gpu_sample_seconds: int = 60  # how often a GPU session reads its GPUs' utilisation
 
     def __post_init__(self) -> None:
+        if not 0 <= self.gpu_busy_percent < 100 or self.gpu_sample_seconds < 1:
+            raise SiteError(
+                "culling: gpu_busy_percent must be from 0 to under 100, gpu_sample_seconds >= 1"
+            )
         if self.idle_minutes <= 0 or self.gpu_idle_minutes <= 0:
             raise SiteError("culling: idle_minutes and gpu_idle_minutes must be over 0")
         if self.warn_minutes < 0:

@@ -11,7 +11,8 @@
 - in a session started from the catalogue, syncs the course into the learner's home;
 - relays JupyterLab's plugin to the hub service (announcements, the idle culler's outlook and
   "Keep my session", the budget, support requests) and links the learner's data sets into
-  ~/datasets (`services`).
+  ~/datasets (`services`);
+- in a session holding GPUs, counts a busy GPU (``nvidia-smi``) as activity (`gpu_activity`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from factoryhub.handshake import PROOF_PATH, session_proof
 from factoryhub.scheduler.slurm import SlurmError
 from factoryhub.site import WARN_ENV
 
+from .gpu_activity import start_gpu_activity
 from .progress import start_progress
 from .report import report_port, session_client
 from .services import service_routes, start_services
@@ -161,6 +163,7 @@ def load_jupyter_server_extension(serverapp) -> None:
     )
     start_services(serverapp)  # announcements from the hub service, ~/datasets links
     start_progress(serverapp)  # a workshop seat's progress, reported to the hub service
+    start_gpu_activity(serverapp)  # a busy GPU counts as activity (after start_services)
     IOLoop.current().add_callback(_take_walltime_warning, serverapp, clock)
     IOLoop.current().add_callback(report_port, serverapp)
     IOLoop.current().add_callback(_warn_before_end, serverapp, clock)
