@@ -26,8 +26,9 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
+from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import new_token, url_path_join
 from tornado import web
 
 from factoryhub.site import Site, load_site
@@ -93,6 +94,20 @@ def seat_options(site: Site, user: str, options: dict | None) -> dict | None:
     return locked_options(workshop, options or {}, datetime.now())
 
 
+def forget_earlier_holder(db, user: orm.User) -> None:
+    """A seat given to a new person (a pool account's next workshop, or a seat name a later
+    workshop of the same name makes again) keeps nothing of its earlier holder: the account
+    gets a new cookie id (the earlier hub login cookie names the old one), and its API and
+    OAuth tokens and the shares of its servers (an earlier trainer's) are deleted."""
+    user.cookie_id = new_token()
+    for token in list(user.api_tokens):
+        db.delete(token)
+    for kind in (orm.Share, orm.ShareCode):
+        for share in db.query(kind).filter(kind.owner_id == user.id):
+            db.delete(share)
+    db.commit()
+
+
 @lru_cache(maxsize=4)
 def _site_at(path: str, mtime: float) -> Site:
     return load_site(path)
@@ -148,6 +163,8 @@ class JoinHandler(BaseHandler):
             await self._page(workshop, str(refused), 400)
             return
         user = self.user_from_username(seat)
+        if not rejoined:  # a new person on this account: nothing of an earlier one works
+            forget_earlier_holder(self.db, user.orm_user)
         self.log.info(
             "workshop %s: seat %s %s", workshop.name, seat, "rejoined" if rejoined else "taken"
         )

@@ -193,6 +193,7 @@ def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_
             timeout=30,
         )
         assert reported.status_code == 200, reported.text
+        pooled["ada_cookies"] = httpx.Cookies(web.cookies)
     # her seat code also gives the seat back (it is that seat's key), and no second seat
     code_again = join(base, name, {"code": codes["tpool02"], "name": "Someone"})
     assert code_again.json()["seat"] == "tpool02" and code_again.json()["rejoined"] is True
@@ -300,13 +301,29 @@ def test_end_reports_sacct_and_sreport_and_purge_returns_the_pool_untouched_outs
     assert json.loads((RECORDS / f"{name}.json").read_text())["state"] == "purged"
     assert (TRAINER_FILES / name / "archives" / "tpool01.tar").exists()
 
-    # back in the pool: a new workshop's plan takes them again
-    plan = pool_cmd(
-        pool_site, "create", unique("n"), "--course", COURSE, "--start", "now",
-        "--end", "now+1h", "--seats", "3", "--dry-run",
-    )  # fmt: skip
-    assert plan.returncode == 0, plan.stderr
-    assert "seats: 3 (tpool01 … tpool03)" in plan.stdout
+    # back in the pool: the next workshop takes them, and its learner's seat is theirs alone:
+    # Ada's hub cookie and API token from the earlier workshop no longer open it
+    nxt = unique("n")
+    try:
+        made = pool_cmd(
+            pool_site, "create", nxt, "--course", COURSE, "--start", "now",
+            "--end", "now+1h", "--seats", "2", "--codes", "per-seat",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        code = dict(re.findall(r"(tpool\d\d): access code (\S+)", made.stdout))["tpool02"]
+        base = real_hub.site.hub.url
+        lin = join(base, nxt, {"code": code, "name": "Lin"})
+        assert (lin.json()["seat"], lin.json()["rejoined"]) == ("tpool02", False), lin.text
+        with httpx.Client(base_url=base, cookies=pooled["ada_cookies"], timeout=30) as old:
+            page = old.get("/hub/home")
+            assert page.status_code == 302 and "/hub/login" in page.headers["location"]
+        with httpx.Client(base_url=f"{base}/hub/api", timeout=30) as api:
+            headers = {"Authorization": f"token {pooled['token']}"}
+            assert api.get("/user", headers=headers).status_code == 403
+            headers = {"Authorization": f"token {lin.json()['token']}"}
+            assert api.get("/user", headers=headers).json()["name"] == "tpool02"
+    finally:
+        remove_by_hand(nxt)
 
 
 def test_in_workshop_mode_a_taken_name_is_refused_and_the_key_brings_the_seat_back(real_hub):
