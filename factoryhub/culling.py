@@ -11,6 +11,10 @@ The loop, the hub's REST API and the stopping are jupyterhub-idle-culler's (a hu
   GPUs show as free in the next start estimate;
 - any session older than `max_age_hours` (0: no limit).
 
+Idle means no activity in the hub's record of the server: the proxy's traffic and what the
+session reports (kernels, terminals, and in a GPU session a GPU busier than
+`gpu_busy_percent`, `factoryhub.gpu_usage`).
+
 Each stop is one `CullRecord`: logged by the culler, and kept for the learner, whose spawn
 form says what was stopped and why (`cull_notice`).
 """
