@@ -9,6 +9,7 @@ from its file.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -48,9 +49,12 @@ class ClaimMapping:
     """The callables oauthenticator calls at each login: the Unix name from the userinfo
     claims (``username_claim``) and the hub's groups from them (``auth_state_groups_key``)."""
 
-    def __init__(self, auth: AuthSettings, admin_users: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, auth: AuthSettings, admin_users: tuple[str, ...] = (), login_group: str = ""
+    ) -> None:
         self.auth = auth
         self.admin_users = admin_users
+        self.login_group = login_group  # fh-act-as starts sessions for its members only
 
     def username(self, claims: Mapping[str, object]) -> str:
         """The account `claims` map to; a 403 page with the reason when there is none."""
@@ -67,6 +71,12 @@ class ClaimMapping:
                 f"Your account at {self.auth.label} maps to the user name {name}, which is not"
                 " an account of this hub's cluster. Ask the site's support to create it."
             )
+        if self.login_group and not _member(account, self.login_group):
+            raise refusal(
+                f"Your account at {self.auth.label} maps to the user name {name}, which may not"
+                f" start sessions on this hub's cluster (it is not in the group"
+                f" {self.login_group}). Ask the site's support to add it."
+            )
         return name
 
     def groups(self, auth_state: Mapping[str, object]) -> list[str]:
@@ -79,6 +89,15 @@ class ClaimMapping:
         if not groups and self.username(claims) not in self.admin_users:
             raise refusal(not_allowed(self.auth))
         return groups
+
+
+def _member(account: pwd.struct_passwd, group: str) -> bool:
+    """The rule fh-act-as applies before it starts anything for the account."""
+    try:
+        found = grp.getgrnam(group)
+    except KeyError:
+        return False
+    return account.pw_name in found.gr_mem or account.pw_gid == found.gr_gid
 
 
 def not_allowed(auth: AuthSettings) -> str:
@@ -110,7 +129,7 @@ def _set_pam(c: Config, site: Site) -> None:
 
 def _set_oidc(c: Config, site: Site) -> None:
     auth = site.auth
-    mapping = ClaimMapping(auth, site.hub.admin_users)
+    mapping = ClaimMapping(auth, site.hub.admin_users, site.hub.allowed_group)
     oidc = c.GenericOAuthenticator
     c.JupyterHub.authenticator_class = "generic-oauth"
     c.Authenticator.username_pattern = UNIX_NAME.pattern  # JupyterHub refuses any other name

@@ -256,6 +256,16 @@ def test_the_mapped_account_must_exist_and_not_be_a_system_account(demo_site):
         assert f"maps to the user name {name}, which is not an account" in str(refused.value)
 
 
+def test_the_mapped_account_must_be_one_sessions_start_for(demo_site):
+    # fh-act-as starts sessions only for members of the login group: an account outside it
+    # (here `nobody`, uid 65534) would log in and then fail at every start
+    mapping = ClaimMapping(OIDC, demo_site.hub.admin_users, demo_site.hub.allowed_group)
+    with pytest.raises(web.HTTPError) as refused:
+        mapping.username({"email": "nobody@uni.example"})
+    assert refused.value.status_code == 403
+    assert f"it is not in the group {demo_site.hub.allowed_group}" in str(refused.value)
+
+
 def test_a_refusal_is_a_403_page_with_the_sentence(demo_site):
     with pytest.raises(web.HTTPError) as refused:
         _mapping(demo_site).username({"email": "50% off@uni.example"})
