@@ -261,7 +261,6 @@ class Site:
     workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
     software: SoftwareSettings = field(default_factory=SoftwareSettings)  # Lmod, containers
     storage: StorageSettings = field(default_factory=StorageSettings)  # home, project, scratch
-    workshops: WorkshopSettings = field(default_factory=WorkshopSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)  # PAM, or OIDC single sign-on
 
     def partition(self, name: str) -> Partition:
@@ -360,18 +359,18 @@ def _check_tls(hub: HubSettings) -> None:
 
 def _check(site: Site) -> Site:
     _check_hooks(site)
-    _check_tls(site.hub)
     try:
         pool_accounts(site.workshops.account_pool)
     except PoolError as exc:
         raise SiteError(str(exc)) from None
-    if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
-        raise SiteError(problem)
     try:
         check_environments(site.software, site.environments)
         check_storage(site.storage)
     except (SoftwareError, StorageError) as exc:
         raise SiteError(str(exc)) from None
+    _check_tls(site.hub)
+    if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
+        raise SiteError(problem)
     _check_support_and_datasets(site)
     try:
         check_auth(site.auth)
