@@ -6,12 +6,11 @@ zero. Every value is a bound parameter; every count is capped (`workshopprogress
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from .site import Site
+from .sqlitefiles import create_private, transaction
 from .workshopprogress import (
     MAX_CELLS,
     MAX_EXERCISES,
@@ -43,21 +42,12 @@ class ProgressStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            # O_EXCL|O_NOFOLLOW: a link planted here is refused, never followed
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY, 0o600)
-            os.close(fd)
+        create_private(self.path)
         with self._db() as db:
             db.executescript(_SCHEMA)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path)
 
     def add(self, workshop: str, seat: str, report: ProgressReport) -> SeatProgress:
         """Add `report` to `seat`'s progress in `workshop`; the seat's progress after it."""

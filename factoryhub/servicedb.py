@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .announcements import Announcement, NewAnnouncement, current
 from .site import Site
+from .sqlitefiles import create_private, transaction
 from .support import SupportContext, SupportRequest, parse_context
 
 DB_NAME = "factoryhub-service.sqlite"
@@ -115,10 +114,7 @@ class ServiceDB:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            # O_EXCL|O_NOFOLLOW: a link planted here is refused, never followed
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY, 0o600)
-            os.close(fd)
+        create_private(self.path)
         with self._db() as db:
             db.executescript(_SCHEMA)
             have = {row["name"] for row in db.execute("PRAGMA table_info(announcements)")}
@@ -128,15 +124,8 @@ class ServiceDB:
                         f"ALTER TABLE announcements ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"
                     )
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:  # commits, or rolls back on an exception
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, rows=True)
 
     # tickets
 

@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .site import Site
+from .sqlitefiles import create_private
 from .workshop import NAME, TIME_FORMAT
 from .workshoprecord import (
     JoinRefused,
@@ -116,9 +115,7 @@ class SeatClaims:
         self.timeout = timeout
         # private from the start: it holds the rejoin secrets (the state directory is the
         # hub's own, 0700, too)
-        with contextlib.suppress(FileExistsError):
-            flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
-            os.close(os.open(self.path, flags, 0o600))
+        create_private(self.path)
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS claims (workshop TEXT NOT NULL, seat TEXT NOT NULL,"
