@@ -105,7 +105,9 @@ async def restart_seat(seat: str) -> None:
         if not await _stopped(seat):
             log.warning("restart of %s: the old session did not stop in time", seat)
             return
-        await hub_api("POST", f"users/{user_path(seat)}/server", {})
+        # explicit empty options: the seat's preset (with none, the hub would reuse the last
+        # spawn's resolved options, which a seat's lock refuses as choices)
+        await hub_api("POST", f"users/{user_path(seat)}/server", {"user_options": {}})
         log.info("restart of %s: started again", seat)
     except HubAPIError as exc:
         log.warning("restart of %s failed: %s", seat, exc)

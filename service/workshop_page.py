@@ -26,7 +26,7 @@ from .support_page import form_token
 from .workshop_access import trainers_workshop
 from .workshop_actions import action_routes
 
-ENERGY_SECONDS = 20.0  # sacct at most this often per workshop, however many trainers look
+ENERGY_SECONDS = 10.0  # sacct at most this often per workshop, however many trainers look
 _energy: dict[str, tuple[float, dict[str, EnergyFigure]]] = {}
 
 

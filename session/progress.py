@@ -139,7 +139,7 @@ def start_progress(serverapp, environ: Mapping[str, str] = os.environ) -> Tally 
     if settings.get("kernel_websocket_connection_class") in (None, ZMQChannelsWebsocketConnection):
         settings["kernel_websocket_connection_class"] = counting_connection(tally)
 
-    async def on_contents(_logger, _schema_id: str, data: dict) -> None:
+    async def on_contents(logger, schema_id: str, data: dict) -> None:  # jupyter_events' names
         if data.get("action") == "get" and isinstance(data.get("path"), str):
             tally.opened(data["path"])
 
