@@ -60,6 +60,13 @@ def _ours(folder: Path) -> bool:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
+    try:  # the same text and mode already: left as it is (its mtime kept)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, encoding="utf-8") as current:
+            if os.fstat(fd).st_mode & 0o7777 == mode and current.read() == text:
+                return
+    except (OSError, UnicodeDecodeError):
+        pass
     new = path.with_name(path.name + ".new")
     new.unlink(missing_ok=True)
     fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)

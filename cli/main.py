@@ -27,6 +27,7 @@ from factoryhub.site import Site, load_site
 
 from . import announce as announce_cli
 from . import environments as environments_cli
+from . import hubsetup as hubsetup_cli
 from . import jobscript as jobscript_cli
 from . import sitecheck as sitecheck_cli
 from . import storage as storage_cli
@@ -118,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     announce_cli.add_parser(sub)
     sitecheck_cli.add_parser(sub)
     environments_cli.add_parser(sub)
+    hubsetup_cli.add_parser(sub)
     storage_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.area == "environments":
         return environments_cli.main(args)
+    if args.area == "hub":
+        return hubsetup_cli.main(args)
     if args.area == "storage":
         return storage_cli.main(args)
     if args.area == "site":

@@ -79,6 +79,14 @@ def _root_dir(path: Path, owner: str = "root", mode: int = 0o755) -> None:
     path.chmod(mode)
 
 
+def _same_file(source: Path, copy: Path) -> bool:
+    """`copy` a regular file (not a link) with `source`'s bytes."""
+    try:
+        return copy.is_file() and not copy.is_symlink() and copy.read_bytes() == source.read_bytes()
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class HubInstance:
     """One hub + proxy pair: where its files live and how to reach it."""
@@ -144,7 +152,8 @@ class HubInstance:
         _root_dir(self.proxy_dir, PROXY_USER, 0o700)
         _root_dir(self.hub_config.parent)
         for source, copy in ((self.config_file, self.hub_config), (self.site_path, self.hub_site)):
-            shutil.copyfile(source, copy)
+            if not _same_file(source, copy):  # unchanged copies keep their mtime
+                shutil.copyfile(source, copy)
             copy.chmod(0o644)
         self._prepare_tls()
 

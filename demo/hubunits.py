@@ -45,6 +45,15 @@ def environment_file(values: dict[str, str]) -> str:
 
 
 def _write_root_file(path: Path, text: str) -> None:
+    """`text` in `path`, root's, 0600 (left as it is when it already is: its mtime kept)."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY)
+        with os.fdopen(fd, encoding="utf-8") as current:
+            seen = os.fstat(current.fileno())
+            if (seen.st_uid, seen.st_mode & 0o7777) == (0, 0o600) and current.read() == text:
+                return
+    except (OSError, UnicodeDecodeError):
+        pass
     staged = path.with_name(f".{path.name}.new")
     staged.unlink(missing_ok=True)
     fd = open_nofollow(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -2,15 +2,34 @@
 # Install everything FactoryHub needs on Debian 12, as root, idempotently:
 #   deploy/install.sh          the demo (munge, Slurm and its accounting database, Python, proxy)
 #   deploy/install.sh --test   the same, plus what the tests need (Chromium, test packages)
+#   deploy/install.sh --service-node
+#                              only FactoryHub's part, for a site's own service node: Python venv,
+#                              the proxy (Debian's nodejs/npm if missing), fh-act-as and its
+#                              sudoers file, the systemd units, Lmod (FACTORYHUB_LMOD=no: not);
+#                              no Slurm daemon, munge key, database or demo account. The site's
+#                              Slurm client commands and munge come from its own packages. Then
+#                              `factoryhub hub setup` (docs/admin-guide.md).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/opt/factoryhub
 with_tests=${1:-}
+case "$with_tests" in
+  "" | --test | --service-node) ;;
+  *) echo "usage: deploy/install.sh [--test | --service-node]" >&2; exit 2 ;;
+esac
+service_node=""
+[ "$with_tests" = "--service-node" ] && service_node=yes
 
+if [ -n "$service_node" ]; then
+  debs=(python3 python3-venv sudo)
+  command -v npm >/dev/null 2>&1 || debs+=(nodejs npm)
+  [ "${FACTORYHUB_LMOD:-yes}" = no ] || debs+=(lmod)
+else
 debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python3-venv sudo)
 # Lmod for the site's software environments; btrfs for the embedded site's project and scratch
 # tiers with quotas (this kernel has no ext4/XFS quota support; btrfs quota groups need none).
 debs+=(lmod btrfs-progs)
+fi
 # PostgreSQL for the tests of the hub on PostgreSQL (a site uses its own database server).
 [ "$with_tests" = "--test" ] && debs+=(chromium postgresql)
 missing=()
@@ -39,9 +58,16 @@ extra="[postgresql]"
 # check when it is absent. Measured: jupyterhub.singleuser imports in 0.7 s instead of 1.7 s.
 "$prefix/venv/bin/pip" uninstall --quiet --yes rfc3987-syntax 2>/dev/null || true
 
+# The hub's JupyterHub config, where `factoryhub hub setup` takes it from (it is thin: all
+# comes from site.toml), and the demo's site.toml as a start for a site's own.
+install -d -o root -g root -m 0755 "$prefix/hub_config"
+install -o root -g root -m 0644 "$repo/hub_config/jupyterhub_config.py" "$repo/hub_config/site.toml" \
+  "$prefix/hub_config/"
+
 # The embedded site's module tree (site.toml [software] module_path) and the second Python
 # environment its data-science/2026 module loads: statsmodels and patsy of its own, the
 # FactoryHub stack underneath (a .pth file), on Debian's Python like the venv.
+if [ -z "$service_node" ]; then
 rm -rf "$prefix/modules.new"
 cp -r "$repo/deploy/modules" "$prefix/modules.new"
 rm -rf "$prefix/modules"
@@ -55,6 +81,7 @@ if ! [ -x "$ds/bin/python" ] || ! [ -d "$ds_site/statsmodels" ]; then
 fi
 echo "$prefix/venv/lib/python3.11/site-packages" > "$ds_site/factoryhub-base.pth"
 chmod -R a+rX "$prefix/modules" "$prefix/envs"
+fi
 
 # Compute nodes of an AI factory have no internet: JupyterLab must not ask for news.
 mkdir -p "$prefix/venv/share/jupyter/lab/settings"
@@ -107,4 +134,18 @@ if [ -d /run/systemd/system ]; then
     install -o root -g root -m 0644 "$unit" "/etc/systemd/system/$(basename "$unit")"
   done
   systemctl daemon-reload
+fi
+
+# A service node's Slurm client and munge are the site's: say what is missing, in a sentence.
+if [ -n "$service_node" ]; then
+  absent=()
+  for cmd in sinfo squeue sbatch scontrol sacctmgr munge unmunge; do
+    command -v "$cmd" >/dev/null 2>&1 || absent+=("$cmd")
+  done
+  if [ ${#absent[@]} -gt 0 ]; then
+    echo "Not found on PATH: ${absent[*]}. Install the site's Slurm client commands (the" \
+      "controller's release) and munge with its key, and name a Slurm outside PATH in site.toml" \
+      "[slurm] bin_dir and /etc/factoryhub/act-as.conf (docs/admin-guide.md, steps 1 and 3)." >&2
+  fi
+  echo "FactoryHub is installed; next: factoryhub hub setup --site /etc/factoryhub/site.toml"
 fi
