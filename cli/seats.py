@@ -19,6 +19,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,38 @@ def disable_seat(name: str, login_group: str, pool: Collection[str] = ()) -> Non
     members = grp.getgrnam(login_group).gr_mem
     if name in members:
         _run(["gpasswd", "--delete", name, login_group])
+
+
+def end_processes(name: str, pool: Collection[str] = (), rounds: int = 5) -> None:
+    """No process of the seat left running: a job's child started with `setsid` outlives the
+    job where Slurm tracks processes by parentage (proctrack/linuxproc), and would otherwise
+    live on as the account the pool gives the next learner. `kill -KILL -1` run as the seat
+    signals all of its processes at once (forks included: the kernel walks the list under its
+    lock); checked, and again a few times, until none is left."""
+    account = pwd.getpwnam(_seat(name, pool))
+    if account.pw_uid < FIRST_LEARNER_UID:
+        raise SeatError(f"{name[:40]!r} is a system account; its processes are left alone")
+    for _ in range(rounds):
+        subprocess.run(
+            ["/usr/bin/kill", "-KILL", "-1"],
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        left = subprocess.run(  # a killed process waiting for its parent to reap it is none
+            ["pgrep", "-U", str(account.pw_uid), "--runstates", "D,R,S,T,t,W,P,I"],
+            capture_output=True,
+            check=False,
+        )
+        if left.returncode == 1:  # none matched
+            return
+        time.sleep(0.5)
+    raise SeatError(f"{name}'s processes are still running after {rounds} rounds of SIGKILL")
 
 
 def delete_seat(name: str) -> None:

@@ -60,16 +60,21 @@ def end(site: Site, name: str) -> int:
         workshop = workshop.with_state("ending", now)
         save_record(site, workshop)  # the hub starts no more sessions for these seats
     admin = SlurmAdmin(SlurmClient(bin_dir=site.slurm.bin_dir, timeout=60.0))
+    # no new job from here (a process a job left could submit one), then none running, then
+    # no process of a seat (what its jobs left running dies with the slot)
+    asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
     stopped = _stop_jobs(admin, workshop)
+    names = site_pool(site) if workshop.pooled else ()
+    for seat in workshop.seats:
+        if pool.user_exists(seat):
+            pool.end_processes(seat, names)
     folder = trainer_folder(site, name)
     _archive(workshop, folder, site_pool(site) if workshop.pooled else ())
     if any(r.name == workshop.reservation for r in asyncio.run(admin.reservations())):
         asyncio.run(admin.delete_reservation(workshop.reservation))
-    names = site_pool(site) if workshop.pooled else ()
     for seat in workshop.seats:
         if pool.user_exists(seat):
             pool.disable_seat(seat, site.hub.allowed_group, names)
-    asyncio.run(admin.set_account_limits(workshop.account, ["GrpSubmitJobs=0"]))
     _report(site, admin, workshop, folder, stopped)
     save_record(site, workshop.with_state("ended", now))
     print(f"workshop {name} ended: archives, manifest and report in {folder}")
@@ -196,9 +201,12 @@ def purge(site: Site, name: str, retention_days: float) -> int:
         for seat in workshop.seats:
             if pool.user_exists(seat):
                 pool.disable_seat(seat, site.hub.allowed_group, names)
+                pool.end_processes(seat, names)  # none lives on into the next holder's slot
                 pool.clean_home(seat, names)
     else:
         for seat in workshop.seats:
+            if pool.user_exists(seat):
+                pool.end_processes(seat)
             pool.delete_seat(seat)
     try:
         asyncio.run(admin.remove_users(workshop.seats, workshop.account))

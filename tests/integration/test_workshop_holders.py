@@ -1,9 +1,10 @@
 """A pool account's next holder on the real hub (security, I6): the site's pool of training
 accounts gives the same Unix account to a learner of one workshop and, once it is purged, to a
-learner of the next. Whatever the first learner's browser and scripts kept (the hub's login
-cookie, the API token of the JSON join) must not open the account for them again: on the code
-before, the cookie (14 days) and the token (until its slot's end) let the earlier learner in as
-the next learner's seat."""
+learner of the next. Whatever the first learner kept (the hub's login cookie, an API token, a
+process left running) must not open the account for them again: on the code before, the cookie
+(14 days) and the token let the earlier learner in as the next learner's seat, and a process
+that outlived its job (this site's proctrack/linuxproc lets a `setsid -f` child of a job live
+on, shown here) survived end and purge as the account the next learner was given."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ def holder_site(real_hub, hub_client, tmp_path):
         subprocess.run(["userdel", "--remove", SEAT], capture_output=True, check=False)
 
 
+def _processes() -> list[str]:
+    found = subprocess.run(["pgrep", "-U", SEAT], capture_output=True, text=True)
+    return found.stdout.split()
+
+
 def _create(site: Path, names: list[str], tag: str) -> str:
     name = unique(tag)
     names.append(name)
@@ -76,10 +82,16 @@ def test_the_next_holder_of_a_pool_account_shuts_out_the_earlier_learner(real_hu
             headers={"X-XSRFToken": _xsrf(ada)},
         ).json()["token"]
 
+        left = subprocess.run(  # what a job of hers could leave behind: a process of the seat
+            ["runuser", "-u", SEAT, "--", "setsid", "-f", "sleep", "3600"], cwd="/", check=True
+        )
+        assert left.returncode == 0 and _processes() != []
+
         for step in (("end", names[0]), ("purge", names[0], "--retention-days", "0")):
             done = _cmd(site, *step)
             assert done.returncode == 0, done.stderr
 
+        assert _processes() == []  # end and purge left no process of the account
         # the next workshop takes the account from the pool; Bob joins on it
         code = _create(site, names, "i")
         with httpx.Client(base_url=base, timeout=60) as bob:
