@@ -32,6 +32,7 @@ from . import jobscript as jobscript_cli
 from . import sitecheck as sitecheck_cli
 from . import storage as storage_cli
 from . import workshop as workshop_cli
+from . import workshop_orders as workshop_orders_cli
 from .environments import install_kernels
 
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     course_cli.add_parser(sub)
     jobscript_cli.add_parser(sub)
     workshop_cli.add_parser(sub)
+    workshop_orders_cli.add_parser(sub)
     announce_cli.add_parser(sub)
     sitecheck_cli.add_parser(sub)
     environments_cli.add_parser(sub)
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         return jobscript_cli.main(args)
     if args.area == "workshop":
         return workshop_cli.main(args)
+    if args.area == "workshop-orders":
+        return workshop_orders_cli.main(args)
     repo = args.repo.resolve()
     if args.area == "slurm":
         if args.action == "start":

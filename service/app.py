@@ -49,6 +49,7 @@ from .rate_limit import RateLimiter, retry_after
 from .sharing_page import SharingPageHandler
 from .support_page import AnswerHandler, SupportAPIHandler, SupportPageHandler
 from .teaching_page import TeachingHandler
+from .workshop_orders_page import WorkshopOrdersHandler
 from .workshop_page import workshop_routes
 
 LIMITER = "factoryhub_rate_limiter"  # the application setting holding the shared limiter
@@ -151,6 +152,7 @@ def _limited_routes(prefix: str) -> list[tuple]:
         (r"api/announcements/(\d{1,9})", AnnouncementHandler, "json"),
         ("sharing", SharingPageHandler, "html"),  # issue 15: who may use my session
         ("api/progress", ProgressAPIHandler, "json"),  # a workshop seat's progress
+        ("workshops", WorkshopOrdersHandler, "html"),  # create and end workshops (admins)
     ]
     return [
         (

@@ -5,6 +5,7 @@ messages reach its seats only."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -217,3 +218,107 @@ def test_the_session_counts_cells_from_the_browsers_execute_requests():
     tally.done(report)
     tally.opened("courses/a.ipynb")  # reported already
     assert tally.take() is None
+
+
+# -- the trainers' web page: orders for `factoryhub workshop create|end` ------------------------
+
+
+def test_an_order_becomes_the_commands_own_arguments():
+    from factoryhub.workshoporders import parse_order
+
+    order = parse_order(
+        {"action": "create", "name": "dl101", "courses": "first-steps, dask-slurm",
+         "start": "now", "end": "now+2h", "seats": "12", "trainers": "trainer ttrainer"},
+        NOW.replace(tzinfo=None),
+    )  # fmt: skip
+    assert order.argv("/s.toml", dry_run=True) == [
+        "workshop", "--site", "/s.toml", "create", "dl101", "--start", "now", "--end", "now+2h",
+        "--seats", "12", "--course", "first-steps", "--course", "dask-slurm",
+        "--trainer", "trainer", "--trainer", "ttrainer", "--dry-run",
+    ]  # fmt: skip
+    end = parse_order({"action": "end", "name": "dl101", "courses": "x;y"}, NOW)
+    assert end.argv("/s.toml") == ["workshop", "--site", "/s.toml", "end", "dl101"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"action": "purge", "name": "dl101"}, "action: one of create, end"),
+        ({"action": "end", "name": "DL-101"}, "name: 2 to 16"),
+        ({"action": "end", "name": "--site=/tmp/x"}, "name: 2 to 16"),
+        ({"action": "create", "name": "dl101", "courses": "", "start": "now", "end": "now+1h",
+          "seats": "2"}, "courses: name at least one"),
+        ({"action": "create", "name": "dl101", "courses": "a;rm -rf /", "start": "now",
+          "end": "now+1h", "seats": "2"}, "courses: 'a;rm' is not a name"),
+        ({"action": "create", "name": "dl101", "courses": "c", "start": "tomorrow",
+          "end": "now+1h", "seats": "2"}, "start: 'tomorrow' is not a time"),
+        ({"action": "create", "name": "dl101", "courses": "c", "start": "now",
+          "end": "now+1h", "seats": "2.5"}, "seats: a whole number"),
+        ({"action": "create", "name": "dl101", "courses": "c", "start": "now",
+          "end": "now+1h", "seats": "0"}, "seats: a whole number"),
+        ({"action": "create", "name": "dl101", "courses": "c", "start": "now",
+          "end": "now+1h", "seats": "2", "trainers": "--dry-run"}, "trainers: '--dry-run'"),
+        ({"action": ["create", "end"], "name": "dl101"}, "action: one of"),
+    ],
+)  # fmt: skip
+def test_a_bad_order_is_refused_with_a_sentence(fields, said):
+    from factoryhub.workshoporders import OrderError, parse_order
+
+    with pytest.raises(OrderError, match=re.escape(said)):
+        parse_order(fields, NOW.replace(tzinfo=None))
+
+
+def test_the_order_queue_keeps_orders_and_results_and_reads_no_links(tmp_path):
+    from factoryhub.orderqueue import OrderQueue
+    from factoryhub.workshoporders import WorkshopOrder
+
+    queue = OrderQueue(tmp_path / "orders")
+    first = queue.put(WorkshopOrder("end", "dl101"), "tadmin", NOW)
+    second = queue.put(WorkshopOrder("end", "dl102"), "tadmin", NOW + timedelta(seconds=1))
+    assert [o.id for o in queue.queued()] == [first, second]
+    queue.finish(first, 0, "ended", NOW)
+    assert [o.id for o in queue.queued()] == [second]
+    assert queue.orders()[1].result["output"] == "ended"
+    with pytest.raises(FileExistsError):  # a result is written once
+        queue.finish(first, 1, "again", NOW)
+    (tmp_path / "orders" / "20261203T100000-deadbeef.json").symlink_to("/etc/passwd")
+    assert [o.id for o in queue.orders()] == [second, first]  # the link is not read
+    (tmp_path / "elsewhere").mkdir()
+    swapped = OrderQueue(tmp_path / "swapped")
+    (tmp_path / "swapped").symlink_to(tmp_path / "elsewhere")  # the folder itself a link
+    assert swapped.orders() == []
+    with pytest.raises(OSError):
+        swapped.finish(second, 0, "x", NOW)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+async def test_a_seats_session_counts_the_notebooks_its_server_opens(tmp_path, demo_site):
+    import asyncio
+    import types
+
+    import nbformat
+    from jupyter_server.serverapp import ServerApp
+    from jupyter_server.services.contents.filemanager import AsyncFileContentsManager
+
+    from factoryhub.session.progress import start_progress
+    from factoryhub.site import SITE_ENV, public_site_data
+
+    app = ServerApp()
+    app.init_event_logger()
+    app.web_app = types.SimpleNamespace(settings={})
+    environ = {
+        "JUPYTERHUB_API_TOKEN": "t",
+        "JUPYTERHUB_USER": "ws-dl101-01",
+        SITE_ENV: json.dumps(public_site_data(demo_site)),
+    }
+    assert start_progress(app, {**environ, "JUPYTERHUB_USER": "tlearner1"}) is None  # no seat
+    tally = start_progress(app, environ)
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "a.ipynb")
+    await AsyncFileContentsManager(event_logger=app.event_logger, root_dir=str(tmp_path)).get(
+        "a.ipynb"
+    )
+    await asyncio.sleep(0.05)  # the listener runs as a task of the event
+    assert tally.take() == {"notebooks_opened": ["a.ipynb"], "cells_run": 0}
+    assert app.web_app.settings["kernel_websocket_connection_class"].__name__ == (
+        "CountingConnection"
+    )
