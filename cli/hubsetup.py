@@ -152,9 +152,13 @@ def setup(hub: HubInstance) -> list[str]:
     kernels = install_kernels(hub.site)
     after = fingerprint(paths)
     changed = [f"made the account {name}" for name in sorted(_accounts() - accounts)]
-    changed += [f"wrote {path}" for path in after if after[path] != before[path]]
+    changed += [
+        f"{'made' if not before[path] else 'changed'} {path}"
+        for path in after
+        if after[path] != before[path]
+    ]
     if kernels:
-        print(f"Kernels in {hub.site.software.kernels_dir}: {', '.join(kernels)}", flush=True)
+        print(f"Kernels ({hub.site.software.kernels_dir}): {', '.join(kernels)}", flush=True)
     return changed
 
 
