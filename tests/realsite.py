@@ -235,7 +235,10 @@ def stop_everything(hub: HubInstance, timeout: float = 60) -> None:
         for user in users:
             for server in user.get("servers", {}):
                 name = user["name"]
-                api.delete(f"/users/{name}/servers/{server}" if server else f"/users/{name}/server")
+                if server:  # removed too: stopped named servers count against the limit
+                    api.request("DELETE", f"/users/{name}/servers/{server}", json={"remove": True})
+                else:
+                    api.delete(f"/users/{name}/server")
     wait_until(
         lambda: all(
             client.server(user["name"], admin, server) is None
@@ -357,9 +360,13 @@ class HubClient:
             return api.get(f"/users/{user}").json()["servers"].get(name)
 
     def stop(self, user: str, token: str, name: str = "", timeout: float = 60) -> None:
-        path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+        """Stop the server; a named one is removed too (JupyterHub counts stopped named servers
+        against named_server_limit_per_user, and the test accounts live for the whole run)."""
         with self.api(token) as api:
-            r = api.delete(path)
+            if name:
+                r = api.request("DELETE", f"/users/{user}/servers/{name}", json={"remove": True})
+            else:
+                r = api.delete(f"/users/{user}/server")
             assert r.status_code in (202, 204), r.text
         wait_until(lambda: self.server(user, token, name) is None, timeout, "server stopped")
 
