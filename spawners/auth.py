@@ -49,11 +49,8 @@ class ClaimMapping:
     """The callables oauthenticator calls at each login: the Unix name from the userinfo
     claims (``username_claim``) and the hub's groups from them (``auth_state_groups_key``)."""
 
-    def __init__(
-        self, auth: AuthSettings, admin_users: tuple[str, ...] = (), login_group: str = ""
-    ) -> None:
+    def __init__(self, auth: AuthSettings, login_group: str = "") -> None:
         self.auth = auth
-        self.admin_users = admin_users
         self.login_group = login_group  # fh-act-as starts sessions for its members only
 
     def username(self, claims: Mapping[str, object]) -> str:
@@ -81,12 +78,13 @@ class ClaimMapping:
 
     def groups(self, auth_state: Mapping[str, object]) -> list[str]:
         """The hub's groups the provider's groups claim gives; a 403 page for a person in no
-        group that may log in (the site's admin_users excepted)."""
+        group that may log in. Nobody is let in by name alone: the user name claim may be one
+        a person chose at the provider, so admins too come from the provider's groups."""
         claims = auth_state.get(USER_CLAIMS)
         if not isinstance(claims, Mapping):  # oauthenticator's userinfo reply: a JSON object
             claims = {}
         groups = hub_groups(claims, self.auth)
-        if not groups and self.username(claims) not in self.admin_users:
+        if not groups:
             raise refusal(not_allowed(self.auth))
         return groups
 
@@ -111,7 +109,9 @@ def not_allowed(auth: AuthSettings) -> str:
 def apply_auth(c: Config, site: Site) -> None:
     """Configure the hub's authenticator for `site`; SystemExit with a sentence when the
     OIDC provider cannot be reached for its endpoints or the client secret cannot be read."""
-    c.Authenticator.admin_users = set(site.hub.admin_users)
+    # PAM names are the site's own accounts; under OIDC a name is the provider's claim, which
+    # a person may choose there: admins then come from the admins group only
+    c.Authenticator.admin_users = set(site.hub.admin_users) if site.auth.kind != "oidc" else set()
     c.Authenticator.allowed_users = set()
     if site.auth.kind == "oidc":
         _set_oidc(c, site)
@@ -129,7 +129,7 @@ def _set_pam(c: Config, site: Site) -> None:
 
 def _set_oidc(c: Config, site: Site) -> None:
     auth = site.auth
-    mapping = ClaimMapping(auth, site.hub.admin_users, site.hub.allowed_group)
+    mapping = ClaimMapping(auth, site.hub.allowed_group)
     oidc = c.GenericOAuthenticator
     c.JupyterHub.authenticator_class = "generic-oauth"
     c.Authenticator.username_pattern = UNIX_NAME.pattern  # JupyterHub refuses any other name

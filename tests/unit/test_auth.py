@@ -237,13 +237,13 @@ def test_oidc_settings_configure_generic_oauthenticator(demo_site, secret_file):
     assert oidc.scope == ["openid", "profile", "email"]
     assert oidc.manage_groups is True
     assert oidc.allowed_groups == {LEARNERS} and oidc.admin_groups == {ADMINS}
-    assert c.Authenticator.admin_users == {"admin"}
+    assert c.Authenticator.admin_users == set()  # under OIDC admins come from the group only
     assert callable(oidc.username_claim) and callable(oidc.auth_state_groups_key)
     assert oidc.logout_redirect_url == ""  # no provider logout unless the site names one
 
 
 def _mapping(demo_site) -> ClaimMapping:
-    return ClaimMapping(OIDC, demo_site.hub.admin_users)
+    return ClaimMapping(OIDC)
 
 
 def test_the_mapped_account_must_exist_and_not_be_a_system_account(demo_site):
@@ -259,11 +259,19 @@ def test_the_mapped_account_must_exist_and_not_be_a_system_account(demo_site):
 def test_the_mapped_account_must_be_one_sessions_start_for(demo_site):
     # fh-act-as starts sessions only for members of the login group: an account outside it
     # (here `nobody`, uid 65534) would log in and then fail at every start
-    mapping = ClaimMapping(OIDC, demo_site.hub.admin_users, demo_site.hub.allowed_group)
+    mapping = ClaimMapping(OIDC, demo_site.hub.allowed_group)
     with pytest.raises(web.HTTPError) as refused:
         mapping.username({"email": "nobody@uni.example"})
     assert refused.value.status_code == 403
     assert f"it is not in the group {demo_site.hub.allowed_group}" in str(refused.value)
+
+
+def test_a_name_in_admin_users_is_no_way_in_without_a_group(demo_site):
+    # the user name claim may be one a person chose at the provider (preferred_username)
+    mapping = _mapping(demo_site)
+    assert "admin" in demo_site.hub.admin_users
+    with pytest.raises(web.HTTPError, match="none of the groups allowed"):
+        mapping.groups({"oauth_user": {"email": "admin@uni.example", "groups": []}})
 
 
 def test_a_refusal_is_a_403_page_with_the_sentence(demo_site):
