@@ -97,7 +97,7 @@ def _which(partition: str, window: MaintenanceWindow, nodes: frozenset[str]) -> 
 
 
 def maintenance_notice(
-    capacity: Capacity, partition: str, walltime_minutes: int, now: datetime
+    capacity: Capacity, partition: str, walltime_minutes: int, now: datetime, what: str = "session"
 ) -> str | None:
     """What the form says of the next maintenance of `partition`'s nodes, if one is under way
     or begins within `HORIZON`: "The gpu nodes go into maintenance at 14:00 (until 16:00); a
@@ -110,17 +110,17 @@ def maintenance_notice(
         which = _which(partition, window, nodes)
         if window.start <= now:
             which = which.replace(" go", " are", 1).replace(" goes", " is", 1)
-            return f"{which} in maintenance until {until}; a session there starts after it."
+            return f"{which} in maintenance until {until}; a {what} there starts after it."
         head = f"{which} into maintenance at {_clock(window.start, now)} (until {until})"
         ends = now + timedelta(minutes=walltime_minutes)
         if ends <= window.start:
-            return f"{head}; a session started now would end at {_clock(ends, now)}, before it."
+            return f"{head}; a {what} started now would end at {_clock(ends, now)}, before it."
         latest = window.start - timedelta(minutes=MARGIN_MINUTES)
         fits = int((latest - now).total_seconds() // 60)
         if fits < 1:
-            return f"{head}; a session there starts after it."
+            return f"{head}; a {what} there starts after it."
         return (
-            f"{head}; a session started now would have to end by {_clock(latest, now)}: ask"
+            f"{head}; a {what} started now would have to end by {_clock(latest, now)}: ask"
             f" for at most {describe_minutes(fits)}, or it starts after the maintenance."
         )
     return None

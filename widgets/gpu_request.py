@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from datetime import datetime
 
 import ipywidgets as widgets
 
@@ -16,6 +17,7 @@ from factoryhub.budget import AccountBudget, budget_from_json, budget_refusal, c
 from factoryhub.durations import format_minutes, parse_minutes
 from factoryhub.estimate import Estimate, estimate_start
 from factoryhub.jobscript import site_hooks
+from factoryhub.maintenance import maintenance_notice
 from factoryhub.request import (
     RequestError,
     ResourceRequest,
@@ -81,6 +83,7 @@ class GPURequest(widgets.VBox):
         )
         self.message = widgets.HTML()
         self.estimate_line = widgets.HTML()
+        self.maintenance_line = widgets.HTML()  # the partition's next maintenance window
         # the learner's accounts' budgets (the hub service reads them: sshare shows a learner
         # only their own usage), said in words and held against the request before submitting
         self.budgets: dict[str, AccountBudget] = {}
@@ -112,6 +115,7 @@ class GPURequest(widgets.VBox):
                 self.run_path,
                 self.parameters,
                 self.estimate_line,
+                self.maintenance_line,
                 self.budget_line,
                 self.message,
                 self.submit_button,
@@ -184,13 +188,17 @@ class GPURequest(widgets.VBox):
         """Ask when the current request would start (capacity first, then Slurm)."""
         request = self.check()
         if request is None:
-            self.estimate_line.value = ""
+            self.estimate_line.value = self.maintenance_line.value = ""
             return self.estimate
         ctx = self.context
         capacity, limits = await ctx.capacity(), self.access.qos_limits
         self.estimate = await estimate_start(request, capacity, ctx.client, ctx.user, limits)
         if request == self.request:  # the learner may have changed the request meanwhile
             self.estimate_line.value = f"Start: <b>{html.escape(self.estimate.message)}</b>"
+            notice = capacity and maintenance_notice(
+                capacity, request.partition, request.walltime_minutes, datetime.now(), "job"
+            )
+            self.maintenance_line.value = html.escape(notice) if notice else ""
         return self.estimate
 
     async def submit(self) -> str:

@@ -415,3 +415,38 @@ async def test_cancel_asks_first_and_never_preselects_this_session(context, fake
     assert ("cancel", "51") in fake_slurm.calls
     assert monitor.confirm.layout.display == "none"
     assert monitor.status.value == "Cancelled job 51."
+
+
+async def test_the_gpu_widget_says_when_the_partitions_nodes_go_into_maintenance(
+    context, fake_slurm
+):
+    from dataclasses import replace
+    from datetime import datetime, timedelta
+
+    from factoryhub.capacity import parse_reservations
+    from factoryhub.scheduler.livesite import forget_readings
+
+    start = (datetime.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    end = start + timedelta(hours=2)
+    fake_slurm.live = replace(  # a MAINT reservation of the gpu nodes, as scontrol prints it
+        fake_slurm.live,
+        reservations=parse_reservations(
+            f"ReservationName=fhmaint StartTime={start:%Y-%m-%dT%H:%M:%S}"
+            f" EndTime={end:%Y-%m-%dT%H:%M:%S} Duration=02:00:00 Nodes=gn01 NodeCnt=1"
+            " CoreCnt=16 Features=(null) PartitionName=(null) Flags=MAINT,SPEC_NODES"
+            " TRES=cpu=16 Users=root Groups=(null) Accounts=(null) Licenses=(null)"
+            " State=INACTIVE BurstBuffer=(null) Watts=n/a MaxStartDelay=(null)\n"
+        ),
+    )
+    forget_readings()
+    widget = GPURequest(context)
+    widget.partition.value = "gpu"
+    widget.walltime.value = "04:00:00"
+    await widget.refresh_estimate()
+    said = widget.maintenance_line.value
+    assert said.startswith(f"The gpu nodes go into maintenance at {start:%H:%M}")
+    assert "a job started now would have to end by" in said
+    widget.partition.value = "cpu"  # no window on the cpu nodes
+    widget.gpus.value = 0
+    await widget.refresh_estimate()
+    assert widget.maintenance_line.value == ""
