@@ -135,16 +135,25 @@ def delete_seat(name: str) -> None:
         _run(["userdel", "--remove", name])
 
 
-def clean_home(name: str, pool: Collection[str]) -> int:
-    """Empty a pool account's home for its next workshop (after the archive), as root but
-    without following any link: the home is opened with O_NOFOLLOW and everything in it is
-    removed relative to that descriptor (`shutil.rmtree`'s fd-based walk, which unlinks a link
-    and never enters it). Returns how many entries were removed."""
+def clean_home(name: str, pool: Collection[str], scratch: str = "") -> int:
+    """Empty a pool account's home, and its folder under the scratch tier (`scratch`, the
+    tier's path; the next holder would see it too), for its next workshop (after the archive),
+    as root but without following any link. Returns how many entries were removed."""
     account = pwd.getpwnam(_seat(name, pool))
-    fd = os.open(account.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    removed = _empty_folder(account.pw_dir, account)
+    if scratch and os.path.lexists(folder := f"{scratch}/{name}"):
+        removed += _empty_folder(folder, account)
+    return removed
+
+
+def _empty_folder(path: str, account: pwd.struct_passwd) -> int:
+    """Remove everything in `path`, a folder of `account`'s: it is opened with O_NOFOLLOW and
+    everything in it is removed relative to that descriptor (`shutil.rmtree`'s fd-based walk,
+    which unlinks a link and never enters it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         if os.fstat(fd).st_uid != account.pw_uid:
-            raise SeatError(f"{account.pw_dir} is not {name}'s own folder; left alone")
+            raise SeatError(f"{path} is not {account.pw_name}'s own folder; left alone")
         if not shutil.rmtree.avoids_symlink_attacks:
             raise SeatError("this Python cannot remove a tree without following links")
         removed = 0

@@ -202,7 +202,7 @@ def purge(site: Site, name: str, retention_days: float) -> int:
             if pool.user_exists(seat):
                 pool.disable_seat(seat, site.hub.allowed_group, names)
                 pool.end_processes(seat, names)  # none lives on into the next holder's slot
-                pool.clean_home(seat, names)
+                pool.clean_home(seat, names, site.storage.scratch.path)
     else:
         for seat in workshop.seats:
             if pool.user_exists(seat):

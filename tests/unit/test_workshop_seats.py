@@ -348,3 +348,30 @@ def test_a_new_holder_of_a_seat_shuts_out_the_earlier_holder_and_trainer():
     assert orm.APIToken.find(db, old_token) is None
     assert [s.owner.name for s in db.query(orm.Share)] == ["bob"]  # another's share stays
     assert orm.APIToken.find(db, bobs_token) is not None
+
+
+def test_a_pool_seats_scratch_is_emptied_for_its_next_holder_without_following_links(
+    tmp_path, monkeypatch
+):
+    import os
+    import pwd
+
+    from factoryhub.cli import seats
+
+    me = pwd.getpwuid(os.getuid())
+    home, scratch, outside = tmp_path / "home", tmp_path / "scratch", tmp_path / "outside"
+    for folder in (home, scratch / "train001" / "run", outside):
+        folder.mkdir(parents=True)
+    (outside / "keep.txt").write_text("not the seat's")
+    (home / "notes.txt").write_text("the last holder's")
+    (scratch / "train001" / "run" / "big.bin").write_bytes(b"x" * 10)
+    os.symlink(outside, scratch / "train001" / "elsewhere")  # planted by the last holder
+    fields = list(me)
+    fields[0], fields[2], fields[5] = "train001", 4242, str(home)  # name, uid, home of a pool seat
+    seat = pwd.struct_passwd(fields)
+    for folder in (home, scratch / "train001"):
+        os.chown(folder, 4242, -1)  # the seat's own folders (the tests run as root)
+    monkeypatch.setattr(seats.pwd, "getpwnam", lambda name: seat)
+    assert seats.clean_home("train001", ["train001"], str(scratch)) == 3
+    assert list(home.iterdir()) == [] and list((scratch / "train001").iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "not the seat's"  # the link was not followed
