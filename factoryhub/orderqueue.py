@@ -95,7 +95,7 @@ class OrderQueue:
         """Queue `order` (the hub service, as the hub's account); its id."""
         self.folder.mkdir(mode=0o700, exist_ok=True)
         number = f"{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
-        record = {"by": by, "created": now.isoformat(), "fields": order.to_json()}
+        record = {"by": by, "created": now.isoformat(), "fields": order.fields()}
         with self._opened() as opened:
             if opened is None:
                 raise OSError(f"{self.folder} is not a folder")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from .course import COURSE_NAME
@@ -52,8 +52,17 @@ class WorkshopOrder:
             args += ["--trainer", trainer]
         return [*args, "--dry-run"] if dry_run else args
 
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
+    def fields(self) -> dict[str, str]:
+        """The order as the form's fields (what is queued; `parse_order` reads it back)."""
+        return {
+            "action": self.action,
+            "name": self.name,
+            "courses": " ".join(self.courses),
+            "start": self.start,
+            "end": self.end,
+            "seats": str(self.seats),
+            "trainers": " ".join(self.trainers),
+        }
 
 
 def _one(fields: Mapping[str, object], key: str) -> str:

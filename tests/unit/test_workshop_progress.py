@@ -270,19 +270,26 @@ def test_a_bad_order_is_refused_with_a_sentence(fields, said):
 
 def test_the_order_queue_keeps_orders_and_results_and_reads_no_links(tmp_path):
     from factoryhub.orderqueue import OrderQueue
-    from factoryhub.workshoporders import WorkshopOrder
+    from factoryhub.workshoporders import WorkshopOrder, parse_order
 
     queue = OrderQueue(tmp_path / "orders")
+    create = WorkshopOrder("create", "dl100", ("first-steps", "dask-slurm"), "now", "now+1h",
+                           12, ("trainer",))  # fmt: skip
+    queue.put(create, "tadmin", NOW - timedelta(days=1))
+    (read_back,) = queue.queued()
+    assert parse_order(read_back.fields, NOW.replace(tzinfo=None)) == create  # as root reads it
+    queue.finish(read_back.id, 0, "made", NOW)
     first = queue.put(WorkshopOrder("end", "dl101"), "tadmin", NOW)
     second = queue.put(WorkshopOrder("end", "dl102"), "tadmin", NOW + timedelta(seconds=1))
     assert [o.id for o in queue.queued()] == [first, second]
     queue.finish(first, 0, "ended", NOW)
     assert [o.id for o in queue.queued()] == [second]
     assert queue.orders()[1].result["output"] == "ended"
+    assert queue.orders()[2].result["output"] == "made"
     with pytest.raises(FileExistsError):  # a result is written once
         queue.finish(first, 1, "again", NOW)
     (tmp_path / "orders" / "20261203T100000-deadbeef.json").symlink_to("/etc/passwd")
-    assert [o.id for o in queue.orders()] == [second, first]  # the link is not read
+    assert [o.id for o in queue.orders()][:2] == [second, first]  # the link is not read
     (tmp_path / "elsewhere").mkdir()
     swapped = OrderQueue(tmp_path / "swapped")
     (tmp_path / "swapped").symlink_to(tmp_path / "elsewhere")  # the folder itself a link
