@@ -11,7 +11,7 @@ import re
 import subprocess
 
 import pytest
-from realsite import FACTORYHUB, HubClient
+from realsite import FACTORYHUB, REPO, HubClient
 from workshopkit import COURSE, RECORDS, left_behind, remove_by_hand, unique
 
 pytestmark = pytest.mark.integration
@@ -23,6 +23,7 @@ def test_an_admin_previews_orders_and_ends_a_workshop_from_the_web_page(
 ):
     """The page runs the command's own --dry-run as the service's account, queues the real
     order, and root's `factoryhub workshop-orders` runs the same command."""
+    hub_client.publish_course(REPO / "notebooks" / COURSE)
     name = unique("o")
     page = f"{SERVICE}workshops"
     fields = {"action": "create", "name": name, "courses": COURSE, "start": "now",
