@@ -38,16 +38,17 @@ def test_widgets_render_in_jupyterlab(page, hub_client):
     page.fill("#password_input", PASSWORDS["tlearner1"])
     page.click("#login_submit")
     page.wait_for_url("**/user/tlearner1/lab**", timeout=60_000)
-    page.goto(f"{hub_client.base}/user/tlearner1/lab/tree/widgets-tour.ipynb")
+    # ?reset: tlearner1's saved workspace (another test's notebook left open) is not restored
+    page.goto(f"{hub_client.base}/user/tlearner1/lab/tree/widgets-tour.ipynb?reset")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.click(".jp-Notebook")
+    page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     page.keyboard.press("Escape")
     # The menu bar's own items (cell text such as "run_path" must not match).
     page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
     page.locator("li[data-command='runmenu:run-all']").click()
 
-    outputs = page.locator(".jp-Cell-outputArea")
+    outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell-outputArea")
     gpu = outputs.nth(1)
     expect(gpu).to_contain_text("the gpu partition allows at most 4 GPUs per job", timeout=60_000)
     expect(gpu).to_contain_text("up to 4 GPUs")
