@@ -359,6 +359,20 @@ class HubClient:
         with self.api(token) as api:
             return api.get(f"/users/{user}").json()["servers"].get(name)
 
+    def remove_named_servers(self, user: str, token: str, timeout: float = 60) -> None:
+        """Every named server of `user` removed, stopped ones too: visiting a spawn page makes
+        one, and JupyterHub counts them all against named_server_limit_per_user."""
+
+        def names() -> list[str]:
+            with self.api(token) as api:
+                model = api.get(f"/users/{user}", params={"include_stopped_servers": "1"}).json()
+            return [name for name in model.get("servers", {}) if name]
+
+        with self.api(token) as api:
+            for name in names():
+                api.request("DELETE", f"/users/{user}/servers/{name}", json={"remove": True})
+        wait_until(lambda: not names(), timeout, f"{user}'s named servers removed")
+
     def stop(self, user: str, token: str, name: str = "", timeout: float = 60) -> None:
         """Stop the server; a named one is removed too (JupyterHub counts stopped named servers
         against named_server_limit_per_user, and the test accounts live for the whole run)."""

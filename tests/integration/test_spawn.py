@@ -101,6 +101,7 @@ def test_a_link_starts_nothing_only_the_forms_xsrf_post_does(hub_client):
     # (a GPU course here): that GET shows the prefilled form and starts nothing.
     hub_client.publish_course(REPO / "notebooks" / "pytorch-gpu")
     token = hub_client.login_token("tlearner3")
+    hub_client.remove_named_servers("tlearner3", token)  # earlier tests' spawn pages made some
     before = squeue_ids("tlearner3")
     link = "/hub/spawn/tlearner3/dl?opt-course=pytorch-gpu&next=https://evil.example/"
     with hub_client._logged_in("tlearner3") as web:
