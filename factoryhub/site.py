@@ -9,6 +9,7 @@ silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import typing
@@ -20,6 +21,7 @@ from .identity import AuthSettings, IdentityError, check_auth
 from .sitehooks import HookError, check_extra_directive, check_prologue_line
 from .software import SoftwareError, SoftwareSettings, check_environments
 from .storage import StorageError, StorageSettings, check_storage
+from .workshop import MAX_SEATS
 from .workshoppool import PoolError, pool_accounts
 
 SITE_ENV = "FACTORYHUB_SITE_JSON"  # the public site, exported into every session
@@ -238,9 +240,17 @@ class WorkshopSettings:
     site's pre-created training accounts as Slurm host lists (`["train[001-060]"]`): a
     workshop takes those that exist and no other workshop holds, and `purge` returns them
     (disabled, home emptied). Empty: each workshop's seats are made, ws-<name>-NN, and
-    deleted at purge (the embedded site)."""
+    deleted at purge (the embedded site).
+
+    A trainer (not an admin) may order a workshop on the hub's workshops page, with themselves
+    among its trainers and within two bounds: `trainer_max_seats` seats and
+    `trainer_max_gpu_hours` GPU-hours of budget (the budget the workshop's Slurm account gets:
+    seats × the courses' GPUs × the slot, or the order's own smaller budget). 0 seats: trainers
+    order no workshops (the admins do). Admins are not bounded by these."""
 
     account_pool: tuple[str, ...] = ()
+    trainer_max_seats: int = 30
+    trainer_max_gpu_hours: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -357,12 +367,21 @@ def _check_tls(hub: HubSettings) -> None:
         )
 
 
+def _check_trainer_bounds(workshops: WorkshopSettings) -> None:
+    if not 0 <= workshops.trainer_max_seats <= MAX_SEATS:
+        raise SiteError(f"workshops.trainer_max_seats: a whole number from 0 to {MAX_SEATS}")
+    hours = workshops.trainer_max_gpu_hours
+    if not math.isfinite(hours) or hours < 0:
+        raise SiteError("workshops.trainer_max_gpu_hours: a number of hours, 0 or more")
+
+
 def _check(site: Site) -> Site:
     _check_hooks(site)
     try:
         pool_accounts(site.workshops.account_pool)
     except PoolError as exc:
         raise SiteError(str(exc)) from None
+    _check_trainer_bounds(site.workshops)
     try:
         check_environments(site.software, site.environments)
         check_storage(site.storage)
