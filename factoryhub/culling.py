@@ -5,7 +5,9 @@ The loop, the hub's REST API and the stopping are jupyterhub-idle-culler's (a hu
 `cull_reason` reads the server model the hub gives the culler and site.toml's [culling]:
 
 - trainers' and admins' sessions (`exempt_staff`), and the users, server names and
-  reservations (workshops) [culling] lists, are never stopped;
+  reservations (workshops) [culling] lists, are never stopped. Staff are site.toml's [hub]
+  trainers and admin_users (`staff_of`) and whom the hub itself makes so (`is_hub_staff`):
+  JupyterHub admins, and single sign-on's trainers (the hub's trainers' group);
 - a session holding GPUs is stopped after `gpu_idle_minutes` without activity, any other
   after `idle_minutes`: of two idle sessions started together, the GPU one goes first and its
   GPUs show as free in the next start estimate;
@@ -30,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .durations import describe_minutes
+from .identity import is_trainer_in
 from .site import CullingSettings, Site
 
 USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # the names a record file may carry
@@ -79,7 +82,18 @@ def server_view(server: Mapping, inactive: timedelta | None, now: datetime) -> S
 
 
 def staff_of(site: Site) -> frozenset[str]:
+    """The trainers and admins site.toml names ([hub] trainers, admin_users)."""
     return frozenset({*site.hub.trainers, *site.hub.admin_users})
+
+
+def is_hub_staff(user_model: Mapping) -> bool:
+    """Whether JupyterHub's user model (the REST API's) is an admin's, or a trainer's by the
+    hub's trainers' group: how single sign-on's trainers and admins, whom site.toml cannot
+    name, are known (`factoryhub.identity.hub_groups`; admins are also the hub's admins under
+    PAM)."""
+    groups = user_model.get("groups")
+    trainer = isinstance(groups, list) and is_trainer_in(g for g in groups if isinstance(g, str))
+    return user_model.get("admin") is True or trainer
 
 
 def exemption(view: ServerView, rules: CullingSettings, staff: Iterable[str]) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from jupyterhub_idle_culler import IdleCuller
@@ -20,24 +21,38 @@ from jupyterhub_idle_culler import IdleCuller
 from factoryhub.culling import (
     CullRecord,
     cull_reason,
+    is_hub_staff,
     read_exemptions,
     server_view,
     staff_of,
     write_record,
 )
 
+from .hubapi import HubAPIError, hub_api, user_path
 from .pages import SiteFile
 
 log = logging.getLogger("factoryhub.culler")
 
 
+async def hub_user(name: str) -> Mapping:
+    """The hub's user model of `name`, as the culler's role may read it (name, admin flag,
+    groups; `spawners.hubconfig.CULLER_SCOPES`)."""
+    return await hub_api("GET", f"users/{user_path(name)}")
+
+
 class SiteCullArbiter:
-    """The culler's `cull_arbiter_hook`: True when a server is to be stopped now."""
+    """The culler's `cull_arbiter_hook`: True when a server is to be stopped now
+    (`hub_user`: how the hub's user model of a session's owner is read)."""
 
-    def __init__(self, site_file: SiteFile) -> None:
+    def __init__(
+        self,
+        site_file: SiteFile,
+        hub_user: Callable[[str], Awaitable[Mapping]] = hub_user,
+    ) -> None:
         self.site_file = site_file
+        self.hub_user = hub_user
 
-    def __call__(
+    async def __call__(
         self, *, inactive: timedelta | None, inactive_limit: int, server: dict, **_: object
     ) -> bool:
         site = self.site_file.get()
@@ -46,6 +61,9 @@ class SiteCullArbiter:
         reason = cull_reason(view, site.culling, staff_of(site), read_exemptions(site), now)
         if reason is None:
             return False
+        if site.culling.exempt_staff and await self._staff_in_hub(view.user):
+            log.debug("keeping %s/%s: a trainer or admin of the hub", view.user, view.name)
+            return False
         log.info("stopping %s/%s: %s", view.user, view.name, reason)
         record = CullRecord(view.user, view.name, now.isoformat(), reason, view.gpus)
         try:
@@ -53,6 +71,15 @@ class SiteCullArbiter:
         except OSError as exc:  # the stop matters more than its note
             log.error("could not record the stop of %s: %s", view.user, exc)
         return True
+
+    async def _staff_in_hub(self, user: str) -> bool:
+        """Whether the hub makes `user` staff; True when it cannot say (a staff session
+        stopped is worse than a learner's stopped one pass later)."""
+        try:
+            return is_hub_staff(await self.hub_user(user))
+        except HubAPIError as exc:
+            log.warning("keeping %s's idle session for now: %s", user, exc)
+            return True
 
 
 def make_culler(site_path: str) -> IdleCuller:

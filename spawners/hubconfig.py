@@ -120,8 +120,16 @@ SERVICE_SCOPES = [
 ]
 CULLER = "factoryhub-culler"
 # What jupyterhub-idle-culler needs and no more: list users, read their servers' activity and
-# user_options (the GPUs a session holds), stop servers. It never deletes users.
-CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+# user_options (the GPUs a session holds), stop servers; and, for its arbiter, a user's groups
+# (single sign-on's trainers are a group; the admin flag comes with list:users). It never
+# deletes users.
+CULLER_SCOPES = [
+    "list:users",
+    "read:users:groups",
+    "read:users:activity",
+    "read:servers",
+    "delete:servers",
+]
 
 
 def _set_culler(c: Config, site: Site, site_path: Path) -> None:

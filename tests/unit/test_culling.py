@@ -121,6 +121,7 @@ def test_the_culler_is_a_hub_service_with_only_the_scopes_it_needs(demo_site, re
         == set(CULLER_SCOPES)
         == {
             "list:users",
+            "read:users:groups",  # single sign-on's trainers are a group (the arbiter's staff)
             "read:users:activity",
             "read:servers",
             "delete:servers",
@@ -151,7 +152,7 @@ def test_records_are_kept_per_learner_and_the_form_says_the_last(demo_site, tmp_
     assert len(records_text(many, last).splitlines()) == 20
 
 
-def test_the_arbiter_decides_records_and_follows_site_toml(demo_site, tmp_path):
+async def test_the_arbiter_decides_records_and_follows_site_toml(demo_site, tmp_path):
     from factoryhub.service.culler import SiteCullArbiter
 
     class Fixed:
@@ -163,14 +164,18 @@ def test_the_arbiter_decides_records_and_follows_site_toml(demo_site, tmp_path):
 
     site = replace(demo_site, hub=replace(demo_site.hub, state_dir=str(tmp_path)))
     site = replace(site, culling=replace(site.culling, idle_minutes=10, gpu_idle_minutes=2))
-    arbiter = SiteCullArbiter(Fixed(site))
+
+    async def learner(name: str) -> dict:
+        return {"name": name, "admin": False, "groups": []}
+
+    arbiter = SiteCullArbiter(Fixed(site), hub_user=learner)
     gpu = {"full_name": "alice/", "user_options": {"gpus": 1}, "started": NOW.isoformat()}
     cpu = {"full_name": "bob/", "user_options": {"gpus": 0}, "started": NOW.isoformat()}
     trainer = {"full_name": "trainer/", "user_options": {"gpus": 4}}
     three = timedelta(minutes=3)
-    assert arbiter(inactive=three, inactive_limit=600, server=gpu) is True
-    assert arbiter(inactive=three, inactive_limit=600, server=cpu) is False
-    assert arbiter(inactive=timedelta(hours=9), inactive_limit=600, server=trainer) is False
+    assert await arbiter(inactive=three, inactive_limit=600, server=gpu) is True
+    assert await arbiter(inactive=three, inactive_limit=600, server=cpu) is False
+    assert await arbiter(inactive=timedelta(hours=9), inactive_limit=600, server=trainer) is False
     (line,) = read_records(site, "alice")
     assert "held 1 GPU and was idle for 3 minutes" in CullRecord.from_line(line).reason
     assert read_records(site, "bob") == read_records(site, "trainer") == []
@@ -226,3 +231,72 @@ def test_exemptions_granted_by_staff_keep_a_session_until_they_run_out(demo_site
             new_exemption(bad, "trainer", NOW)
     assert parse_exemptions("not json") == parse_exemptions('[{"user": "x"}]') == []
     assert parse_exemptions('[{"user": "a", "server": "", "until": "soon", "by": "t"}]') == []
+
+
+async def test_the_arbiter_exempts_staff_the_hub_knows_of_single_sign_on(demo_site, tmp_path):
+    """Under single sign-on, trainers and admins are not in site.toml: the provider's groups
+    make them members of the hub's trainers' group or JupyterHub admins (factoryhub.identity).
+    The arbiter asks the hub about a session's owner before stopping it, and only then."""
+    from factoryhub.identity import LEARNERS, TRAINERS
+    from factoryhub.service.culler import SiteCullArbiter
+    from factoryhub.service.hubapi import HubAPIError
+
+    class Fixed:
+        def __init__(self, site):
+            self.site = site
+
+        def get(self):
+            return self.site
+
+    models = {
+        "sso-trainer": {"name": "sso-trainer", "admin": False, "groups": [LEARNERS, TRAINERS]},
+        "sso-admin": {"name": "sso-admin", "admin": True, "groups": []},
+        "sso-learner": {"name": "sso-learner", "admin": False, "groups": [LEARNERS]},
+    }
+    asked: list[str] = []
+
+    async def hub_user(name: str) -> dict:
+        asked.append(name)
+        if name not in models:
+            raise HubAPIError(0, "the hub did not answer")
+        return models[name]
+
+    site = replace(demo_site, hub=replace(demo_site.hub, state_dir=str(tmp_path)))
+    arbiter = SiteCullArbiter(Fixed(site), hub_user=hub_user)
+
+    async def stops(user: str, minutes: float = 9 * 60) -> bool:
+        server = {"full_name": f"{user}/", "user_options": {"gpus": 1}}
+        return await arbiter(inactive=timedelta(minutes=minutes), inactive_limit=60, server=server)
+
+    assert await stops("sso-trainer") is False
+    assert await stops("sso-admin") is False
+    assert await stops("sso-learner") is True
+    assert await stops("unknown") is False  # the hub cannot say: kept, stopped on a later pass
+    assert asked == ["sso-trainer", "sso-admin", "sso-learner", "unknown"]
+    assert await stops("sso-trainer", minutes=1) is False  # not idle long enough: no question
+    assert len(asked) == 4
+    assert read_records(site, "sso-trainer") == read_records(site, "sso-admin") == []
+    (line,) = read_records(site, "sso-learner")
+    assert "held 1 GPU" in CullRecord.from_line(line).reason
+    # with exempt_staff off, staff are culled like anyone, and the hub is not asked
+    off = replace(site, culling=replace(site.culling, exempt_staff=False))
+    arbiter = SiteCullArbiter(Fixed(off), hub_user=hub_user)
+    assert await stops("sso-trainer") is True
+    assert len(asked) == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "staff"),
+    [
+        ({"name": "t", "admin": False, "groups": ["factoryhub-trainers"]}, True),
+        ({"name": "a", "admin": True}, True),
+        ({"name": "l", "admin": False, "groups": ["factoryhub-learners"]}, False),
+        ({"name": "x", "admin": "true", "groups": "factoryhub-trainers"}, False),  # not JSON's
+        ({"name": "y", "groups": [["factoryhub-trainers"], None]}, False),
+        ({"name": "z"}, False),  # a role without read:users:groups sees no groups
+    ],
+)
+def test_hub_staff_are_admins_and_the_trainers_group(model, staff):
+    from factoryhub.culling import is_hub_staff
+
+    assert is_hub_staff(model) is staff
