@@ -19,11 +19,19 @@ import subprocess
 from pathlib import Path
 
 from factoryhub.courses.cli import site_path
+from factoryhub.nodereach import NodeProbe, probe_argv, reach_findings, session_addresses
 from factoryhub.scheduler.admin import SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.security import NODE_PREFIX, check_floors
 from factoryhub.site import Site, SiteError, load_site
-from factoryhub.sitecheck import ClusterFacts, PathFacts, check_site, exit_status
+from factoryhub.sitecheck import (
+    ERROR,
+    HUB_ACCOUNT,
+    ClusterFacts,
+    PathFacts,
+    check_site,
+    exit_status,
+)
 from factoryhub.slurmoutput import SlurmError
 from factoryhub.software import needed_paths
 
@@ -33,6 +41,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = site.add_subparsers(dest="site_action", required=True)
     check = actions.add_parser("check", help="report every mismatch, one sentence each")
     check.add_argument("--site", type=Path, help="site.toml (default: the installed site)")
+    check.add_argument(
+        "--from-nodes",
+        action="store_true",
+        help="also run one tiny job on each partition (srun, a minute at most) that tries to"
+        " reach the hub's API and public address from a node, as a session must",
+    )
+    check.add_argument(
+        "--as",
+        dest="probe_user",
+        default=HUB_ACCOUNT,
+        metavar="USER",
+        help=f"the account the probe jobs run as (default: {HUB_ACCOUNT}, the hub's); one with"
+        " a Slurm association on every partition, e.g. a test learner's, never root",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,11 +65,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot read the site file: {exc}")
         return 3
     findings = check_site(site, asyncio.run(gather(site)))
+    if args.from_nodes:
+        probes = asyncio.run(probe_nodes(site, args.probe_user))
+        findings = sorted(findings + reach_findings(probes), key=lambda f: f.level != ERROR)
     print(f"factoryhub site check: {path}")
     for finding in findings:
         print(f"  {finding}")
     if not findings:
         print("  nothing found: Slurm, the accounting database and the files agree with it")
+        if args.from_nodes:
+            print("  and a node of each partition reaches the hub")
     return exit_status(findings)
 
 
@@ -151,3 +178,47 @@ def _path_facts(path: str) -> PathFacts | None:
     except KeyError:
         owner = str(seen.st_uid)
     return PathFacts(owner, stat.S_IMODE(seen.st_mode), stat.S_ISDIR(seen.st_mode))
+
+
+PROBE_DEADLINE = 90.0  # seconds for one probe job: srun's wait for a node, and the probe
+RUNUSER = "/usr/sbin/runuser"
+
+
+async def probe_nodes(
+    site: Site, user: str, client: SlurmClient | None = None
+) -> tuple[NodeProbe, ...]:
+    """One probe job per partition of `site`, all at once, as `user`."""
+    addresses = session_addresses(site, socket.gethostname())
+    python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
+    srun = os.path.join(site.slurm.bin_dir, "srun")
+    client = client or SlurmClient(site.slurm.bin_dir, PROBE_DEADLINE)
+    prefix, refused = as_user(user, os.geteuid())
+    if refused:
+        return tuple(NodeProbe(p, addresses, failure=refused) for p in site.partitions)
+
+    async def probe(partition: str) -> NodeProbe:
+        argv = [*prefix, *probe_argv(srun, partition, python, addresses)]
+        try:
+            done = await client.run(argv, cwd="/")
+        except SlurmError as exc:  # said as srun's, which it is, not runuser's
+            failure = str(exc).replace("runuser ", "srun ", 1) if prefix else str(exc)
+            return NodeProbe(partition, addresses, failure=failure)
+        return NodeProbe(partition, addresses, output=done.stdout)
+
+    return tuple(await asyncio.gather(*(probe(p) for p in site.partitions)))
+
+
+def as_user(user: str, euid: int) -> tuple[list[str], str]:
+    """(the argv prefix that runs a command as `user`, or why it cannot be): root drops to
+    the account with runuser, an account runs as itself; never as root."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return [], f"{user!r} is no account of this host (--as names the probe jobs' account)"
+    if uid == 0:
+        return [], "the probe jobs never run as root: name an unprivileged account with --as"
+    if euid == 0:
+        return [RUNUSER, "-u", user, "--"], ""
+    if euid == uid:
+        return [], ""
+    return [], f"only root or {user} can run the probe jobs as {user}"
