@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 from factoryhub.security import NODE_PREFIX
 from factoryhub.site import Site
 
-from . import hubunits
+from . import hubunits, orderrunner
 from .daemons import open_nofollow, running_pid, spawn_daemon, stop_daemon, wait_for
 from .embedded import HUB_USER, ensure_hub_user
 from .hubtls import TLSFiles, ensure_self_signed, proxy_can_read, tls_files
@@ -348,7 +348,7 @@ def _start_supervised(hub: HubInstance) -> int:
         hub.hub_supervisor_pidfile, HUB_USER
     ):
         stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)  # an unsupervised hub: replaced
-    return spawn_daemon(
+    pid = spawn_daemon(
         hub_supervised_argv(hub),
         hub.hub_supervisor_pidfile,
         hub.state_dir / "hub.log",
@@ -356,6 +356,8 @@ def _start_supervised(hub: HubInstance) -> int:
         cwd=hub.state_dir,
         user=HUB_USER,
     )
+    orderrunner.start_runner(hub)  # root runs the workshops ordered on the web page
+    return pid
 
 
 def stop_hub(hub: HubInstance, *, proxy: bool = True) -> None:
@@ -363,6 +365,7 @@ def stop_hub(hub: HubInstance, *, proxy: bool = True) -> None:
     if hubunits.systemd_runs():
         hubunits.stop_units(hub, proxy=proxy)
         return
+    orderrunner.stop_runner(hub)
     stop_daemon(hub.hub_supervisor_pidfile, timeout=40, owner=HUB_USER)
     stop_daemon(hub.hub_pidfile, timeout=30, owner=HUB_USER)  # a hub its supervisor left
     if proxy:
@@ -378,4 +381,5 @@ def hub_status(hub: HubInstance) -> dict[str, int | None]:
         "proxy": running_pid(hub.proxy_child_pidfile, PROXY_USER),
         "hub supervisor": running_pid(hub.hub_supervisor_pidfile, HUB_USER),
         "jupyterhub": running_pid(hub.hub_pidfile, HUB_USER),
+        "workshop orders": orderrunner.runner_pid(hub),
     }

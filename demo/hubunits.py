@@ -33,6 +33,11 @@ def units(hub_id: str) -> tuple[str, str]:
     return f"factoryhub-proxy@{hub_id}.service", f"factoryhub-hub@{hub_id}.service"
 
 
+def orders_timer(hub_id: str) -> str:
+    """Root's timer that runs the hub's workshop orders (pure)."""
+    return f"factoryhub-workshop-orders@{hub_id}.timer"
+
+
 def environment_file(values: dict[str, str]) -> str:
     """systemd's EnvironmentFile text: one KEY="value" a line, quoted (pure). A value with a
     quote, backslash or line break is refused: none is expected here."""
@@ -80,15 +85,16 @@ def _systemctl(*args: str) -> None:
 
 
 def start_units(hub: HubInstance) -> None:
-    """Write the environments, then start (and enable at boot) the proxy and the hub."""
+    """Write the environments, then start (and enable at boot) the proxy, the hub and the
+    timer of its workshop orders."""
     write_environments(hub)
-    _systemctl("enable", "--now", *units(hub.site.hub.id))
+    _systemctl("enable", "--now", *units(hub.site.hub.id), orders_timer(hub.site.hub.id))
 
 
 def stop_units(hub: HubInstance, *, proxy: bool = True) -> None:
     """Stop the hub's unit (systemd does not restart a unit it was told to stop)."""
     proxy_unit, hub_unit = units(hub.site.hub.id)
-    _systemctl("stop", hub_unit, *([proxy_unit] if proxy else []))
+    _systemctl("stop", orders_timer(hub.site.hub.id), hub_unit, *([proxy_unit] if proxy else []))
 
 
 def unit_status(hub: HubInstance) -> dict[str, int | None]:

@@ -7,7 +7,14 @@ a few seconds on FactoryHub). JupyterHub runs under another, so a hub killed wit
 again at once and re-adopts its sessions from its database. SIGTERM or SIGINT stop the child
 (SIGTERM: JupyterHub shuts down gracefully, sessions kept) and then the supervisor.
 
+With ``--every SECONDS`` it runs a command periodically instead, what a systemd timer does:
+root's `factoryhub workshop-orders` every 15 s (`factoryhub.demo.hubprocess`), so that a
+workshop a trainer orders on the web page is made within a minute. A run that fails is logged
+and the next comes as usual; SIGTERM or SIGINT stop the supervisor, and a run under way is left
+to finish (an order stopped half-way would be worse than one that ends after its supervisor).
+
     python -m factoryhub.demo.supervise CHILD_PIDFILE -- ARGV...
+    python -m factoryhub.demo.supervise --every SECONDS -- ARGV...
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 FASTEST_RESTART = 0.2  # seconds between restarts while the child keeps running
@@ -64,11 +72,61 @@ def supervise(argv: list[str], child_pidfile: Path) -> int:
     return 0
 
 
+def wait_before_next(every: float, took: float) -> float:
+    """Seconds from the end of a run to the start of the next: runs start `every` seconds
+    apart, and one that took longer is followed after a short pause, never at once (pure)."""
+    return max(every - took, min(every, 1.0))
+
+
+def _stamp() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_periodically(argv: list[str], every: float) -> int:
+    """Run `argv` every `every` seconds until SIGTERM or SIGINT; a failing run is logged."""
+    stopping = False
+
+    def stop(_signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        started = time.monotonic()
+        try:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            print(f"{_stamp()} supervise: cannot run {argv[0]}: {exc}", file=sys.stderr, flush=True)
+            child = None
+        while child is not None and not stopping and child.poll() is None:
+            time.sleep(0.2)
+        if child is not None and child.returncode not in (None, 0):
+            print(
+                f"{_stamp()} supervise: {argv[0]} exited ({child.returncode});"
+                f" next run in {every:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        pause = wait_before_next(every, time.monotonic() - started)
+        deadline = time.monotonic() + pause
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return 0
+
+
 def main(args: list[str]) -> int:
-    if len(args) < 3 or args[1] != "--":
-        print(__doc__, file=sys.stderr)
-        return 2
-    return supervise(args[2:], Path(args[0]))
+    if len(args) >= 4 and args[0] == "--every" and args[2] == "--":
+        try:
+            every = float(args[1])
+        except ValueError:
+            every = 0.0
+        if every >= 1:
+            return run_periodically(args[3:], every)
+    elif len(args) >= 3 and args[1] == "--":
+        return supervise(args[2:], Path(args[0]))
+    print(__doc__, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -127,10 +127,11 @@ else
 fi
 
 # Where systemd is PID 1, the hub and its proxy run as its units (restarted on failure, the hub
-# after munge and Slurm): templates, one instance per hub id, which `factoryhub demo start`
-# enables. Elsewhere (containers, CI) `factoryhub demo start` supervises them itself.
+# after munge and Slurm), and root's timer runs the workshops ordered on the web page:
+# templates, one instance per hub id, which `factoryhub demo start` enables. Elsewhere
+# (containers, CI) `factoryhub demo start` supervises them itself.
 if [ -d /run/systemd/system ]; then
-  for unit in "$repo"/deploy/systemd/*.service; do
+  for unit in "$repo"/deploy/systemd/*.service "$repo"/deploy/systemd/*.timer; do
     install -o root -g root -m 0644 "$unit" "/etc/systemd/system/$(basename "$unit")"
   done
   systemctl daemon-reload

@@ -4,12 +4,15 @@ root (`factoryhub workshop-orders`: it runs them and writes each result beside i
 A folder in the hub's state directory, the hub account's, 0700. Root reads an order only from a
 regular file it opened without following links, owned by the folder's owner, at most
 `MAX_BYTES`; it writes a result with ``O_EXCL|O_NOFOLLOW`` and gives it to the folder's owner.
-Root never trusts a queued order's text: it is checked again (`parse_order`) before it runs.
+Root never trusts a queued order's text: it is checked again (`parse_order`, and a trainer's
+against the site's bounds) before it runs. One run of root's at a time (`run_lock`): the timer's
+and an admin's by hand never run the same order twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -20,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .site import Site
-from .workshoporders import ORDER_ID, WorkshopOrder
+from .workshoporders import ORDER_ID, ROLES, WorkshopOrder
 
 FOLDER = "workshop-orders"
 MAX_BYTES = 16 * 1024
@@ -38,6 +41,7 @@ class QueuedOrder:
     created: str
     fields: dict
     result: dict | None  # {"rc", "output", "finished"} once root ran it
+    role: str = "trainer"  # who ordered (ROLES); an order that does not say is a trainer's
 
 
 def _read(folder: int, name: str, owner: int) -> dict | None:
@@ -91,11 +95,14 @@ class OrderQueue:
         finally:
             os.close(fd)
 
-    def put(self, order: WorkshopOrder, by: str, now: datetime) -> str:
-        """Queue `order` (the hub service, as the hub's account); its id."""
+    def put(self, order: WorkshopOrder, by: str, now: datetime, role: str = "trainer") -> str:
+        """Queue `order` by `by`, an admin or a trainer (`role`) (the hub service, as the hub's
+        account); its id."""
+        if role not in ROLES:
+            raise ValueError(f"role: one of {', '.join(ROLES)}")
         self.folder.mkdir(mode=0o700, exist_ok=True)
         number = f"{now.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
-        record = {"by": by, "created": now.isoformat(), "fields": order.fields()}
+        record = {"by": by, "role": role, "created": now.isoformat(), "fields": order.fields()}
         with self._opened() as opened:
             if opened is None:
                 raise OSError(f"{self.folder} is not a folder")
@@ -118,10 +125,11 @@ class OrderQueue:
                 if record is None or not isinstance(record.get("fields"), dict):
                     continue
                 result = _read(folder, f"{name}.result", owner)
+                role = record.get("role")
                 found.append(
                     QueuedOrder(
                         name, str(record.get("by", ""))[:64], str(record.get("created", ""))[:32],
-                        record["fields"], result,
+                        record["fields"], result, role if role in ROLES else "trainer",
                     )
                 )  # fmt: skip
         return found
@@ -129,6 +137,21 @@ class OrderQueue:
     def queued(self) -> list[QueuedOrder]:
         """The orders without a result, oldest first (root runs them in this order)."""
         return sorted((o for o in self.orders(500) if o.result is None), key=lambda o: o.id)
+
+    @contextlib.contextmanager
+    def run_lock(self) -> Iterator[bool]:
+        """Root's run of the queue, one at a time: True while this run holds the folder's lock
+        (``flock``, released when the run ends or dies), False when another run holds it."""
+        with self._opened() as opened:
+            if opened is None:
+                yield True  # no folder: nothing queued to run twice
+                return
+            try:
+                fcntl.flock(opened[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
     def finish(self, number: str, rc: int, output: str, now: datetime) -> None:
         """Root's result of order `number`, given to the folder's owner."""

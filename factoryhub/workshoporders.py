@@ -7,23 +7,32 @@ command itself with ``--dry-run`` (which reads only), and **queues** the real or
 `factoryhub workshop-orders` (a timer, or an admin by hand) checks each queued order again
 with `parse_order` and runs the command. No text of the form reaches a shell: every field is
 checked here, and the command gets them as separate arguments.
+
+Admins order any workshop. A trainer (site.toml's [hub] trainers, or single sign-on's trainers'
+group) orders a creation only with themselves among its trainers and within the site's bounds
+(`[workshops] trainer_max_seats`, `trainer_max_gpu_hours`), and an end only of a workshop they
+train (`check_trainer_order`); the page checks this when the order is made, and root again
+before it runs one a trainer made.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .course import COURSE_NAME
+from .site import Site
 from .workshop import MAX_SEATS, NAME, WorkshopRefused, parse_when
 
 ACTIONS = ("create", "end")
+ROLES = ("admin", "trainer")  # who ordered: an admin (any workshop) or a trainer (bounded)
 MAX_COURSES = 5
 MAX_TRAINERS = 10
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)
 ORDER_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{8}", re.ASCII)
+_HOURS = re.compile(r"\d{1,6}(?:\.\d{1,2})?", re.ASCII)  # a GPU budget: 12, 7.5
 
 
 class OrderError(ValueError):
@@ -39,6 +48,7 @@ class WorkshopOrder:
     end: str = ""
     seats: int = 0
     trainers: tuple[str, ...] = ()
+    gpu_hours: str = ""  # the account's GPU budget as the form gave it; "": the command's own
 
     def argv(self, site_path: str, dry_run: bool = False) -> list[str]:
         """The `factoryhub` command's arguments for this order."""
@@ -50,6 +60,8 @@ class WorkshopOrder:
             args += ["--course", course]
         for trainer in self.trainers:
             args += ["--trainer", trainer]
+        if self.gpu_hours:
+            args += ["--gpu-hours", self.gpu_hours]
         return [*args, "--dry-run"] if dry_run else args
 
     def fields(self) -> dict[str, str]:
@@ -62,6 +74,7 @@ class WorkshopOrder:
             "end": self.end,
             "seats": str(self.seats),
             "trainers": " ".join(self.trainers),
+            "gpu_hours": self.gpu_hours,
         }
 
 
@@ -107,4 +120,106 @@ def parse_order(fields: Mapping[str, object], now: datetime) -> WorkshopOrder:
     if not seats.isascii() or not seats.isdigit() or not 1 <= int(seats) <= MAX_SEATS:
         raise OrderError(f"seats: a whole number from 1 to {MAX_SEATS}")
     trainers = _names(_one(fields, "trainers"), _USER, MAX_TRAINERS, "trainers")
-    return WorkshopOrder("create", name, courses, start, end, int(seats), trainers)
+    gpu_hours = _one(fields, "gpu_hours")
+    if gpu_hours and not _HOURS.fullmatch(gpu_hours):
+        raise OrderError("gpu_hours: a number of hours such as 40 or 7.5, or empty")
+    return WorkshopOrder("create", name, courses, start, end, int(seats), trainers, gpu_hours)
+
+
+@dataclass(frozen=True)
+class TrainerBounds:
+    """What a trainer may order (site.toml ``[workshops]``); admins are not bounded."""
+
+    max_seats: int
+    max_gpu_hours: float
+
+    @classmethod
+    def of(cls, site: Site) -> TrainerBounds:
+        return cls(site.workshops.trainer_max_seats, site.workshops.trainer_max_gpu_hours)
+
+
+def with_trainer(order: WorkshopOrder, trainer: str) -> WorkshopOrder:
+    """A trainer's creation with the trainer first among its trainers (the page adds them)."""
+    if order.action != "create" or trainer in order.trainers:
+        return order
+    if len(order.trainers) >= MAX_TRAINERS:
+        raise OrderError(f"trainers: at most {MAX_TRAINERS}, you included")
+    return replace(order, trainers=(trainer, *order.trainers))
+
+
+def seat_gpus(order: WorkshopOrder, presets: Mapping[str, Mapping[str, object]]) -> int:
+    """The GPUs a seat gets: the most any of the order's courses' presets asks for (a course
+    not in the catalogue counts 0 here; the command itself refuses it)."""
+    counts = [presets.get(course, {}).get("gpus", 0) for course in order.courses]
+    return max([c for c in counts if isinstance(c, int) and not isinstance(c, bool)] or [0])
+
+
+def gpu_hours(order: WorkshopOrder, gpus_per_seat: int, now: datetime) -> float:
+    """The GPU budget the workshop's account gets: the order's own, else seats × GPUs × the
+    slot from now or its start (as `plan_workshop` reckons it)."""
+    if order.gpu_hours:
+        return float(order.gpu_hours)
+    start = max(parse_when(order.start, now), now.replace(microsecond=0))
+    minutes = max(int((parse_when(order.end, now) - start).total_seconds() // 60), 0)
+    return order.seats * gpus_per_seat * minutes / 60
+
+
+def check_trainer_order(
+    order: WorkshopOrder,
+    trainer: str,
+    bounds: TrainerBounds,
+    *,
+    gpus_per_seat: int,
+    trains: Collection[str],
+    now: datetime,
+) -> None:
+    """`OrderError` with a sentence when trainer `trainer` may not order `order`: a creation
+    without them among its trainers or over the site's bounds, an end of a workshop they do
+    not train (`trains`: the names of the workshops whose trainers name them)."""
+    if order.action == "end":
+        if order.name not in trains:
+            raise OrderError(f"name: you are not a trainer of workshop {order.name}")
+        return
+    if trainer not in order.trainers:
+        raise OrderError("trainers: a workshop you order has you among its trainers")
+    if bounds.max_seats == 0:
+        raise OrderError("this site's admins create its workshops; ask them (support)")
+    if order.seats > bounds.max_seats:
+        raise OrderError(
+            f"seats: a trainer may order at most {bounds.max_seats} on this site; ask an"
+            " admin for a larger workshop"
+        )
+    budget = gpu_hours(order, gpus_per_seat, now)
+    if budget > bounds.max_gpu_hours:
+        raise OrderError(
+            f"gpu_hours: this workshop's budget would be {budget:g} GPU-hours; a trainer may"
+            f" order at most {bounds.max_gpu_hours:g} on this site (fewer seats, a shorter"
+            " slot or a smaller GPU budget), or ask an admin"
+        )
+
+
+def check_order_rights(
+    order: WorkshopOrder,
+    by: str,
+    role: str,
+    bounds: TrainerBounds,
+    *,
+    presets: Mapping[str, Mapping[str, object]],
+    trainers_of: Mapping[str, Collection[str]],
+    now: datetime,
+) -> None:
+    """Whether `by`, an admin or a trainer (`role`), may order `order`: an admin anything, a
+    trainer as `check_trainer_order` says. `presets`: the catalogue's course presets;
+    `trainers_of`: each workshop on record and its trainers."""
+    if role == "admin":
+        return
+    if role != "trainer":
+        raise OrderError("only the site's trainers and admins order workshops")
+    check_trainer_order(
+        order,
+        by,
+        bounds,
+        gpus_per_seat=seat_gpus(order, presets),
+        trains={name for name, trainers in trainers_of.items() if by in trainers},
+        now=now,
+    )
