@@ -7,7 +7,11 @@ the page shows it.
 Root runs it by itself: every 15 s under the embedded site's supervisor (`factoryhub demo
 start`), or every 30 s from the systemd timer `factoryhub-workshop-orders@<hub id>.timer`; an
 admin may also run it by hand. One run at a time: a run that finds another under way leaves
-the queue to it. With nothing queued it prints nothing."""
+the queue to it. With nothing queued it prints nothing.
+
+The periodic runs call this module itself (``python -m factoryhub.cli.workshop_orders``), which
+imports the courses' tools (papermill, nbformat: a second of CPU) only when an order is queued:
+an empty queue costs a tenth of that, every 15 s on a machine the hub shares."""
 
 from __future__ import annotations
 
@@ -17,8 +21,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from factoryhub.courses.catalogue import course_presets
-from factoryhub.courses.cli import site_path
 from factoryhub.orderqueue import OrderQueue, QueuedOrder, orders_dir
 from factoryhub.site import Site, SiteError, load_site
 from factoryhub.workshoporders import (
@@ -45,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def checked(site: Site, queued: QueuedOrder, now: datetime) -> WorkshopOrder:
     """The queued order read back and checked as the page checked it; `OrderError` if not."""
+    from factoryhub.courses.catalogue import course_presets  # only with an order to run
+
     order = parse_order(queued.fields, now)
     workshops = load_workshops(records_dir(site))
     check_order_rights(
@@ -61,7 +65,11 @@ def checked(site: Site, queued: QueuedOrder, now: datetime) -> WorkshopOrder:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        path = str(site_path(args.site))
+        if args.site is None:
+            from factoryhub.courses.cli import site_path  # the command's own default
+
+            args.site = site_path(None)
+        path = str(args.site)
         site = load_site(path)
     except (OSError, SiteError) as exc:
         print(f"site.toml: {exc}", file=sys.stderr)
@@ -97,3 +105,9 @@ def run_one(queue: OrderQueue, order: QueuedOrder, site: Site, path: str) -> Non
     queue.finish(order.id, rc, output, datetime.now())
     print(f"order {order.id} from {order.by} ({order.role}): {order_checked.action}"
           f" {order_checked.name}, exit {rc}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":  # the periodic runs: `python -m factoryhub.cli.workshop_orders`
+    parser = argparse.ArgumentParser(prog="factoryhub")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    sys.exit(main(parser.parse_args(["workshop-orders", *sys.argv[1:]])))

@@ -32,7 +32,8 @@ def pidfile(hub: HubInstance) -> Path:
 def runner_argv(hub: HubInstance, venv: Path) -> list[str]:
     """The supervisor running the command on root's copy of the site (pure)."""
     supervise = [str(venv / "bin" / "python"), "-m", "factoryhub.demo.supervise"]
-    command = [str(venv / "bin" / "factoryhub"), "workshop-orders", "--site", str(hub.hub_site)]
+    # `factoryhub workshop-orders` as its own module: an empty queue costs 0.1 s, not 1.5 s
+    command = [*supervise[:2], "factoryhub.cli.workshop_orders", "--site", str(hub.hub_site)]
     return [*supervise, "--every", str(EVERY), "--", *command]
 
 

@@ -15,6 +15,7 @@ import time
 import tomllib
 from argparse import Namespace
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -25,6 +26,7 @@ from tornado.testing import bind_unused_port
 from tornado.web import Application
 
 from factoryhub.cli import workshop_orders as orders_cli
+from factoryhub.demo import orderrunner
 from factoryhub.demo.supervise import wait_before_next
 from factoryhub.identity import TRAINERS
 from factoryhub.orderqueue import OrderQueue, orders_dir
@@ -320,3 +322,19 @@ def test_a_failing_periodic_run_is_logged_and_run_again_until_sigterm(tmp_path):
 
 def _lines(path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def test_the_periodic_run_is_quiet_and_light_with_an_empty_queue(test_site, tmp_path):
+    """What the runner starts every 15 s: `workshop-orders` as its own module, which prints
+    nothing and imports no course tools (papermill: a second of CPU) with nothing queued."""
+    hub = Namespace(site=load_site(test_site), hub_site=test_site)
+    argv = orderrunner.runner_argv(hub, Path(sys.executable).parent.parent)
+    assert argv[argv.index("--") + 1 :][1:] == [
+        "-m", "factoryhub.cli.workshop_orders", "--site", str(test_site),
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv[argv.index("--") + 2 :]],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == ""
+    assert "papermill" not in done.stderr and "factoryhub.orderqueue" in done.stderr
