@@ -19,7 +19,13 @@ import subprocess
 from pathlib import Path
 
 from factoryhub.courses.cli import site_path
-from factoryhub.nodereach import NodeProbe, probe_argv, reach_findings, session_addresses
+from factoryhub.nodereach import (
+    NodeProbe,
+    probe_argv,
+    reach_findings,
+    reached_everything,
+    session_addresses,
+)
 from factoryhub.scheduler.admin import SlurmAdmin
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.security import NODE_PREFIX, check_floors
@@ -65,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot read the site file: {exc}")
         return 3
     findings = check_site(site, asyncio.run(gather(site)))
+    probes: tuple[NodeProbe, ...] = ()
     if args.from_nodes:
         probes = asyncio.run(probe_nodes(site, args.probe_user))
         findings = sorted(findings + reach_findings(probes), key=lambda f: f.level != ERROR)
@@ -73,8 +80,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {finding}")
     if not findings:
         print("  nothing found: Slurm, the accounting database and the files agree with it")
-        if args.from_nodes:
-            print("  and a node of each partition reaches the hub")
+    if reached := reached_everything(probes):
+        print(f"  {reached}")
     return exit_status(findings)
 
 
@@ -187,14 +194,15 @@ RUNUSER = "/usr/sbin/runuser"
 async def probe_nodes(
     site: Site, user: str, client: SlurmClient | None = None
 ) -> tuple[NodeProbe, ...]:
-    """One probe job per partition of `site`, all at once, as `user`."""
+    """One probe job per partition of `site`, all at once, as `user`; not on a partition kept
+    for workshops (Slurm takes a job there only on a reservation, which a probe has none of)."""
     addresses = session_addresses(site, socket.gethostname())
     python = str(Path(site.environments[site.session.environment].prefix) / "bin" / "python")
     srun = os.path.join(site.slurm.bin_dir, "srun")
     client = client or SlurmClient(site.slurm.bin_dir, PROBE_DEADLINE)
     prefix, refused = as_user(user, os.geteuid())
     if refused:
-        return tuple(NodeProbe(p, addresses, failure=refused) for p in site.partitions)
+        return tuple(NodeProbe(p, addresses, failure=refused) for p in site.learner_partitions())
 
     async def probe(partition: str) -> NodeProbe:
         argv = [*prefix, *probe_argv(srun, partition, python, addresses)]
@@ -205,7 +213,7 @@ async def probe_nodes(
             return NodeProbe(partition, addresses, failure=failure)
         return NodeProbe(partition, addresses, output=done.stdout)
 
-    return tuple(await asyncio.gather(*(probe(p) for p in site.partitions)))
+    return tuple(await asyncio.gather(*(probe(p) for p in site.learner_partitions())))
 
 
 def as_user(user: str, euid: int) -> tuple[list[str], str]:

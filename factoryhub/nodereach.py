@@ -149,3 +149,19 @@ def reach_findings(probes: tuple[NodeProbe, ...]) -> list[Finding]:
                     )
                 )
     return found
+
+
+def reached_everything(probes: tuple[NodeProbe, ...]) -> str:
+    """The sentence for the probes that reached every address ("" when none did): what the
+    check saw work, so that an admin knows it was tried, and where."""
+    good = []
+    for probe in probes:
+        node, reached = parse_probe(probe.output)
+        if not probe.failure and all(
+            reached.get((a.host, a.port)) == "ok" for a in probe.addresses
+        ):
+            good.append(f"{probe.partition} ({node})")
+    if not good:
+        return ""
+    addresses = " and ".join(str(a) for a in probes[0].addresses)
+    return f"from a node of {', '.join(good)}: {addresses} reachable"

@@ -4,6 +4,7 @@ copy is found, one sentence each, with exit status 2."""
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import tomllib
@@ -107,3 +108,59 @@ def test_a_site_file_that_cannot_be_read_is_one_sentence(tmp_path):
     assert done.returncode == 3
     assert done.stdout.startswith("error: cannot read the site file: unknown key hub.porrt")
     assert "Traceback" not in done.stdout + done.stderr
+
+
+# --- --from-nodes: a probe job on each partition tries to reach the running test hub ---
+
+
+def _from_nodes(site_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            FACTORYHUB,
+            "site",
+            "check",
+            "--site",
+            str(site_path),
+            "--from-nodes",
+            "--as",
+            "tlearner1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd="/",
+    )
+
+
+def test_nodes_reach_the_running_hub(real_hub):
+    done = _from_nodes(real_hub.site_path)
+    assert "Traceback" not in done.stdout + done.stderr
+    for partition in ("cpu", "gpu", "debug"):  # each probe ran and reached everything
+        assert f"could not check partition {partition} " not in done.stdout, done.stdout
+    assert "from a node of partition" not in done.stdout, done.stdout
+    assert "is not reachable" not in done.stdout
+    (reached,) = [line for line in done.stdout.splitlines() if line.endswith(" reachable")]
+    for partition, node in (("cpu", "cn0"), ("gpu", "gn0"), ("debug", "cn0")):
+        assert f"{partition} ({node}" in reached, done.stdout
+    assert ": 127.0.0.1:18081 and 127.0.0.1:18000 reachable" in reached
+
+
+def test_a_hub_port_nothing_listens_on_is_found_from_every_node(real_hub, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as unused:  # a port, free once closed
+        port = unused.getsockname()[1]
+    raw = tomllib.loads(real_hub.site_path.read_text())
+    raw["hub"]["hub_port"] = port
+    site_path = tmp_path / "site.toml"
+    site_path.write_text(tomli_w.dumps(raw))
+    done = _from_nodes(site_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    for partition, nodes in (("cpu", "cn0"), ("gpu", "gn0")):
+        assert (
+            f"from a node of partition {partition} ({nodes}"  # cn01 or cn02: whichever ran it
+            in done.stdout
+        ), done.stdout
+    assert (
+        f"), the hub's API at 127.0.0.1:{port} is not reachable: connection refused (nothing"
+        " listens there): its sessions can never report to the hub" in done.stdout
+    )
+    assert "the hub's public address" not in done.stdout  # the proxy still answers

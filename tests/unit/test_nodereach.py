@@ -17,6 +17,7 @@ from factoryhub.nodereach import (
     parse_probe,
     probe_argv,
     reach_findings,
+    reached_everything,
     session_addresses,
 )
 from factoryhub.scheduler.slurm import Completed
@@ -93,7 +94,14 @@ def test_an_address_a_node_cannot_reach_is_an_error_naming_partition_node_and_ad
 def test_a_node_that_reaches_everything_has_nothing_to_say(demo_site):
     addresses = session_addresses(demo_site, "hubhost")
     output = "node cn01\nreach 127.0.0.1 8081 ok\nreach 127.0.0.1 8000 ok\n"
-    assert reach_findings((NodeProbe("cpu", addresses, output=output),)) == []
+    probes = (
+        NodeProbe("cpu", addresses, output=output),
+        NodeProbe("gpu", addresses, output=PROBED),
+    )
+    assert reach_findings(probes[:1]) == []
+    assert reached_everything(probes) == (
+        "from a node of cpu (cn01): 127.0.0.1:8081 and 127.0.0.1:8000 reachable"
+    )
 
 
 def test_a_probe_job_that_did_not_run_or_said_nothing_is_a_warning(demo_site):
@@ -138,8 +146,9 @@ async def test_each_partition_gets_one_probe_job_as_the_named_account(demo_site)
     answers["debug"] = SlurmError("runuser failed (exit 1): srun: error: Unable to allocate")
     fake = FakeRunner(answers)
     probes = await probe_nodes(demo_site, "nobody", fake)  # type: ignore[arg-type]
-    assert sorted(p.partition for p in probes) == sorted(demo_site.partitions)
-    assert len(fake.argvs) == len(demo_site.partitions)
+    # not the partition kept for workshops: Slurm takes a job there only on a reservation
+    assert sorted(p.partition for p in probes) == ["cpu", "debug", "gpu"]
+    assert "training" in demo_site.partitions and len(fake.argvs) == 3
     if os.geteuid() == 0:  # root drops to the account; nobody else may act for it
         assert all(argv[:4] == [RUNUSER, "-u", "nobody", "--"] for argv in fake.argvs)
     failed = {p.partition: p.failure for p in probes if p.failure}
