@@ -43,6 +43,7 @@ from .budget_api import BudgetAPIHandler
 from .catalogue_page import CatalogueHandler
 from .culling_api import CullingExemptionsHandler, CullingKeepHandler, CullingSessionHandler
 from .datasets_page import DatasetsPageHandler
+from .notebook_view import notebook_routes
 from .pages import PREFIX, SITE_FILE, PageRenderer, SiteFile
 from .progress_api import ProgressAPIHandler
 from .rate_limit import RateLimiter, retry_after
@@ -153,6 +154,7 @@ def _limited_routes(prefix: str) -> list[tuple]:
         ("sharing", SharingPageHandler, "html"),  # issue 15: who may use my session
         ("api/progress", ProgressAPIHandler, "json"),  # a workshop seat's progress
         ("workshops", WorkshopOrdersHandler, "html"),  # create and end workshops (admins)
+        *((path, cls, "html") for path, cls in notebook_routes("")),  # a seat's notebooks
     ]
     return [
         (

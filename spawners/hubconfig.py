@@ -117,6 +117,11 @@ SERVICE_SCOPES = [
     "shares",
     "read:shares",
     "access:servers",
+    # a trainer's read-only look at a seat's notebook (service.notebook_view) reads it with a
+    # token of the seat itself, limited to the seat's own server and a minute, never with the
+    # service's token (the learner's server sees it). JupyterHub cannot limit this scope to
+    # the workshops' seats; the service makes such tokens only for a seat its caller trains.
+    "tokens",
 ]
 CULLER = "factoryhub-culler"
 # What jupyterhub-idle-culler needs and no more: list users, read their servers' activity and
