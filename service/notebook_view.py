@@ -182,10 +182,8 @@ def _unavailable(code: int, limit: int) -> str:
     if code == 400:
         return "The learner's server says this is not a notebook it can read."
     if code == 599:
-        return (
-            "The learner's server did not answer in time, or sent more than"
-            f" {limit // (1024 * 1024)} MB."
-        )
+        most = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit >> 10} KB"
+        return f"The learner's server did not answer in time, or sent more than {most}."
     return f"The learner's server refused the read (HTTP {code})."
 
 

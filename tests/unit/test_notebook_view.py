@@ -22,6 +22,7 @@ from factoryhub.service.notebook_view import (
     LIST_CSP,
     VIEW_CSP,
     _told,
+    _unavailable,
     contents_url,
     proxy_origin,
     should_tell,
@@ -166,3 +167,11 @@ def test_the_view_runs_no_script_loads_nothing_and_is_sandboxed():
     assert directives["sandbox"] == "sandbox"  # no allow-scripts, no allow-same-origin
     assert "script-src" not in directives and "'unsafe-inline'" not in directives["img-src"]
     assert "script-src" not in LIST_CSP and "default-src 'none'" in LIST_CSP
+
+
+def test_what_the_proxy_or_the_learners_server_answers_is_said_in_a_sentence():
+    assert "start it first" in _unavailable(302, 65536)  # the proxy sends it to the hub
+    assert "no such notebook" in _unavailable(404, 65536)
+    assert _unavailable(599, 65536).endswith("sent more than 64 KB.")
+    assert _unavailable(599, 10 << 20).endswith("sent more than 10 MB.")
+    assert "HTTP 403" in _unavailable(403, 65536)
