@@ -19,6 +19,8 @@ to finish (an order stopped half-way would be worse than one that ends after its
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import signal
 import subprocess
 import sys
@@ -78,8 +80,11 @@ def wait_before_next(every: float, took: float) -> float:
     return max(every - took, min(every, 1.0))
 
 
-def _stamp() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
+def _log(line: str) -> None:
+    """A line to the log; a log that cannot be written (its disk full) stops nothing."""
+    stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    with contextlib.suppress(OSError):
+        print(f"{stamp} {line}", file=sys.stderr, flush=True)
 
 
 def run_periodically(argv: list[str], every: float) -> int:
@@ -92,22 +97,18 @@ def run_periodically(argv: list[str], every: float) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    what = shlex.join(argv)[:200]
     while not stopping:
         started = time.monotonic()
         try:
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         except OSError as exc:
-            print(f"{_stamp()} supervise: cannot run {argv[0]}: {exc}", file=sys.stderr, flush=True)
+            _log(f"supervise: cannot run {what}: {exc}")
             child = None
         while child is not None and not stopping and child.poll() is None:
             time.sleep(0.2)
         if child is not None and child.returncode not in (None, 0):
-            print(
-                f"{_stamp()} supervise: {argv[0]} exited ({child.returncode});"
-                f" next run in {every:g} s",
-                file=sys.stderr,
-                flush=True,
-            )
+            _log(f"supervise: {what} exited ({child.returncode}); next run in {every:g} s")
         pause = wait_before_next(every, time.monotonic() - started)
         deadline = time.monotonic() + pause
         while not stopping and time.monotonic() < deadline:

@@ -317,7 +317,7 @@ def test_a_failing_periodic_run_is_logged_and_run_again_until_sigterm(tmp_path):
     assert len(_lines(runs)) >= 3  # still running after failures
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=10) == 0
-    assert "sh exited (3); next run in 1 s" in supervisor.stderr.read()
+    assert f"supervise: sh -c '{command}' exited (3); next run in 1 s" in supervisor.stderr.read()
 
 
 def _lines(path) -> list[str]:
