@@ -14,10 +14,11 @@ from datetime import datetime
 import ipywidgets as widgets
 
 from factoryhub.budget import AccountBudget, budget_from_json, budget_refusal, charged_account
+from factoryhub.capacity import Capacity
 from factoryhub.durations import format_minutes, parse_minutes
-from factoryhub.estimate import Estimate, estimate_start
+from factoryhub.estimate import Estimate, estimate_start, phrase_start
 from factoryhub.jobscript import site_hooks
-from factoryhub.maintenance import maintenance_notice
+from factoryhub.maintenance import blocking_window, maintenance_notice
 from factoryhub.request import (
     RequestError,
     ResourceRequest,
@@ -194,12 +195,24 @@ class GPURequest(widgets.VBox):
         capacity, limits = await ctx.capacity(), self.access.qos_limits
         self.estimate = await estimate_start(request, capacity, ctx.client, ctx.user, limits)
         if request == self.request:  # the learner may have changed the request meanwhile
-            self.estimate_line.value = f"Start: <b>{html.escape(self.estimate.message)}</b>"
-            notice = capacity and maintenance_notice(
-                capacity, request.partition, request.walltime_minutes, datetime.now(), "job"
-            )
-            self.maintenance_line.value = html.escape(notice) if notice else ""
+            self._show_estimate(request, capacity, datetime.now())
         return self.estimate
+
+    def _show_estimate(
+        self, request: ResourceRequest, capacity: Capacity | None, now: datetime
+    ) -> None:
+        """The start, and the partition's next maintenance window in its own line: when the
+        window holds the job back the start says only that (the window's line says the rest,
+        of a job, not of a session as the form's estimate does)."""
+        minutes, said = request.walltime_minutes, self.estimate.message
+        notice = window = None
+        if capacity is not None:
+            notice = maintenance_notice(capacity, request.partition, minutes, now, "job")
+            window = blocking_window(capacity, request.partition, minutes, now)
+        if notice and window and self.estimate.start == window.end:
+            said = f"after the maintenance, {phrase_start(window.end, now)}"
+        self.estimate_line.value = f"Start: <b>{html.escape(said)}</b>"
+        self.maintenance_line.value = html.escape(notice) if notice else ""
 
     async def submit(self) -> str:
         """Submit the job as the learner; returns its id ("" when refused, with the reason)."""

@@ -446,6 +446,15 @@ async def test_the_gpu_widget_says_when_the_partitions_nodes_go_into_maintenance
     said = widget.maintenance_line.value
     assert said.startswith(f"The gpu nodes go into maintenance at {start:%H:%M}")
     assert "a job started now would have to end by" in said
+    # the start says only when: the maintenance line says the rest (of a job, not a session)
+    assert widget.estimate.start == end
+    assert widget.estimate_line.value.startswith("Start: <b>after the maintenance, expected in")
+    assert f"({end:%H:%M})</b>" in widget.estimate_line.value
+    assert "session" not in widget.estimate_line.value + said
+    widget.walltime.value = "01:00:00"  # ends before the window: when, and no wait
+    await widget.refresh_estimate()
+    assert "a job started now would end at" in widget.maintenance_line.value
+    assert "maintenance" not in widget.estimate_line.value
     widget.partition.value = "cpu"  # no window on the cpu nodes
     widget.gpus.value = 0
     await widget.refresh_estimate()
