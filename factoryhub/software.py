@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from .handshake import READY_FD_ENV
+
 # A module as Lmod names it: name/version, each part letters, digits and ._+- only.
 _MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,79}(/[A-Za-z0-9._+-]{1,80}){0,3}", re.ASCII)
 _PATH = re.compile(r"/[A-Za-z0-9_./@+-]{0,400}", re.ASCII)
@@ -41,8 +43,9 @@ class SoftwareSettings:
 
     lmod_init: str = "/usr/share/lmod/lmod/init/bash"
     module_path: tuple[str, ...] = ()
-    container_runtime: str = ""  # e.g. "/usr/bin/apptainer"
-    container_options: tuple[str, ...] = ()  # e.g. ["--nv"] on GPU nodes, ["--bind=/project"]
+    container_runtime: str = ""  # e.g. "/usr/bin/apptainer" or "/usr/bin/podman"
+    # e.g. ["--nv"] on GPU nodes, ["--bind=/project"]; Podman: ["--volume=/home:/home"]
+    container_options: tuple[str, ...] = ()
     kernels_dir: str = "/usr/local/share/jupyter/kernels"
 
 
@@ -112,14 +115,45 @@ def module_prologue(software: SoftwareSettings, modules: tuple[str, ...]) -> lis
     return [*lines, "module --force purge", f"module load {names}"]
 
 
+# What a session's server needs of a Podman container that Apptainer gives by default: the
+# host's network (the hub connects to the port the server reports), the learner's own uid (files
+# in the home are theirs; no /etc/passwd of the image is written), the job's environment
+# (JupyterHub's variables, SLURM_JOB_ID for the port report), a home as the server's root (the
+# job's working directory does not cross into the container), and an init that passes Slurm's
+# signals on. The hub's wake-up descriptor does not cross either: its number is cleared, so the
+# server never writes to, or closes, a descriptor of its own that happens to bear it.
+PODMAN_RUN = (
+    "run",
+    "--rm",
+    "--init",
+    "--network=host",
+    "--userns=keep-id",
+    "--passwd=false",
+    "--env-host",
+    f"--env={READY_FD_ENV}=",
+    "--env=JUPYTERHUB_ROOT_DIR=~",
+)
+
+
+def runtime_kind(runtime: str) -> str:
+    """ "podman" for Podman (`podman run`), "apptainer" for Apptainer and Singularity
+    (`apptainer exec`), told by the program's name."""
+    return "podman" if runtime.rsplit("/", 1)[-1].startswith("podman") else "apptainer"
+
+
 def container_launcher(software: SoftwareSettings, image: str) -> tuple[str, ...]:
-    """The argv that runs a command inside `image` (empty for no image): the runtime's
-    `exec`, the site's options, the image."""
+    """The argv that runs a command inside `image` (empty for no image). Apptainer:
+    `apptainer exec [options] IMAGE COMMAND…`. Podman: `podman run` with what a session needs
+    (`PODMAN_RUN`), the site's options, and the image: a local path is an exploded root file
+    system (`--rootfs DIR`), anything else an image its storage already has."""
     if not image:
         return ()
     if not _IMAGE.fullmatch(image) or not software.container_runtime:
         raise SoftwareError(f"image {image[:60]!r} cannot be run on this site")
     runtime = check_path(software.container_runtime, "container runtime")
+    if runtime_kind(runtime) == "podman":
+        where = ("--rootfs", image) if image.startswith("/") else (image,)
+        return (runtime, *PODMAN_RUN, *software.container_options, *where)
     return (runtime, "exec", *software.container_options, image)
 
 
