@@ -54,6 +54,7 @@ class PartitionState:
     up: bool
     max_minutes: int | None  # None: unlimited
     default_minutes: int | None
+    requires_reservation: bool = False  # ReqResv=YES: every job there names a reservation
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def parse_partitions(text: str) -> dict[str, PartitionState]:
             up=fields.get("State") == "UP",
             max_minutes=_minutes(fields.get("MaxTime", "")),
             default_minutes=_minutes(fields.get("DefaultTime", "")),
+            requires_reservation=fields.get("ReqResv") == "YES",
         )
     return partitions
 

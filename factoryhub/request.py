@@ -290,16 +290,32 @@ class DraftRequest:
         return request
 
 
+def _workshops_only(name: str, site: Site) -> RequestError:
+    others = ", ".join(site.learner_partitions()) or "none"
+    return RequestError(
+        f"partition: {name} is kept for workshops; only a workshop's seats start sessions"
+        f" there (choose one of: {others})",
+        "partition",
+    )
+
+
 def draft_request(
-    raw: object, site: Site, courses: Mapping[str, Mapping[str, object]] | None = None
+    raw: object,
+    site: Site,
+    courses: Mapping[str, Mapping[str, object]] | None = None,
+    *,
+    workshop_seat: bool = False,
 ) -> DraftRequest:
     """Read raw options once (form, REST, widget, course preset) and check every field the
     site alone can judge; raise `RequestError` naming the field. `courses` maps each published
-    course to its preset; a request naming one starts from that preset."""
+    course to its preset; a request naming one starts from that preset. A partition kept for
+    workshops (`workshops_only`) is refused unless the request is a `workshop_seat`'s."""
     options = _course_preset(bounded_options(raw), courses or {})
     defaults = site.session
     name = _choice(options.get("partition", defaults.partition), "partition", site.partitions)
     part = site.partition(name)
+    if part.workshops_only and not workshop_seat:
+        raise _workshops_only(name, site)
     cpus = _integer(
         options.get("cpus", defaults.cpus),
         "cpus",

@@ -101,6 +101,9 @@ class Partition:
     gpu_types: tuple[str, ...] = ()
     dask_worker_cores: int = 1  # one Dask worker job's CPUs on this partition
     dask_worker_memory_gb: int = 2  # and its memory
+    # Kept for workshops (Slurm's ReqResv=YES): only a workshop's seats start sessions there,
+    # on their workshop's reservation; no form or widget offers it to anyone else.
+    workshops_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,10 @@ class Site:
         """The named partition; `KeyError` when the site does not offer it."""
         return self.partitions[name]
 
+    def learner_partitions(self) -> dict[str, Partition]:
+        """The partitions an ordinary learner may choose: all but those kept for workshops."""
+        return {n: p for n, p in self.partitions.items() if not p.workshops_only}
+
 
 def _build(cls: type, raw: object, where: str) -> object:
     """Build dataclass `cls` from TOML data, rejecting unknown keys and wrong types."""
@@ -397,6 +404,11 @@ def _check(site: Site) -> Site:
         raise SiteError(str(exc)) from None
     if site.session.partition not in site.partitions:
         raise SiteError(f"session.partition {site.session.partition!r} is not in [partitions]")
+    if site.partition(site.session.partition).workshops_only:
+        raise SiteError(
+            f"session.partition {site.session.partition!r} is kept for workshops"
+            " (workshops_only): the default session needs a partition every learner may use"
+        )
     if site.session.environment not in site.environments:
         raise SiteError(
             f"session.environment {site.session.environment!r} is not in [environments]"

@@ -128,6 +128,15 @@ def _partitions(site: Site, capacity: Capacity) -> list[Finding]:
             found.append(
                 Finding(WARNING, f"Slurm's partition {name} is not UP: sessions there wait")
             )
+        if part.workshops_only and not live.requires_reservation:
+            found.append(
+                Finding(
+                    ERROR,
+                    f"partitions.{name}.workshops_only: Slurm's partition {name} has no"
+                    " ReqResv=YES, so any job may run there outside a workshop's reservation"
+                    " (set ReqResv=YES on it in slurm.conf)",
+                )
+            )
         if live.max_minutes is not None:
             for key, text in (
                 ("max_walltime", part.max_walltime),

@@ -47,7 +47,7 @@ def _capacity_rows(site: Site, capacity: Capacity | None) -> list[dict[str, str]
     if capacity is None:
         return None
     rows = []
-    for name in site.partitions:
+    for name in site.learner_partitions():  # a partition kept for workshops is not offered
         if name not in capacity.partitions:
             continue
         free = capacity.summary(name)
@@ -110,7 +110,7 @@ def _limits(site: Site, access: UserAccess) -> dict[str, object]:
     by_qos: dict[str, dict[str, dict[str, object]]] = {}
     for qos in ("", *access.qos):
         table = by_qos[qos] = {}
-        for name, part in site.partitions.items():
+        for name, part in site.learner_partitions().items():
             lim = effective_limits(part, qos_limits_of(qos, access) if qos else None)
             table[name] = {**asdict(lim), "label": lim.label(name, part)}
     return {
@@ -187,7 +187,8 @@ def form_context(site: Site, ctx: FormContext) -> dict[str, object]:
         "capacity": _capacity_rows(site, ctx.capacity),
         "estimate": _estimate(ctx.estimate, ctx.estimate_url),
         "partitions": _choices(
-            {name: table[name]["label"] for name in site.partitions}, values["partition"]
+            {name: table[name]["label"] for name in site.learner_partitions()},
+            values["partition"],
         ),
         "max": {k: mine[k] for k in ("cpus", "memory_gb", "gpus")},
         # "any" sends no type: a GPU type is only taken with GPUs, and then defaults to the

@@ -31,7 +31,7 @@ from factoryhub.site import Site
 
 from .form import Refusal, render_options_form
 from .notices import form_notices
-from .workshop import seat_options
+from .workshop import seat_options, seat_workshop
 
 if TYPE_CHECKING:
     from .spawner import SlurmSpawner
@@ -113,9 +113,10 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
     try:
         if not _SERVER_NAME.fullmatch(ctx.server_name or ""):
             raise RequestError("server name: use up to 40 letters, digits, '-' and '_'")
+        seat = seat_workshop(site, user) is not None
         bounded = seat_options(site, user, bounded_options(options or {}))  # a workshop seat
         courses = course_presets(site) if bounded.get("course") else {}
-        draft = draft_request(bounded, site, courses)
+        draft = draft_request(bounded, site, courses, workshop_seat=seat)
         associations = await association_cache(ctx.client).get(user)
         draft.resolve(access_for(site, user, (), associations), reservations_known=False)
         if not await ctx.client.controller_up():  # milliseconds, not sbatch's ~18 s

@@ -43,7 +43,7 @@ class DaskCluster(widgets.VBox):
         self.context = ctx = context or session_context()
         self.cluster: SessionCluster | None = None
         self.client = None
-        options = [(f"{p.label or n} ({n})", n) for n, p in ctx.site.partitions.items()]
+        options = [(f"{p.label or n} ({n})", n) for n, p in ctx.site.learner_partitions().items()]
         self.partition = widgets.Dropdown(
             description="Partition", options=options, value=ctx.site.session.partition
         )

@@ -38,7 +38,7 @@ from .monitor import JobMonitor
 
 
 def _default_partition(ctx: SessionContext) -> str:
-    gpu = [name for name, part in ctx.site.partitions.items() if part.max_gpus]
+    gpu = [name for name, part in ctx.site.learner_partitions().items() if part.max_gpus]
     return gpu[0] if gpu else ctx.site.session.partition
 
 
@@ -63,7 +63,7 @@ class GPURequest(widgets.VBox):
         self.estimate = Estimate("unknown", "")
         self.job_id = ""
         site = ctx.site
-        partitions = [(f"{p.label or n} ({n})", n) for n, p in site.partitions.items()]
+        partitions = [(f"{p.label or n} ({n})", n) for n, p in site.learner_partitions().items()]
         self.partition = widgets.Dropdown(
             description="Partition", options=partitions, value=_default_partition(ctx)
         )

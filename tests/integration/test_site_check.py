@@ -63,7 +63,8 @@ BROKEN = [
         lambda raw: raw["partitions"].update(
             a100={"label": "A100", "max_walltime": "01:00:00", "max_cpus": 1, "max_memory_gb": 1}
         ),
-        "partition 'a100' of site.toml is not a Slurm partition (Slurm has: cpu, debug, gpu)",
+        "partition 'a100' of site.toml is not a Slurm partition"
+        " (Slurm has: cpu, debug, gpu, training)",
     ),
     (
         lambda raw: raw["partitions"]["gpu"].update(gpu_types=["a100"]),

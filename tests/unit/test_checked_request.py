@@ -60,6 +60,31 @@ async def test_bad_input_is_refused_before_any_scheduler_call(ctx, fake_slurm, o
     assert fake_slurm.calls == []
 
 
+async def test_a_partition_kept_for_workshops_is_refused_to_others_before_any_scheduler_call(
+    ctx, fake_slurm
+):
+    with pytest.raises(RequestRefused) as refused:
+        await checked_request({"partition": "training", "cpus": 1, "memory_gb": 1}, ctx)
+    assert refused.value.status_code == 400
+    assert "training is kept for workshops" in refused.value.jupyterhub_message
+    assert fake_slurm.calls == []
+
+
+async def test_a_workshop_seat_may_use_the_partition_kept_for_workshops(
+    ctx, fake_slurm, monkeypatch
+):
+    """A seat's request is its locked preset (here: the training partition on its
+    reservation); it passes the site's checks and goes on to the scheduler's."""
+    seat = {"partition": "training", "cpus": 1, "memory_gb": 1, "reservation": "ws-p7"}
+    monkeypatch.setattr(hook, "seat_workshop", lambda site, user: object())
+    monkeypatch.setattr(hook, "seat_options", lambda site, user, options: {**options, **seat})
+    with pytest.raises(RequestRefused) as refused:  # the fake Slurm has no reservation ws-p7
+        await checked_request({}, ctx)
+    assert "kept for workshops" not in refused.value.jupyterhub_message
+    assert "reservation" in refused.value.jupyterhub_message
+    assert [name for name, _ in fake_slurm.calls][:1] == ["sacctmgr"]
+
+
 async def test_a_bad_server_name_is_refused_before_any_scheduler_call(demo_site, fake_slurm):
     ctx = RequestContext(demo_site, "alice", "x;rm", fake_slurm)
     with pytest.raises(RequestRefused, match="server name"):

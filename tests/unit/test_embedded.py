@@ -16,11 +16,14 @@ from factoryhub.site import AccessSettings
 def test_layout_from_the_shipped_slurm_conf(repo):
     conf = render_slurm_conf((repo / "deploy/slurm/slurm.conf.in").read_text(), "myhost")
     assert "@HOST@" not in conf and "NodeHostname=myhost" in conf
-    assert node_names(conf) == ["cn01", "cn02", "gn01", "gn02"]
-    for partition in ("cpu", "gpu", "debug"):
+    assert node_names(conf) == ["cn01", "cn02", "gn01", "gn02", "tn01", "tn02"]
+    for partition in ("cpu", "gpu", "debug", "training"):
         assert f"PartitionName={partition} " in conf
     assert "DefMemPerCPU=" in conf  # without it every job takes a whole node
     assert "SlurmdParameters=config_overrides" in conf
+    # the workshops' partition: every job there names a reservation
+    (training,) = [line for line in conf.splitlines() if line.startswith("PartitionName=training")]
+    assert "ReqResv=YES" in training.split()
 
 
 def test_gpu_device_files_expand_ranges(repo):

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from factoryhub.request import RequestError, access_for, parse_request
+from factoryhub.request import RequestError, access_for, draft_request, parse_request
 from factoryhub.scheduler.slurm import Associations, QosLimits
 from factoryhub.site import AccessSettings
 
@@ -295,3 +295,23 @@ def test_a_link_never_starts_a_server_it_prefills_the_form(demo_site):
     with pytest.raises(web.HTTPError) as refused:
         confirm_query(_Spawner(demo_site), {"walltime": ["1:30"]})
     assert refused.value.status_code == 400 and "01:30:00 or 90" in refused.value.log_message
+
+
+def test_a_partition_kept_for_workshops_takes_a_workshop_seat_only(demo_site):
+    options = {"partition": "training", "cpus": 1, "memory_gb": 1}
+    with pytest.raises(RequestError) as refused:
+        draft_request(options, demo_site)
+    assert refused.value.field == "partition"
+    assert str(refused.value) == (
+        "partition: training is kept for workshops; only a workshop's seats start sessions"
+        " there (choose one of: cpu, gpu, debug)"
+    )
+    with pytest.raises(RequestError, match="kept for workshops"):
+        parse_request({**options, "reservation": "ws-p7"}, demo_site)  # naming one is not enough
+    seat = draft_request({**options, "reservation": "ws-p7"}, demo_site, workshop_seat=True)
+    assert (seat.partition, seat.cpus, seat.memory_gb, seat.reservation) == (
+        "training",
+        1,
+        1,
+        "ws-p7",
+    )

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from factoryhub.site import SiteError, parse_site
@@ -44,6 +46,32 @@ def test_minimal_site_takes_defaults():
 )
 def test_bad_sites_name_the_key(text, message):
     with pytest.raises(SiteError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_site(text)
+
+
+def test_a_partition_kept_for_workshops_is_no_learners_choice(demo_site):
+    assert demo_site.partitions["training"].workshops_only
+    assert not demo_site.partitions["cpu"].workshops_only  # the default: every learner's
+    assert list(demo_site.learner_partitions()) == ["cpu", "gpu", "debug"]
+    kept = GOOD + "\n[partitions.training]\nworkshops_only = true\n"
+    assert list(parse_site(kept).learner_partitions()) == ["cpu"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD.replace("max_cpus = 8", "max_cpus = 8\nworkshops_only = true"),
+            "session.partition 'cpu' is kept for workshops (workshops_only)",
+        ),
+        (
+            GOOD.replace("max_cpus = 8", "max_cpus = 8\nworkshops_only = 'yes'"),
+            "partitions.cpu.workshops_only: expected bool",
+        ),
+    ],
+)
+def test_workshops_only_is_checked(text, message):
+    with pytest.raises(SiteError, match=re.escape(message)):
         parse_site(text)
 
 

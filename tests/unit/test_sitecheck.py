@@ -17,16 +17,18 @@ LIVE = Capacity(  # what the embedded site's scontrol and sinfo print
         "PartitionName=cpu MaxTime=12:00:00 DefaultTime=01:00:00 State=UP\n"
         "PartitionName=gpu MaxTime=1-00:00:00 DefaultTime=01:00:00 State=UP\n"
         "PartitionName=debug MaxTime=00:30:00 DefaultTime=00:15:00 State=UP\n"
+        "PartitionName=training MaxTime=08:00:00 DefaultTime=01:00:00 ReqResv=YES State=UP\n"
     ),
     parse_sinfo_nodes(
         "cn01|cpu*|0/32/0/32|(null)|gpu:0|idle|64000|0|\n"
         "gn01|gpu|0/16/0/16|gpu:h100:4|gpu:h100:0(IDX:N/A)|idle|128000|0|\n"
         "cn01|debug|0/32/0/32|(null)|gpu:0|idle|64000|0|\n"
+        "tn01|training|0/128/0/128|(null)|gpu:0|idle|140000|0|\n"
     ),
 )
 GOOD = dict(
     capacity=LIVE,
-    node_addresses={"cn01": "127.0.0.1", "gn01": "127.0.0.1"},
+    node_addresses={"cn01": "127.0.0.1", "gn01": "127.0.0.1", "tn01": "127.0.0.1"},
     munge_ok=True,
     accounting=True,
     accounts=frozenset({"training", "ai-research"}),
@@ -84,9 +86,29 @@ def test_a_partition_slurm_does_not_have(demo_site):
     site = parse_site(text.replace('partition = "debug"', 'partition = "debugx"'))
     (finding,) = check_site(site, ClusterFacts(**GOOD))
     assert (
-        "partition 'debugx' of site.toml is not a Slurm partition (Slurm has: cpu, debug, gpu)"
-        in finding.text
+        "partition 'debugx' of site.toml is not a Slurm partition"
+        " (Slurm has: cpu, debug, gpu, training)" in finding.text
     )
+
+
+def test_a_workshops_only_partition_slurm_lets_anyone_use_is_an_error(demo_site):
+    """Kept for workshops in site.toml but not in Slurm (no ReqResv=YES): a job without a
+    reservation could run there, so the promise site.toml makes is not kept."""
+    open_to_all = Capacity(
+        parse_partitions(
+            "PartitionName=cpu MaxTime=12:00:00 DefaultTime=01:00:00 State=UP\n"
+            "PartitionName=gpu MaxTime=1-00:00:00 DefaultTime=01:00:00 State=UP\n"
+            "PartitionName=debug MaxTime=00:30:00 DefaultTime=00:15:00 State=UP\n"
+            "PartitionName=training MaxTime=08:00:00 DefaultTime=01:00:00 ReqResv=NO State=UP\n"
+        ),
+        LIVE.nodes,
+    )
+    (finding,) = check_site(demo_site, ClusterFacts(**{**GOOD, "capacity": open_to_all}))
+    assert finding.level == "error"
+    assert "partitions.training.workshops_only: Slurm's partition training has no" in finding.text
+    assert "ReqResv=YES" in finding.text
+    assert LIVE.partitions["training"].requires_reservation
+    assert not LIVE.partitions["cpu"].requires_reservation
 
 
 def demo_site_path():

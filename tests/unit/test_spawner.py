@@ -135,6 +135,8 @@ async def test_form_shows_live_capacity_and_the_estimate(spawner, fake_slurm):
     html = await spawner.options_form(spawner)
     assert 'name="partition"' in html and 'value="gpu"' in html
     assert "<td>gpu</td><td>0 of 16</td><td>0 of 4</td><td>up</td>" in html
+    assert "training" in spawner.site.partitions  # kept for workshops: neither offered nor shown
+    assert "Training (workshops)" not in html and "<td>training</td>" not in html
     assert "Your session: <strong>starts now</strong>" in html
     assert 'data-url="/services/factoryhub/estimate"' in html
 

@@ -21,7 +21,7 @@ from factoryhub.widgets.dashboard import (
     socket_path,
 )
 from factoryhub.widgets.dask_cluster import cluster_options
-from factoryhub.widgets.dask_panel import worker_summary
+from factoryhub.widgets.dask_panel import DaskCluster, worker_summary
 from factoryhub.widgets.energy_panel import energy_plot, factors_line, session_line
 from factoryhub.widgets.gpu_request import batch_environment
 from factoryhub.widgets.monitor import carry_over, tail_lines
@@ -50,6 +50,13 @@ def test_over_the_limit_says_why_and_what_is_possible(context, fake_slurm):
     assert widget.submit_button.disabled
     widget.gpus.value = 4
     assert widget.message.value == "" and not widget.submit_button.disabled
+
+
+def test_the_partition_kept_for_workshops_is_not_offered(context):
+    gpu = [value for _, value in GPURequest(context).partition.options]
+    assert gpu == ["cpu", "gpu", "debug"] and "training" in context.site.partitions
+    dask = [value for _, value in DaskCluster(context).partition.options]
+    assert dask == ["cpu", "gpu", "debug"]
 
 
 def test_other_partition_offered_when_it_takes_the_request(context):
