@@ -196,7 +196,7 @@ def main_setup(args: argparse.Namespace) -> int:
         print("  nothing to change: every file was already as the site file says", flush=True)
     folder = hub.hub_config.parent
     print(f"Hub files in {folder} (the units read hub.env and proxy.env there)", flush=True)
-    status = sitecheck_cli.main(argparse.Namespace(site=path))
+    status = sitecheck_cli.main(argparse.Namespace(site=path, from_nodes=False))
     proxy_unit, hub_unit = hubunits.units(site.hub.id)
     if status >= 2:
         print("Not started: fix the errors site check names, then run setup again.", flush=True)
