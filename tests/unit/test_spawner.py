@@ -152,9 +152,13 @@ async def test_the_forms_first_estimate_holds_the_budget(spawner, fake_slurm):
     assert "0 CPU-hours left" in html and "starts now" not in html
 
 
-async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm):
+async def test_estimate_asks_slurm_only_when_capacity_cannot_tell(spawner, fake_slurm, monkeypatch):
     from factoryhub.request import parse_request
 
+    # Slurm's test submission runs in the learner's home: "alice" has no Unix account on a
+    # machine where the demo never ran (it failed there, passing only where it had).
+    home = SimpleNamespace(pw_dir="/home/alice")
+    monkeypatch.setattr("factoryhub.estimate.pwd.getpwnam", lambda name: home)
     busy_gpu = parse_request({"partition": "gpu", "gpus": 1}, spawner.site)
     estimate = await spawner.estimate(busy_gpu, fake_slurm.live)
     assert estimate.kind == "later" and "expected on 1 Jan at 00:00" in estimate.message
