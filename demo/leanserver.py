@@ -5,7 +5,8 @@ needs of a session to accept it, and nothing else, so that 200 of them fit on th
 It is a standard-library asyncio HTTP server that
 
 - listens on the port given as ``--ServerApp.port=N`` (0 or none: one the system picks) on
-  ``--ServerApp.ip`` (default every interface), and accepts and ignores every other argument
+  ``--ServerApp.ip`` (default 0.0.0.0, one IPv4 socket: with every interface asyncio binds an
+  IPv6 socket too, on a port of its own), and accepts and ignores every other argument
   (the spawner appends JupyterHub's and FactoryHub's ``--ServerApp.*`` arguments);
 - when started with FactoryHub's session extension named
   (``--ServerApp.jpserver_extensions=factoryhub.session=True``, as the spawner does), does what
@@ -44,7 +45,7 @@ MAX_HEAD = 16384  # a request's line and headers; anything longer is refused
 class LeanSettings:
     """What the command line and the environment say (pure to read)."""
 
-    ip: str = ""
+    ip: str = "0.0.0.0"  # noqa: S104 - the hub connects to the node's address
     port: int = 0
     prefix: str = "/"
     token: str = ""
@@ -57,7 +58,7 @@ def read_settings(argv: list[str], environ: dict[str, str]) -> LeanSettings:
     port = values.get("ServerApp.port", "0")
     prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     return LeanSettings(
-        ip=values.get("ServerApp.ip", "").strip("\"'"),
+        ip=values.get("ServerApp.ip", "").strip("\"'") or LeanSettings.ip,
         port=int(port) if port.isdigit() else 0,
         prefix=prefix if prefix.endswith("/") else prefix + "/",
         token=environ.get("JUPYTERHUB_API_TOKEN", ""),
@@ -118,15 +119,20 @@ async def report_port(port: int) -> None:
             os.close(int(fd))
 
 
-async def serve(settings: LeanSettings) -> None:
+async def listen(settings: LeanSettings) -> tuple[asyncio.Server, int]:
+    """The server, serving already, and its one port."""
     server = await asyncio.start_server(
         lambda r, w: _serve_one(r, w, settings),
-        host=settings.ip or None,
+        host=settings.ip,
         port=settings.port,
         limit=MAX_HEAD,
         backlog=64,
     )
-    port = server.sockets[0].getsockname()[1]
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def serve(settings: LeanSettings) -> None:
+    server, port = await listen(settings)
     print(f"leanserver: listening on port {port}, prefix {settings.prefix}", flush=True)
     if settings.report:
         await report_port(port)
