@@ -3,10 +3,11 @@
 Measured here: P1–P3 and P5 (time to ready for 1, 10 and 50 learners and the steady state with
 50 servers, against stock batchspawner 1.3.0 and the machine's floor: benchmarks/spawn.py), P4
 (course validation against a loop of papermill's command line on the same notebooks) and P6 (a
-two-worker Dask cluster through the widget against dask-jobqueue used directly). Results:
+two-worker Dask cluster through the widget against dask-jobqueue used directly), and P7 (a
+workshop's 200 seats pressing Start within 10 s against the floor: benchmarks/p7.py). Results:
 benchmarks/results/<name>.json (with versions and the machine), PNG plots, and the tables in
 docs/performance.md. `--smoke` runs one tiny round of each so the harness cannot rot (part of
-`make test`).
+`make test`; never P7). `--p7` runs P7 alone and rewrites its section of docs/performance.md.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from p7 import machine_memory, p7_series
+from p7report import p7_section, p7_table, plot_p7, write_p7_section
 from spawn import spawn_series
 
 REPO = Path(__file__).resolve().parent.parent
 SCRATCH = Path(tempfile.mkdtemp(prefix="factoryhub-bench-"))
 SCRATCH.chmod(0o755)  # the learner's and trainer's runs read and write below it
 VENV = Path("/opt/factoryhub/venv/bin")
+RESULTS = REPO / "benchmarks" / "results"
 # The benchmark's own accounts (made by `bench_accounts`): never the demo's learners or homes.
 LEARNER, TRAINER = "fhbench", "fhbenchtr"
 
@@ -329,6 +333,19 @@ def plot_spawns(spawns: dict[str, dict], path: Path) -> None:
     figure.savefig(path)
 
 
+def run_p7(seats: int, repeat: int, out: Path, command: str) -> dict:
+    """P7 with its JSON, plot and docs section."""
+    before = machine_memory()
+    record = p7_series(SCRATCH, seats, repeat)
+    record.update(repeat=repeat, machine={**machine(), **before}, versions=versions())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "p7.json").write_text(json.dumps(record, indent=1))
+    if record.get("runs"):
+        plot_p7(record, out / "p7.png")
+    print(p7_table(record))
+    return record
+
+
 def performance_page(record: dict) -> str:
     """docs/performance.md from a full run (written by `make bench`, committed)."""
     versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items())
@@ -384,6 +401,8 @@ so a restarted proxy gets its routes back within seconds, F15); stock JupyterHub
 
 {steady_table(record["spawn"])}
 
+{p7_section(record["p7"], "make bench") if record.get("p7") else ""}
+
 ## P4, P6
 
 {table(record["results"])}
@@ -416,9 +435,23 @@ def main() -> int:
         action="store_true",
         help="P1 (five rounds) and P3 with P5 (one round) against the peers; no P4, P6 or page",
     )
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument(
+        "--p7",
+        action="store_true",
+        help="P7 alone (a workshop's seats pressing Start against the floor); its docs section",
+    )
+    parser.add_argument("--p7-seats", type=int, default=200)
+    parser.add_argument("--p7-repeat", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the benchmark's hubs
+    if args.p7:
+        command = f"benchmarks/run.py --p7 --p7-seats {args.p7_seats}"
+        command += f" --p7-repeat {args.p7_repeat}"
+        record = run_p7(args.p7_seats, args.p7_repeat, args.out, command)
+        if args.out == RESULTS:  # a trial run elsewhere leaves the page alone
+            write_p7_section(p7_section(record, command), REPO / "docs" / "performance.md")
+        return 0
     courses = sorted(p.parent for p in (REPO / "notebooks").glob("*/course.toml"))
     sizes, steady_s = {"P1 one learner": (1, 5), "P2 10 learners": (10, 3)}, 60.0
     sizes["P3 50 learners"] = (50, 2)
@@ -430,9 +463,12 @@ def main() -> int:
     bench_accounts()
     spawns, site_events = spawn_series(SCRATCH, sizes, steady_s)
     results: dict[str, dict] = {}
+    p7 = None
     if not args.spawn_only:
         results["P4 course validation"] = p4(courses, args.repeat)
         results["P6 Dask cluster"] = p6(args.repeat)
+    if not args.spawn_only and not args.smoke:  # P7 takes minutes: never in CI's smoke run
+        p7 = run_p7(args.p7_seats, args.p7_repeat, args.out, "make bench")
     name = "smoke" if args.smoke else "spawn" if args.spawn_only else "bench"
     args.out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -443,6 +479,7 @@ def main() -> int:
         "spawn": spawns,
         "site_events": site_events,
         "results": results,
+        "p7": p7,
     }
     (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
     if results:

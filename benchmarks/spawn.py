@@ -69,12 +69,20 @@ class Hub:
 # -- the hubs ----------------------------------------------------------------------------------
 
 
-def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
-    """FactoryHub with the demo site's settings (its defaults), on ports of its own."""
-    state = scratch / "factoryhub"
+def start_factoryhub(
+    scratch: Path,
+    hub_id: str = "bench",
+    port_base: int = 28000,
+    hub_changes: dict[str, object] | None = None,
+    extra_config: str = "",
+) -> tuple[Hub, HubInstance]:
+    """FactoryHub with the demo site's settings (its defaults), on ports of its own; P7's
+    hub changes [hub] keys (its own catalogue) and adds configuration (the lean server)."""
+    state = scratch / hub_id
     state.mkdir(mode=0o700)
     raw = tomllib.loads((REPO / "hub_config" / "site.toml").read_text())
-    raw = another_hub(raw, "bench", 28000, str(state))
+    raw = another_hub(raw, hub_id, port_base, str(state))
+    raw["hub"].update(hub_changes or {})
     site_path = state / "site.toml"
     site_path.write_text(tomli_w.dumps(raw))
     config = state / "jupyterhub_config.py"
@@ -86,14 +94,14 @@ def start_factoryhub(scratch: Path) -> tuple[Hub, HubInstance]:
         "apply_site(c, load_site(site), site)\n"
         f"c.JupyterHub.services.append({{'name': 'bench', 'api_token': {TOKEN!r}}})\n"
         "c.JupyterHub.load_roles.append({'name': 'bench', 'services': ['bench'], 'scopes':"
-        " ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n"
+        " ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n" + extra_config
     )
     instance = HubInstance(load_site(site_path), site_path, config)
     start_hub(instance)
     hub = Hub(
         "factoryhub",
         instance.hub_api,
-        "http://127.0.0.1:28000",
+        f"http://127.0.0.1:{port_base}",
         instance.hub_pidfile,
         instance.site.slurm.poll_interval,
     )

@@ -1,0 +1,151 @@
+"""P7's figures (pure): the summary of a record, its table, plot and docs/performance.md
+section (benchmarks/p7.py measures; benchmarks/run.py writes)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from spawn import percentiles
+
+P7_START, P7_END = "<!-- P7 start -->", "<!-- P7 end -->"
+
+
+def p7_section(p7: dict, command: str) -> str:
+    """docs/performance.md's P7 section from a P7 record."""
+    s = p7["summary"]
+    memory = (
+        f"the machine's lowest MemAvailable during the rounds: {s['lowest_available_mib']:,} MiB"
+        f" (of {p7['machine']['available_mib_before']:,} MiB available before)"
+        if s
+        else ""
+    )
+    spans = ", ".join(f"{r['span_s']:.1f}" for r in p7.get("runs", {}).get("factoryhub", []))
+    failures = {k: sum(len(r["failures"]) for r in v) for k, v in p7.get("runs", {}).items()}
+    return f"""{P7_START}
+## P7: a workshop of {p7["seats"]} seats pressing Start within {p7["spread_s"]:g} s
+
+Measured with `{command}` (benchmarks/p7.py), {p7["repeat"]} round(s), floor then FactoryHub.
+A real workshop made with `factoryhub workshop create` ({p7.get("made", {}).get("create_s", "?")}
+s for its {p7["seats"]} seat accounts, Slurm account and reservation) on the embedded site's
+**training partition** (2 nodes × 128 declared CPUs, `ReqResv=YES`, site.toml
+`workshops_only = true`), from a course whose preset is 1 CPU, 1 GB, 1 h there. Each seat
+presses Start {p7["spread_s"] / p7["seats"] * 1000:.0f} ms after the one before (all within
+{p7["spread_s"]:g} s); its time runs from its own press to the first 200 of its server through
+the proxy. Afterwards `workshop end` and `purge` leave nothing.
+
+{p7_table(p7)}
+
+![P7: each seat's time to ready](../benchmarks/results/p7.png)
+
+- **ready / lost / duplicated**: with FactoryHub's servers ready, a seat is lost when it has no
+  ready server, job or route, and duplicated when it has two jobs or two routes, shares a route
+  target with another seat, or its route is not at the port its own job reported (`squeue`
+  and the hub's proxy routes, `/hub/api/proxy`). Failed spawns: {failures}.
+- **429**: JupyterHub's `concurrent_spawn_limit` (100, its default; FactoryHub leaves it) answers
+  a press beyond 100 spawns in progress with 429 and Retry-After; such a seat waits and presses
+  again, its time still running from the first press: {s.get("retried_429", "?") if s else "?"}
+  seat(s) were told to retry. From the first press to the last seat ready: {spans} s.
+- **hub memory**: VmRSS and VmHWM (peak) of the JupyterHub process with every server running;
+  {memory}.
+- **the lean single-user server** (`factoryhub.demo.leanserver`, for the benchmarks only):
+  200 JupyterLabs (~90 MB each) do not fit in this 2-core, 24-GiB machine, so both sides run a
+  standard-library asyncio HTTP server that does what a hub needs of a session and nothing else:
+  it listens on a port the system picks, reports it in its job's comment (`fhport:<port>`,
+  `scontrol`, as the seat) and wakes the hub through `FACTORYHUB_READY_FD` when FactoryHub's
+  session extension is named on its command line (as the spawner does; the floor names it not,
+  as a bare jupyterhub-singleuser would report nothing), answers the hub's proof challenge with
+  the HMAC under the session's token, and every other request under its prefix with
+  jupyter-server's version JSON. The hub runs it as `c.Spawner.cmd = {p7["lean_cmd"]!r}` (the
+  spawner appends its `--ServerApp.*` arguments, taken and ignored). It serves no files, runs
+  no kernel and checks no login. What it leaves out is the same on both sides, so the overhead
+  measured is the hub's own: allocation, step, port report and proof, routes, progress.
+{P7_END}"""
+
+
+def write_p7_section(section: str, page: Path) -> None:
+    """Replace the P7 section of the page (or add it before P4, P6)."""
+    text = page.read_text(encoding="utf-8")
+    if P7_START in text and P7_END in text:
+        head, rest = text.split(P7_START, 1)
+        text = head + section + rest.split(P7_END, 1)[1]
+    else:
+        text = text.replace("## P4, P6", f"{section}\n\n## P4, P6", 1)
+    page.write_text(text, encoding="utf-8")
+
+
+def summarise_p7(record: dict) -> dict[str, object]:
+    """Per system the median over rounds of p50/p95/last, ratios pair by pair (pure)."""
+    runs = record.get("runs") or {}
+    if not runs or not all(r["times_s"] for rs in runs.values() for r in rs):
+        return {}
+    stats = {k: [percentiles(r["times_s"]) for r in v] for k, v in runs.items()}
+    pairs = list(zip(stats["factoryhub"], stats["floor"], strict=True))
+    hub_runs = runs["factoryhub"]
+    return {
+        "median": {
+            k: {q: statistics.median(s[q] for s in v) for q in ("p50", "p95", "last")}
+            for k, v in stats.items()
+        },
+        "ready": {k: [len(r["times_s"]) for r in v] for k, v in runs.items()},
+        "factoryhub_x_floor": {
+            q: statistics.median(a[q] / b[q] for a, b in pairs) for q in ("p50", "last")
+        },
+        "lost": max(len(r["check"]["lost"]) for r in hub_runs),
+        "duplicated": max(len(r["check"]["duplicated"]) for r in hub_runs),
+        "retried_429": max(r["retried_429"] for r in hub_runs),
+        "hub_rss_mib": max(r["hub_kb"].get("VmRSS", 0) for r in hub_runs) / 1024,
+        "hub_peak_mib": max(r["hub_kb"].get("VmHWM", 0) for r in hub_runs) / 1024,
+        "lean_server_mib": statistics.median(r["lean_server_kb"].get("median", 0) for r in hub_runs)
+        / 1024,
+        "lowest_available_mib": min(r["lowest_available_mib"] for v in runs.values() for r in v),
+    }
+
+
+def p7_table(record: dict) -> str:
+    s = record["summary"]
+    if not s:
+        return "P7: no complete round (see the failures in p7.json)"
+    m = s["median"]
+    rows = [
+        "| seats | ready (floor / FactoryHub) | lost | duplicated | floor p50 / p95 / last (s)"
+        " | FactoryHub p50 / p95 / last (s) | FactoryHub × floor (last) | hub RSS / peak (MiB)"
+        " | lean server RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {record['seats']} | {'/'.join(map(str, s['ready']['floor']))} of {record['seats']}"
+        f" / {'/'.join(map(str, s['ready']['factoryhub']))} of {record['seats']}"
+        f" | {s['lost']} | {s['duplicated']}"
+        f" | {_three(m['floor'])} | {_three(m['factoryhub'])}"
+        f" | {s['factoryhub_x_floor']['last']:.2f}"
+        f" | {s['hub_rss_mib']:.0f} / {s['hub_peak_mib']:.0f} | {s['lean_server_mib']:.1f} |",
+    ]
+    return "\n".join(rows)
+
+
+def _three(stats: dict[str, float]) -> str:
+    return " / ".join(f"{stats[q]:.2f}" for q in ("p50", "p95", "last"))
+
+
+def plot_p7(record: dict, path: Path) -> None:
+    """Each seat's time to ready, in order, floor and FactoryHub (every round)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 3.2), dpi=100)
+    ax = figure.subplots()
+    colours = {"floor": "#9e9e9e", "factoryhub": "#1565c0"}
+    for system, rounds in (record.get("runs") or {}).items():
+        for i, r in enumerate(rounds):
+            label = f"{system} (round {i + 1})" if len(rounds) > 1 else system
+            ax.plot(range(1, len(r["times_s"]) + 1), r["times_s"], color=colours[system],
+                    alpha=1.0 if i == 0 else 0.5, label=label)  # fmt: skip
+    ax.set_xlabel("seats ready, in order")
+    ax.set_ylabel("seconds from the seat's Start")
+    ax.set_title(
+        f"P7: {record['seats']} seats press Start within {record['spread_s']:g} s", fontsize=9
+    )
+    ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
