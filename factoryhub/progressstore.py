@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS cells (
     PRIMARY KEY (workshop, seat)
 );
 """
-_CAPS = {"notebook": MAX_NOTEBOOKS, "exercise": MAX_EXERCISES}
+_CAPS = {"notebook": MAX_NOTEBOOKS, "exercise": MAX_EXERCISES, "completed": MAX_NOTEBOOKS}
 
 
 def progress_path(site: Site) -> Path:
@@ -55,6 +55,7 @@ class ProgressStore:
             for kind, items in (
                 ("notebook", report.notebooks_opened),
                 ("exercise", report.exercises_passed),
+                ("completed", report.notebooks_completed),
             ):
                 (have,) = db.execute(
                     "SELECT COUNT(*) FROM seen WHERE workshop = ? AND seat = ? AND kind = ?",
@@ -92,6 +93,7 @@ class ProgressStore:
                 notebooks_opened=counts.get("notebook", 0),
                 cells_run=counts.get("cells", 0),
                 exercises_passed=counts.get("exercise", 0),
+                notebooks_completed=counts.get("completed", 0),
             )
             for seat, counts in found.items()
         }

@@ -29,6 +29,7 @@ class SeatRow:
     notebooks_opened: int = 0
     cells_run: int = 0
     exercises_passed: int = 0
+    notebooks_completed: int = 0
     energy: str = ""  # "3.2 Wh (estimated)"; "" before the seat's first job
 
     def to_json(self) -> dict[str, str | int]:
@@ -94,6 +95,7 @@ def cohort_rows(
                 notebooks_opened=progress.get(seat, SeatProgress()).notebooks_opened,
                 cells_run=progress.get(seat, SeatProgress()).cells_run,
                 exercises_passed=progress.get(seat, SeatProgress()).exercises_passed,
+                notebooks_completed=progress.get(seat, SeatProgress()).notebooks_completed,
                 energy=energy_words(energy.get(seat)),
             )
         )

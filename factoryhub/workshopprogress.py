@@ -1,8 +1,12 @@
 """A workshop seat's progress through its course and its energy so far (pure).
 
 Progress comes from the learner's own session (hostile input): the session's server extension
-reports the notebooks opened and the cells run, the course's exercise checks report each
-exercise passed. Each report goes to the hub service with the session's own token, so the
+reports the notebooks opened, the cells run and the course notebooks completed, the course's
+exercise checks report each exercise passed. A course notebook is *completed* when the learner
+has run its last code cell (the last one with code in the published course) in a kernel of that
+notebook: they worked through to its end. It is no grade: the exercises passed say that.
+
+Each report goes to the hub service with the session's own token, so the
 service knows the seat from the token, never from the body: a report has no field that names a
 seat, and every field is bounded (`parse_progress`). A learner can overstate their own progress
 (it is their session), never another seat's.
@@ -30,7 +34,11 @@ MAX_EXERCISES = 500
 _NOTEBOOK = re.compile(r"[^\x00-\x1f\x7f]{1,255}\.ipynb")
 _EXERCISE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", re.ASCII)
 _COURSE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}", re.ASCII)
-FIELDS = ("notebooks_opened", "cells_run", "exercises_passed")
+# a course notebook as a seat's session has it: ~/courses/<course>/<notebook>.ipynb
+_COURSE_NOTEBOOK = re.compile(
+    r"courses/([a-z0-9][a-z0-9-]{0,63})/([^/\x00-\x1f\x7f]{1,200}\.ipynb)", re.ASCII
+)
+FIELDS = ("notebooks_opened", "cells_run", "exercises_passed", "notebooks_completed")
 
 
 class ProgressError(ValueError):
@@ -40,11 +48,12 @@ class ProgressError(ValueError):
 @dataclass(frozen=True)
 class ProgressReport:
     """What one report adds: notebooks opened, cells run since the last report, exercises
-    passed (``course:exercise``)."""
+    passed (``course:exercise``), course notebooks completed (``courses/<course>/<file>``)."""
 
     notebooks_opened: tuple[str, ...] = ()
     cells_run: int = 0
     exercises_passed: tuple[str, ...] = ()
+    notebooks_completed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class SeatProgress:
     notebooks_opened: int = 0
     cells_run: int = 0
     exercises_passed: int = 0
+    notebooks_completed: int = 0
 
 
 def _items(raw: Mapping, key: str, valid: Callable[[str], object], what: str) -> tuple[str, ...]:
@@ -74,12 +84,22 @@ def _exercise(item: str) -> bool:
     return bool(_COURSE.fullmatch(course) and _EXERCISE.fullmatch(name))
 
 
-def parse_progress(raw: object) -> ProgressReport:
+def course_notebook(path: str) -> tuple[str, str] | None:
+    """(course, notebook file) of ``courses/<course>/<file>.ipynb``; None for any other path."""
+    found = _COURSE_NOTEBOOK.fullmatch(path)
+    return (found[1], found[2]) if found else None
+
+
+def parse_progress(
+    raw: object, notebooks: Callable[[str], Iterable[str]] | None = None
+) -> ProgressReport:
     """A session's report, ``{"notebooks_opened": [path…], "cells_run": n,
-    "exercises_passed": ["course:exercise"…]}`` (every field optional), checked and bounded."""
+    "exercises_passed": ["course:exercise"…], "notebooks_completed": [path…]}`` (every field
+    optional), checked and bounded. A completed notebook must be one of its course's:
+    `notebooks` gives a course's notebook files (none: no notebook can be completed)."""
     if not isinstance(raw, dict):
-        raise ProgressError("expected a JSON object with notebooks_opened, cells_run or"
-                            " exercises_passed")  # fmt: skip
+        raise ProgressError("expected a JSON object with notebooks_opened, cells_run,"
+                            " exercises_passed or notebooks_completed")  # fmt: skip
     if unknown := sorted(set(raw) - set(FIELDS)):
         raise ProgressError(f"unknown field {str(unknown[0])[:40]!r} (a session reports only"
                             " for its own seat)")  # fmt: skip
@@ -92,7 +112,18 @@ def parse_progress(raw: object) -> ProgressReport:
         notebooks_opened=_items(raw, "notebooks_opened", _NOTEBOOK.fullmatch, "a notebook's path"),
         cells_run=cells,
         exercises_passed=_items(raw, "exercises_passed", _exercise, "course:exercise"),
+        notebooks_completed=_items(
+            raw,
+            "notebooks_completed",
+            lambda path: _of_the_course(path, notebooks),
+            "a notebook of this workshop's courses",
+        ),
     )
+
+
+def _of_the_course(path: str, notebooks: Callable[[str], Iterable[str]] | None) -> bool:
+    found = course_notebook(path)
+    return found is not None and notebooks is not None and found[1] in notebooks(found[0])
 
 
 def seat_energy(jobs: Iterable[AccountedJob], factors: EnergySettings) -> dict[str, EnergyFigure]:

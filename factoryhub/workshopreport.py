@@ -1,9 +1,9 @@
 """What a workshop hands out and what it reports (pure): the room's handout (CSV and a
 printable page; with per-seat codes, a line and a slip per seat) and the usage and results
 report (per seat and in total: CPU-hours, GPU-hours, energy, jobs from Slurm's per-job
-accounting, `sacct`; notebooks opened and exercises passed from the seats' progress) as JSON,
-CSV and HTML, with Slurm's own rolled-up totals beside them and whether the two agree
-(`factoryhub.workshoprollup`).
+accounting, `sacct`; notebooks opened and completed and exercises passed from the seats'
+progress) as JSON, CSV and HTML, with Slurm's own rolled-up totals beside them and whether the
+two agree (`factoryhub.workshoprollup`).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class SeatUsage:
     energy_wh: float
     energy_measured: bool
     notebooks_opened: int = 0
+    notebooks_completed: int = 0  # course notebooks whose last code cell the learner ran
     exercises_passed: int = 0
 
 
@@ -111,7 +112,8 @@ def usage_report(
 ) -> UsageReport:
     """Per seat and in total, from the workshop account's allocations (`jobs`); `names` maps
     seats to the display names they joined with, `progress` seats to what their sessions
-    reported (anything with `notebooks_opened` and `exercises_passed`), `sreport` is Slurm's
+    reported (anything with `notebooks_opened`, `notebooks_completed` and `exercises_passed`),
+    `sreport` is Slurm's
     rolled-up check."""
     progress = progress or {}
     rows = []
@@ -134,6 +136,7 @@ def usage_report(
                 energy_wh=round(sum(f.wh for f in figures), 3),
                 energy_measured=bool(figures) and all(f.measured for f in figures),
                 notebooks_opened=_count(progress.get(seat), "notebooks_opened"),
+                notebooks_completed=_count(progress.get(seat), "notebooks_completed"),
                 exercises_passed=_count(progress.get(seat), "exercises_passed"),
             )
         )
@@ -147,6 +150,7 @@ def usage_report(
         energy_measured=any(r.jobs for r in rows)
         and all(r.energy_measured for r in rows if r.jobs),
         notebooks_opened=sum(r.notebooks_opened for r in rows),
+        notebooks_completed=sum(r.notebooks_completed for r in rows),
         exercises_passed=sum(r.exercises_passed for r in rows),
     )
     return UsageReport(
@@ -175,6 +179,7 @@ _COLUMNS = (
     "energy_wh",
     "energy_measured",
     "notebooks_opened",
+    "notebooks_completed",
     "exercises_passed",
 )
 
@@ -212,8 +217,9 @@ def report_html(report: UsageReport, title: str) -> str:
         f"<p>Slurm account {escape(report.account)}, {escape(report.start)} to"
         f" {escape(report.end)}. Figures from Slurm's accounting (sacct); energy"
         f" {'measured by Slurm' if report.total.energy_measured else 'estimated'}:"
-        f" {escape(report.energy_basis)}. Notebooks opened and exercises passed as the"
-        " seats' sessions reported them.</p>"
+        f" {escape(report.energy_basis)}. Notebooks opened, notebooks completed and exercises"
+        " passed as the seats' sessions reported them; a course notebook is completed when its"
+        " learner ran its last code cell.</p>"
         f"<table border='1'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         + (
             f"<p id='sreport'>{escape(report.sreport.sentence())}</p>"

@@ -1,7 +1,8 @@
 """A workshop seat's progress, reported by its own session (``POST api/progress``, JSON, the
 session's API token): the seat is the token's user, never a field of the body, so a learner
 reports for their own seat alone; the fields are checked and bounded
-(`factoryhub.workshopprogress`). ``GET api/progress``: the caller's own progress. Anyone who
+(`factoryhub.workshopprogress`), and a notebook completed must be one of the published notebooks
+of the workshop's courses. ``GET api/progress``: the caller's own progress. Anyone who
 is not a seat of an active workshop is refused (403): nothing is kept for them."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from functools import lru_cache
 
 from tornado import web
 
+from factoryhub.course import CourseError
+from factoryhub.courses.catalogue import published_course
 from factoryhub.progressstore import ProgressStore, progress_path
 from factoryhub.site import Site
 from factoryhub.workshopprogress import ProgressError, SeatProgress, parse_progress
@@ -37,6 +40,16 @@ def seat_of(site: Site, user: str) -> Workshop | None:
     return workshop if workshop is not None and workshop.state == "active" else None
 
 
+def course_notebooks(site: Site, workshop: Workshop, course: str) -> tuple[str, ...]:
+    """The notebook files of `course` as published, when it is one of `workshop`'s courses."""
+    if course not in workshop.courses:
+        return ()
+    try:
+        return published_course(site, course).notebooks
+    except (CourseError, OSError, ValueError):
+        return ()
+
+
 class ProgressAPIHandler(ServiceAPI):
     def _workshop(self) -> tuple[str, Workshop]:
         user = self.current_user["name"]
@@ -56,7 +69,9 @@ class ProgressAPIHandler(ServiceAPI):
         self.require_token_or_form("progress")
         seat, workshop = self._workshop()
         try:
-            report = parse_progress(self.json_body())
+            report = parse_progress(
+                self.json_body(), lambda course: course_notebooks(self.site, workshop, course)
+            )
         except ProgressError as exc:
             self.reply(400, {"message": str(exc)})
             return

@@ -193,19 +193,20 @@ def test_current_without_a_viewer_leaves_scoped_ones_out():
 def test_the_session_counts_cells_from_the_browsers_execute_requests():
     from jupyter_server.services.kernels.connection.base import serialize_msg_to_ws_v1
 
-    from factoryhub.session.progress import Tally, _is_execute_request
+    from factoryhub.session.progress import Tally, execute_request_metadata
 
     v1 = "v1.kernel.websocket.jupyter.org"
     header = json.dumps({"msg_type": "execute_request", "msg_id": "1"}).encode()
-    run = serialize_msg_to_ws_v1([header, b"{}", b"{}", b"{}"], "shell")
-    assert _is_execute_request(run, v1)
+    run = serialize_msg_to_ws_v1([header, b"{}", b'{"cellId": "c9"}', b"{}"], "shell")
+    assert execute_request_metadata(run, v1) == {"cellId": "c9"}
     info = serialize_msg_to_ws_v1(
         [b'{"msg_type": "kernel_info_request"}', b"{}", b"{}", b"{}"], "shell"
     )
-    assert not _is_execute_request(info, v1)
+    assert execute_request_metadata(info, v1) is None
     legacy = json.dumps({"channel": "shell", "header": {"msg_type": "execute_request"}})
-    assert _is_execute_request(legacy, None)
-    assert not _is_execute_request(b"\x00garbage", v1) and not _is_execute_request("{", None)
+    assert execute_request_metadata(legacy, None) == {}
+    assert execute_request_metadata(b"\x00garbage", v1) is None
+    assert execute_request_metadata("{", None) is None
 
     tally = Tally()
     tally.opened("courses/a.ipynb")
@@ -326,6 +327,4 @@ async def test_a_seats_session_counts_the_notebooks_its_server_opens(tmp_path, d
     )
     await asyncio.sleep(0.05)  # the listener runs as a task of the event
     assert tally.take() == {"notebooks_opened": ["a.ipynb"], "cells_run": 0}
-    assert app.web_app.settings["kernel_websocket_connection_class"].__name__ == (
-        "CountingConnection"
-    )
+    assert app.web_app.settings["factoryhub_progress"] is tally  # CountingConnection's

@@ -29,6 +29,7 @@ from factoryhub.workshopreport import (
     parse_sacct,
     report_csv,
     report_html,
+    report_json,
     usage_report,
 )
 from factoryhub.workshoprollup import parse_sreport, rollup_window, sreport_check
@@ -282,7 +283,9 @@ def test_sreport_and_sacct_for_the_same_hours_agree_or_the_report_says_they_diff
 def test_the_report_has_progress_per_seat_and_the_sreport_check():
     ws = workshop(seats=2)
     progress = {
-        "ws-dl101-01": SimpleNamespace(notebooks_opened=2, cells_run=40, exercises_passed=3),
+        "ws-dl101-01": SimpleNamespace(
+            notebooks_opened=2, cells_run=40, exercises_passed=3, notebooks_completed=1
+        ),
         "ws-dl101-02": SimpleNamespace(notebooks_opened=True, exercises_passed="9"),  # junk
     }
     jobs = parse_sacct("41|ws-dl101-01|ws-dl101|COMPLETED|3720|cpu=2,mem=4G,node=1|0\n")
@@ -298,8 +301,13 @@ def test_the_report_has_progress_per_seat_and_the_sreport_check():
     assert (one.notebooks_opened, one.exercises_passed) == (2, 3)
     assert (two.notebooks_opened, two.exercises_passed) == (0, 0)
     assert (report.total.notebooks_opened, report.total.exercises_passed) == (2, 3)
-    assert report_csv(report).splitlines()[0].endswith(",notebooks_opened,exercises_passed")
-    assert report_csv(report).splitlines()[1].endswith(",2,3")
+    assert (one.notebooks_completed, two.notebooks_completed) == (1, 0)
+    assert report.total.notebooks_completed == 1
+    header = ",notebooks_opened,notebooks_completed,exercises_passed"
+    assert report_csv(report).splitlines()[0].endswith(header)
+    assert report_csv(report).splitlines()[1].endswith(",2,1,3")
+    assert "<th>notebooks completed</th>" in report_html(report, "T")
+    assert json.loads(report_json(report))["total"]["notebooks_completed"] == 1
     assert "they agree" in report_html(report, "T")
     data = json.loads(json.dumps(report, default=lambda o: o.__dict__))
     assert data["sreport"]["agree"] is True
