@@ -142,15 +142,23 @@ def test_a_seat_reports_for_itself_only_and_nobody_else_is_kept(
         assert huge.status_code == 400 and "at most" in huge.json()["message"]
         bad = bobs.post("api/progress", json={"notebooks_opened": ["../../etc/passwd"]})
         assert bad.status_code == 400 and "not a notebook's path" in bad.json()["message"]
+        elsewhere = f"courses/{COURSE}/not-of-the-course.ipynb"
+        other = bobs.post("api/progress", json={"notebooks_completed": [elsewhere]})
+        assert other.status_code == 400 and "not a notebook of this" in other.json()["message"]
         own = bobs.post("api/progress", json={"cells_run": 4})
         assert own.status_code == 200 and own.json()["seat"] == bob
+        done = [f"courses/{COURSE}/01-first-steps.ipynb"]  # the published course's notebook
+        completed = bobs.post("api/progress", json={"notebooks_completed": done})
+        assert completed.status_code == 200 and completed.json()["notebooks_completed"] == 1
     with service(base, hub_client.login_token("tlearner1")) as outsider:
         refused = outsider.post("api/progress", json={"cells_run": 1})
         assert refused.status_code == 403 and "seats of a running workshop" in refused.text
     with hub_client._logged_in("ttrainer") as web:
         assert row(web, cohort["a"], bob)["cells_run"] == 4
+        assert row(web, cohort["a"], bob)["notebooks_completed"] == 1
         after = row(web, cohort["a"], ada)
         assert after["cells_run"] == before["cells_run"]  # Ada's untouched by Bob's forgery
+        assert after["notebooks_completed"] == before["notebooks_completed"]
     with hub_client._logged_in("tlearner1") as web:  # a cookie alone (another site's form)
         posted = web.post(f"{SERVICE}api/progress", json={"cells_run": 1})
         assert posted.status_code == 403

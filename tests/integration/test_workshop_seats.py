@@ -188,6 +188,7 @@ def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_
                 "notebooks_opened": [f"courses/{COURSE}/01-{COURSE}.ipynb", "scratch.ipynb"],
                 "cells_run": 3,
                 "exercises_passed": [f"{COURSE}:reason"],
+                "notebooks_completed": [f"courses/{COURSE}/01-{COURSE}.ipynb"],
             },
             headers={"Authorization": f"token {token}"},
             timeout=30,
@@ -276,8 +277,15 @@ def test_end_reports_sacct_and_sreport_and_purge_returns_the_pool_untouched_outs
     assert accounted.get("tpool02", 0) > 0
     for row in report["seats"]:
         assert row["cpu_hours"] == pytest.approx(accounted.get(row["seat"], 0.0), abs=1e-3)
-    progress = {r["seat"]: (r["notebooks_opened"], r["exercises_passed"]) for r in report["seats"]}
-    assert progress == {"tpool01": (0, 0), "tpool02": (2, 1)}  # what her session reported
+    progress = {
+        r["seat"]: (r["notebooks_opened"], r["notebooks_completed"], r["exercises_passed"])
+        for r in report["seats"]
+    }
+    assert progress == {"tpool01": (0, 0, 0), "tpool02": (2, 1, 1)}  # what her session reported
+    assert (
+        ",notebooks_opened,notebooks_completed,exercises_passed"
+        in ((TRAINER_FILES / name / "report.csv").read_text().splitlines()[0])
+    )
     check = report["sreport"]
     if check["agree"] is None:  # the slot's hour is not rolled up yet (the usual case here)
         assert check["window_start"] == "" and report["total"]["cpu_hours"] > 0
