@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -190,3 +192,26 @@ def highlight_css() -> str:
     from pygments.formatters import HtmlFormatter
 
     return HtmlFormatter(style="default").get_style_defs(".highlight")
+
+
+def main() -> int:
+    """``python -m factoryhub.notebookview``: a contents-API notebook model (JSON) on standard
+    input, its sanitised HTML on standard output; exit status 2 and a sentence on standard
+    error when it is not a notebook. The hub service runs this in a process of its own that
+    it kills past a time limit: nbconvert's markdown and bleach's parser take about half a
+    minute per megabyte of tag-dense markdown, which a learner can write on purpose."""
+    warnings.simplefilter("ignore")  # nbconvert's "cannot be represented" for widget outputs
+    try:
+        html = render_notebook(json.loads(sys.stdin.buffer.read()))
+    except NotebookError as exc:
+        sys.stderr.write(str(exc))
+        return 2
+    except (ValueError, RecursionError):
+        sys.stderr.write("this is not a notebook Jupyter can read")
+        return 2
+    sys.stdout.buffer.write(html.encode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,9 +17,11 @@ deletes it afterwards: if the learner's server keeps it, the learner gains nothi
 Making it needs the hub's ``tokens`` scope, which JupyterHub cannot limit to the workshops'
 seats; this module only ever makes one for a seat the caller trains (the check above).
 
-What comes back is hostile. The view is served with a Content-Security-Policy that allows no
-script, no request and no form, sandboxed (an opaque origin: the trainer's cookie for this
-service is out of reach even if something slipped through), ``nosniff`` and no referrer.
+What comes back is hostile. It is rendered (`factoryhub.notebookview`) in a process of its
+own, killed past a time limit and given no secret of the service; the view is served with a
+Content-Security-Policy that allows no script, no request and no form, sandboxed (an opaque
+origin: the trainer's cookie for this service is out of reach even if something slipped
+through), ``nosniff`` and no referrer.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -47,7 +50,6 @@ from factoryhub.notebookview import (
     highlight_css,
     listing,
     notebook_path,
-    render_notebook,
 )
 from factoryhub.site import Site
 from factoryhub.workshoprecord import Workshop
@@ -58,9 +60,12 @@ from .support_page import form_token
 from .workshop_actions import _SEAT, _SeatAction, slot_end_utc
 
 log = logging.getLogger(__name__)
+PIPE = asyncio.subprocess.PIPE
 TIMEOUT = 20.0  # seconds a read from the learner's server may take
 TOKEN_SECONDS = 60  # the life of the seat's token made for one look
 TELL_AGAIN = 600.0  # seconds before the same look at the same notebook is told again
+RENDER_SECONDS = 30.0  # a notebook that takes longer to render is not shown
+_renders = asyncio.Semaphore(2)  # renders at once, for the whole service
 # The view: nothing but the page's own styles and data: images; no script, no request, no
 # form, no frame; sandboxed into an opaque origin.
 VIEW_CSP = (
@@ -141,7 +146,6 @@ async def _seat_token(seat: str, trainer: str) -> tuple[str, str]:
         f"users/{user_path(seat)}/tokens",
         {
             "scopes": [f"access:servers!server={seat}/"],
-            "roles": [],
             "expires_in": TOKEN_SECONDS,
             "note": f"read-only look by trainer {trainer} (FactoryHub)",
         },
@@ -185,6 +189,37 @@ def _unavailable(code: int, limit: int) -> str:
         most = f"{limit >> 20} MB" if limit >= 1 << 20 else f"{limit >> 10} KB"
         return f"The learner's server did not answer in time, or sent more than {most}."
     return f"The learner's server refused the read (HTTP {code})."
+
+
+async def render_apart(model: dict) -> str:
+    """The notebook's sanitised HTML, rendered by ``python -m factoryhub.notebookview`` in a
+    process of its own: killed past `RENDER_SECONDS` (a learner can write markdown that takes
+    minutes), and holding no secret of the service (its environment is a locale and a path)."""
+    env = {"LANG": "C.UTF-8", "PATH": os.defpath}
+    if "PYTHONPATH" in os.environ:  # the tests' work tree; nothing secret
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    async with _renders:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "factoryhub.notebookview",
+            stdin=PIPE, stdout=PIPE, stderr=PIPE, cwd="/", env=env,
+        )  # fmt: skip
+        try:
+            out, err = await asyncio.wait_for(
+                child.communicate(json.dumps(model).encode()), RENDER_SECONDS
+            )
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise NotebookError(
+                f"this notebook takes more than {RENDER_SECONDS:.0f} s to show; open it with"
+                " the learner (View / join) instead"
+            ) from None
+    if child.returncode == 2:
+        raise NotebookError(err.decode(errors="replace")[:300])
+    if child.returncode != 0:
+        log.warning("notebook view: the renderer ended with %s: %s", child.returncode, err[-500:])
+        raise NotebookError("the notebook could not be shown")
+    return out.decode(errors="replace")
 
 
 class _SeatLook(_SeatAction):
@@ -276,7 +311,7 @@ class NotebookViewHandler(_SeatLook):
             # as JSON in JSON a notebook may grow (\u escapes): twice the file's bound
             model = await read(path, {"type": "notebook"}, 2 * MAX_BYTES)
         try:
-            body = await asyncio.to_thread(render_notebook, model)
+            body = await render_apart(model)
         except NotebookError as exc:
             raise web.HTTPError(422, str(exc)) from None
         trainer = self.current_user["name"]

@@ -3,6 +3,8 @@ for, a hostile folder listing, and a hostile notebook rendered with nothing left
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hostilenotebook import PNG, audit, hostile_notebook
 
@@ -18,6 +20,7 @@ from factoryhub.notebookview import (
     read_notebook,
     render_notebook,
 )
+from factoryhub.service import notebook_view
 from factoryhub.service.notebook_view import (
     LIST_CSP,
     VIEW_CSP,
@@ -175,3 +178,21 @@ def test_what_the_proxy_or_the_learners_server_answers_is_said_in_a_sentence():
     assert _unavailable(599, 65536).endswith("sent more than 64 KB.")
     assert _unavailable(599, 10 << 20).endswith("sent more than 10 MB.")
     assert "HTTP 403" in _unavailable(403, 65536)
+
+
+async def test_a_notebook_made_to_be_slow_is_cut_off_in_its_own_process(monkeypatch):
+    # tag-dense markdown costs nbconvert and bleach about half a minute a megabyte
+    slow = hostile_notebook()
+    slow["cells"][0]["source"] = ("word <b>x</b> " * 200 + "\n\n") * 400
+    monkeypatch.setattr(notebook_view, "RENDER_SECONDS", 1.0)
+    started = time.monotonic()
+    with pytest.raises(NotebookError, match="takes more than 1 s to show"):
+        await notebook_view.render_apart({"content": slow})
+    assert time.monotonic() - started < 5
+
+
+async def test_the_renderers_process_shows_a_notebook_and_says_what_is_not_one():
+    page = await notebook_view.render_apart({"content": hostile_notebook()})
+    assert audit(page).problems == [] and "Week 1" in page
+    with pytest.raises(NotebookError, match="did not send a notebook"):
+        await notebook_view.render_apart({"content": "<html>"})
