@@ -210,7 +210,7 @@ async def probe_nodes(
             done = await client.run(argv, cwd="/")
         except SlurmError as exc:  # said as srun's, which it is, not runuser's
             failure = str(exc).replace("runuser ", "srun ", 1) if prefix else str(exc)
-            return NodeProbe(partition, addresses, failure=failure)
+            return NodeProbe(partition, addresses, failure=" ".join(failure.split()))  # one line
         return NodeProbe(partition, addresses, output=done.stdout)
 
     return tuple(await asyncio.gather(*(probe(p) for p in site.learner_partitions())))

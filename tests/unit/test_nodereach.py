@@ -143,7 +143,10 @@ class FakeRunner:
 
 async def test_each_partition_gets_one_probe_job_as_the_named_account(demo_site):
     answers: dict[str, str | SlurmError] = {name: PROBED for name in demo_site.partitions}
-    answers["debug"] = SlurmError("runuser failed (exit 1): srun: error: Unable to allocate")
+    answers["debug"] = SlurmError(  # srun's stderr, two lines, as Slurm prints it
+        "runuser failed (exit 1): srun: error: AssocMaxSubmitJobLimit\n"
+        "srun: error: Unable to allocate resources: Job violates accounting/QOS policy"
+    )
     fake = FakeRunner(answers)
     probes = await probe_nodes(demo_site, "nobody", fake)  # type: ignore[arg-type]
     # not the partition kept for workshops: Slurm takes a job there only on a reservation
@@ -152,7 +155,10 @@ async def test_each_partition_gets_one_probe_job_as_the_named_account(demo_site)
     if os.geteuid() == 0:  # root drops to the account; nobody else may act for it
         assert all(argv[:4] == [RUNUSER, "-u", "nobody", "--"] for argv in fake.argvs)
     failed = {p.partition: p.failure for p in probes if p.failure}
-    assert failed == {"debug": "srun failed (exit 1): srun: error: Unable to allocate"}
+    assert failed == {  # one line: a finding is one sentence
+        "debug": "srun failed (exit 1): srun: error: AssocMaxSubmitJobLimit srun: error: Unable"
+        " to allocate resources: Job violates accounting/QOS policy"
+    }
 
 
 async def test_root_is_never_the_probes_account(demo_site):
