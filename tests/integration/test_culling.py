@@ -17,6 +17,7 @@ import tomli_w
 from realsite import TEST_ACCOUNTS, job_id_in, wait_until
 
 from factoryhub.culling import read_exemptions
+from factoryhub.identity import TRAINERS
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,39 @@ def test_trainers_exempt_a_session_through_the_service_and_learners_cannot(real_
     # the file the culler's arbiter reads on each look
     stored = read_exemptions(real_hub.site)
     assert any(e.user == "tlearner3" and e.by == "ttrainer" for e in stored)
+
+
+def test_a_trainer_by_the_hubs_trainers_group_is_not_culled(real_hub, hub_client):
+    """Single sign-on's trainers are members of the hub's trainers' group, not names in
+    site.toml: the culler asks the hub (with its own role) and keeps their idle sessions; out
+    of the group, the same idle session is stopped on the next look. (Not tlearner3: the
+    exemption test above keeps its sessions for an hour.)"""
+    user = CPU_LEARNER
+    site_file = real_hub.hub_site
+    original = site_file.read_text()
+    admin = hub_client.api(hub_client.login_token("tadmin"))
+    members = f"/groups/{TRAINERS}/users"
+    token = hub_client.login_token(user)
+    try:
+        made = admin.post(f"/groups/{TRAINERS}")
+        assert made.status_code in (201, 409), made.text  # 409: the group exists already
+        added = admin.post(members, json={"users": [user]})
+        assert added.status_code == 200, added.text
+        hub_client.start(user, token, options={"partition": "cpu"})
+        raw = tomllib.loads(original)
+        others = [u for u in TEST_ACCOUNTS if u != user]
+        raw["culling"].update(gpu_idle_minutes=0.25, idle_minutes=0.25, exempt_users=others)
+        site_file.write_text(tomli_w.dumps(raw))
+        time.sleep(45)  # 15 s idle, then looks every 5 s
+        assert hub_client.server(user, token) is not None, "the trainer's session was stopped"
+        removed = admin.request("DELETE", members, json={"users": [user]})
+        assert removed.status_code == 200, removed.text
+        wait_until(lambda: hub_client.server(user, token) is None, 60, "the session culled", 1)
+        log = (real_hub.state_dir / "hub.log").read_text(errors="replace")
+        assert f"stopping {user}/: it was idle for" in log
+    finally:
+        site_file.write_text(original)
+        admin.request("DELETE", members, json={"users": [user]})
+        admin.close()
+        if hub_client.server(user, token) is not None:
+            hub_client.stop(user, token)
