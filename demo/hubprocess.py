@@ -238,10 +238,12 @@ def leftovers(hub: HubInstance) -> list[int]:
     killed half-way, a state directory removed): the proxy's supervisor and its proxy, the
     hub. Only processes of the two service accounts whose command line names this hub's own
     folders count, so nothing else is ever signalled."""
-    marks = {
-        pwd.getpwnam(PROXY_USER).pw_uid: f"{PROXY_RUN / hub.site.hub.id}/",
-        pwd.getpwnam(HUB_USER).pw_uid: f"{CONFIG_ROOT / hub.site.hub.id}/",
-    }
+    marks = {}
+    for user, mark in ((PROXY_USER, PROXY_RUN), (HUB_USER, CONFIG_ROOT)):
+        try:  # an account not made yet (a fresh machine's first start) runs nothing
+            marks[pwd.getpwnam(user).pw_uid] = f"{mark / hub.site.hub.id}/"
+        except KeyError:
+            continue
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

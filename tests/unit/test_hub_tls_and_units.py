@@ -162,3 +162,19 @@ def test_environment_files_are_quoted_and_refuse_what_systemd_would_misread(tmp_
     assert not hubunits.systemd_runs(tmp_path)
     (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
     assert hubunits.systemd_runs(tmp_path)
+
+
+def test_leftovers_on_a_machine_without_the_service_accounts_yet(demo_site, tmp_path, monkeypatch):
+    """A fresh machine's first start looks for an earlier run's processes before it makes the
+    hub's and the proxy's accounts: none can run yet, so none are found (it raised KeyError,
+    and the first test hub of `make test` on a fresh machine never started)."""
+    import pwd
+
+    from factoryhub.demo import hubprocess
+
+    def no_accounts(name: str):
+        raise KeyError(f"getpwnam(): name not found: {name!r}")
+
+    monkeypatch.setattr(pwd, "getpwnam", no_accounts)
+    hub = HubInstance(demo_site, tmp_path / "s.toml", tmp_path / "c.py")
+    assert hubprocess.leftovers(hub) == []
