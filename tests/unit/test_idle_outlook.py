@@ -163,3 +163,22 @@ async def test_the_session_keeps_its_own_server_with_its_own_token(demo_site):
     assert kept == (200, {"rule": "gpu", "kept_until": "2030-01-01T12:15:00+00:00"})
     assert refused == (404, {"message": "you have no running server 'gpu-lab'"})
     assert gone == (502, {"message": "the hub service did not answer"})
+
+
+def test_a_trainer_made_by_single_sign_on_is_not_warned_of_a_stop(demo_site):
+    """JupyterLab's outlook counts staff as the culler does: a trainer whom the identity
+    provider's groups make one (the hub's trainers' group), not named in site.toml, is told
+    their session is never stopped (they were warned of a stop the culler would not make)."""
+    from types import SimpleNamespace
+
+    from factoryhub.identity import TRAINERS
+    from factoryhub.service.culling_api import OwnSessionAPI
+
+    sso = {"name": "sso-trainer", "admin": False, "groups": [TRAINERS]}
+    learner = {"name": "sso-learner", "admin": False, "groups": []}
+    assert "sso-trainer" not in demo_site.hub.trainers
+    for caller, kept in ((sso, True), (learner, False)):
+        handler = SimpleNamespace(site=demo_site, current_user=caller)
+        staff = OwnSessionAPI.staff(handler)
+        outlook = idle_outlook(view(user=caller["name"], gpus=1), RULES, staff, [], NOW)
+        assert (outlook.rule == "") is kept
