@@ -158,6 +158,10 @@ class OrderQueue:
         if not ORDER_ID.fullmatch(number):
             raise ValueError(f"not an order: {number[:40]!r}")
         result = {"rc": rc, "output": output[-MAX_OUTPUT:], "finished": now.isoformat()}
+        # JSON writes a character outside ASCII as a 6-byte escape: the output is cut further
+        # until the result fits what `_read` reads (a result read as none ran the order again)
+        while len(json.dumps(result)) > MAX_BYTES:
+            result["output"] = result["output"][len(result["output"]) // 4 + 1 :]
         with self._opened() as opened:
             if opened is None:
                 raise OSError(f"{self.folder} is not a folder")

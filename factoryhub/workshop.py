@@ -189,7 +189,7 @@ class WorkshopPlan:
     def account_limits(self) -> list[str]:
         """The budget Slurm enforces on the account (slurmdbd, AccountingStorageEnforce)."""
         budget = f"cpu={self.cpu_minutes}"
-        if self.gpu_minutes:
+        if self.resources.gpus:  # a budget of 0 (or rounded to 0) is no GPU time, not no limit
             budget += f",gres/gpu={self.gpu_minutes}"
         return [f"GrpTRESMins={budget}"]
 

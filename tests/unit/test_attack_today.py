@@ -1,0 +1,177 @@
+"""The attacker's tests of today's changes (trainers' workshop orders, root's queue, the notebook
+view): each plays a trainer or a learner against one bound.
+
+A test marked ``xfail(strict=True)`` is a FINDING NOT YET FIXED: it fails on the current code
+(so it runs as an expected failure) and its reason says the fix proposed; when the fix lands it
+passes, strict makes that an error, and the marker is to be removed then."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from factoryhub.capacity import NodeCapacity
+from factoryhub.orderqueue import MAX_BYTES, OrderQueue
+from factoryhub.workshop import SiteFacts, WorkshopRequest, plan_workshop
+from factoryhub.workshoporders import (
+    OrderError,
+    TrainerBounds,
+    WorkshopOrder,
+    check_order_rights,
+    parse_order,
+    with_trainer,
+)
+
+NOW = datetime(2026, 12, 3, 10, 0)
+BOUNDS = TrainerBounds(max_seats=20, max_gpu_hours=40.0)
+PRESETS = {
+    "deep": {"partition": "gpu", "cpus": 4, "memory_gb": 16, "gpus": 1, "walltime": "02:00:00",
+             "environment": "default"},
+    "intro": {"partition": "cpu", "cpus": 2, "memory_gb": 4, "gpus": 0, "walltime": "01:00:00",
+              "environment": "default"},
+}  # fmt: skip
+NODES = tuple(
+    NodeCapacity(name, part, "idle", cpus, cpus, 128000, 0, {"h100": gpus} if gpus else {}, {})
+    for name, part, cpus, gpus in (
+        ("cn01", "cpu", 32, 0), ("cn02", "cpu", 32, 0), ("gn01", "gpu", 16, 4),
+        ("gn02", "gpu", 16, 4),
+    )
+)  # fmt: skip
+
+
+def trainers_order(**fields: str) -> WorkshopOrder:
+    given = {"action": "create", "name": "dl101", "courses": "deep", "start": "now",
+             "end": "now+2h", "seats": "4", **fields}  # fmt: skip
+    return with_trainer(parse_order(given, NOW), "ttrainer")
+
+
+def as_trainer(order: WorkshopOrder) -> None:
+    check_order_rights(
+        order, "ttrainer", "trainer", BOUNDS, presets=PRESETS, trainers_of={}, now=NOW
+    )
+
+
+def planned(order: WorkshopOrder):
+    """What root's `workshop create` plans for the order (its argv's values, as the CLI reads
+    them)."""
+    request = WorkshopRequest(
+        name=order.name,
+        courses=order.courses,
+        start=NOW,
+        end=NOW + timedelta(hours=2),
+        seats=order.seats,
+        gpu_hours=float(order.gpu_hours) if order.gpu_hours else None,
+        trainers=order.trainers,
+    )
+    facts = SiteFacts(now=NOW, presets=PRESETS, nodes=NODES, users=frozenset({"ttrainer"}))
+    return plan_workshop(request, facts)
+
+
+# -- finding: a GPU budget of 0 was no GPU limit at all -------------------------------------
+
+
+@pytest.mark.parametrize("hours", ["0", "0.0", "0.00"])
+def test_a_trainers_gpu_budget_of_zero_is_a_limit_of_zero_not_no_limit(hours):
+    """A trainer bounded to 40 GPU-hours orders 4 GPU seats with gpu_hours 0: the page and
+    root's check count 0 GPU-hours (within the bound), and the account then got no GPU limit
+    at all (GrpTRESMins without gres/gpu): the seats could use every reserved GPU for the
+    whole slot, past any bound."""
+    order = trainers_order(gpu_hours=hours)
+    as_trainer(order)  # within the bound, as the page and root both say
+    assert "--gpu-hours" in order.argv("/site.toml")
+    limits = planned(order).account_limits()
+    assert limits == ["GrpTRESMins=cpu=1920,gres/gpu=0"]  # 4 seats × 4 CPUs × 120 min
+
+
+def test_an_admins_tiny_gpu_budget_is_never_rounded_to_no_limit():
+    plan = planned(replace(trainers_order(), gpu_hours="0.001"))
+    assert plan.account_limits() == ["GrpTRESMins=cpu=1920,gres/gpu=0"]
+    assert planned(trainers_order()).account_limits() == ["GrpTRESMins=cpu=1920,gres/gpu=480"]
+
+
+# -- findings proposed: what the reservation holds is not bounded ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING (proposed fix): a trainer's own smaller gpu_hours is what the bound counts,"
+    " but the reservation still holds whole GPU nodes for the whole slot, however long:"
+    " count seats x GPUs x slot (what the reservation keeps from everyone else) against"
+    " trainer_max_gpu_hours whatever gpu_hours says (workshoporders.check_trainer_order)",
+)
+def test_a_trainer_cannot_hold_the_gpu_nodes_for_a_week_with_a_small_budget():
+    week = (NOW + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
+    with pytest.raises(OrderError):
+        as_trainer(trainers_order(seats="8", end=week, gpu_hours="40"))  # holds 1344 GPU-h
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING (proposed fix): nothing bounds a trainer's CPU workshop in time: 20 seats"
+    " for a year reserve 40 cores of the cpu partition for a year; add [workshops]"
+    " trainer_max_hours (a slot's length, or core-hours) checked in check_trainer_order, and"
+    " a bound on a trainer's workshops not yet ended",
+)
+def test_a_trainer_cannot_reserve_cores_for_a_year():
+    year = (NOW + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M")
+    with pytest.raises(OrderError):
+        as_trainer(trainers_order(courses="intro", seats="20", end=year))
+
+
+# -- finding: a result root wrote that root's own reader refuses ran the order again ---------
+
+
+def test_a_long_result_is_read_back_so_root_never_runs_the_order_again(tmp_path):
+    """The result keeps 8000 characters of output, but JSON writes each non-ASCII character as
+    a 6-byte escape and the queue reads no file over MAX_BYTES (16 KB): such a result read as
+    none, the order stayed queued, root ran it again every 15 s and its second result
+    (O_EXCL) raised FileExistsError, ending the run before the orders after it."""
+    queue = OrderQueue(tmp_path / "orders")
+    number = queue.put(WorkshopOrder("end", "dl101"), "ttrainer", NOW)
+    queue.finish(number, 1, "archive of ws-dl101-01: é→ø\n" + "→" * 9000, NOW)
+    assert queue.queued() == []
+    (done,) = queue.orders()
+    assert done.result is not None and done.result["rc"] == 1
+    assert (tmp_path / "orders" / f"{number}.result").stat().st_size <= MAX_BYTES
+    assert json.loads((tmp_path / "orders" / f"{number}.result").read_text())["output"]
+
+
+# -- finding proposed: a hostile notebook's rendering is unbounded in time and memory ---------
+
+_RENDER = """
+import sys
+from factoryhub.notebookview import NotebookError, render_notebook
+cell = {"cell_type": "markdown", "id": "c", "metadata": {}, "source": "<div>" * 15000}
+model = {"content": {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]}}
+try:
+    render_notebook(model)
+except NotebookError:
+    pass
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FINDING (proposed fix): nbconvert + bleach (html5lib) are quadratic in nested"
+    " tags: a learner's 75 KB notebook of '<div>' x 15000 costs ~30 s of the hub service's"
+    " CPU per look, 1 MB hours (60000 tiny cells, 5 MB: minutes; 4 MB of HTML tables: 66 s,"
+    " 515 MB), in the service's default thread pool (6 threads, shared by every to_thread"
+    " of the service) and holding the GIL. Render in a child process (python -I -m"
+    " factoryhub.notebookview, the model on stdin) under RLIMIT_CPU ~10 s and RLIMIT_AS"
+    " ~1 GB, killed at a wall deadline, one or two at a time (a semaphore), a NotebookError"
+    " sentence when it is cut off",
+)
+def test_a_learners_notebook_of_nested_tags_renders_or_is_refused_within_seconds(tmp_path):
+    import subprocess
+    import sys
+
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _RENDER], timeout=6, check=True, cwd=tmp_path,
+            capture_output=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the render of a 75 KB notebook took more than 6 s")
