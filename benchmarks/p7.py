@@ -260,7 +260,7 @@ async def factoryhub_round(hub: Hub, seats: list[str]) -> dict[str, object]:
                 pid = running_pid(hub.pidfile) or 0
                 hub_memory = process_memory_kb(pid) if pid else {}
                 lean = lean_servers_rss_kb(set(seats))
-                routes = (await client.get(f"{hub.api}/proxy")).json()
+                routes = await _all_routes(client, hub)
                 jobs = await asyncio.to_thread(seat_jobs, seats)
             stalls = loop_stalls(log, log_start)
         finally:
@@ -281,6 +281,18 @@ async def factoryhub_round(hub: Hub, seats: list[str]) -> dict[str, object]:
         "lowest_available_mib": memory.lowest_mib,
         "loop_stalls_s": stalls,
     }
+
+
+async def _all_routes(client: httpx.AsyncClient, hub: Hub) -> dict[str, dict]:
+    """Every route of the hub's proxy: JupyterHub pages its API at 200 items (its default
+    api_page_default_limit), and 200 seats with the hub's own routes are more."""
+    routes: dict[str, dict] = {}
+    while True:
+        params = {"offset": len(routes), "limit": 200}
+        page = (await client.get(f"{hub.api}/proxy", params=params)).json()
+        routes.update(page)
+        if len(page) < 200:
+            return routes
 
 
 def _failed(outcome: object) -> bool:
@@ -392,11 +404,16 @@ async def floor_round(
 # -- the series --------------------------------------------------------------------------------
 
 
-def p7_series(scratch: Path, seats: int, repeat: int) -> dict[str, object]:
+def p7_series(
+    scratch: Path, seats: int, repeat: int, spawn_limit: int | None = None
+) -> dict[str, object]:
     """The workshop made, `repeat` rounds of floor then FactoryHub, the workshop ended and
-    purged, the hub and proxy stopped whatever happens."""
+    purged, the hub and proxy stopped whatever happens. `spawn_limit` sets JupyterHub's
+    concurrent_spawn_limit (0: none) for an experiment; None keeps FactoryHub's (JupyterHub's
+    default, 100)."""
     base = scratch / "p7"
     base.mkdir(mode=0o755)
+    limited = spawn_limit is not None
     catalogue = base / "catalogue"
     catalogue.mkdir(mode=0o755)
     hub, instance = start_factoryhub(
@@ -406,10 +423,12 @@ def p7_series(scratch: Path, seats: int, repeat: int) -> dict[str, object]:
         hub_changes={"catalogue_dir": str(catalogue)},
         extra_config=(
             f"c.Spawner.cmd = {LEAN!r}\nc.JupyterHub.load_roles[-1]['scopes'].append('proxy')\n"
+            + (f"c.JupyterHub.concurrent_spawn_limit = {spawn_limit}\n" if limited else "")
         ),
     )
     floor_pidfile, floor_api, floor_token = start_floor_proxy(scratch)
     record: dict[str, object] = {"seats": seats, "spread_s": SPREAD_S, "lean_cmd": LEAN}
+    record["spawn_limit"] = spawn_limit
     name = ""
     try:
         course = seat_course(base, instance.site_path)

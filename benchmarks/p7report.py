@@ -108,12 +108,13 @@ def p7_table(record: dict) -> str:
         return "P7: no complete round (see the failures in p7.json)"
     m = s["median"]
     rows = [
-        "| seats | ready (floor / FactoryHub) | lost | duplicated | floor p50 / p95 / last (s)"
+        "| seats | ready, each round (floor / FactoryHub) | lost | duplicated"
+        " | floor p50 / p95 / last (s)"
         " | FactoryHub p50 / p95 / last (s) | FactoryHub × floor (last) | hub RSS / peak (MiB)"
         " | lean server RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| {record['seats']} | {'/'.join(map(str, s['ready']['floor']))} of {record['seats']}"
-        f" / {'/'.join(map(str, s['ready']['factoryhub']))} of {record['seats']}"
+        f"| {record['seats']} | {', '.join(map(str, s['ready']['floor']))}"
+        f" / {', '.join(map(str, s['ready']['factoryhub']))}"
         f" | {s['lost']} | {s['duplicated']}"
         f" | {_three(m['floor'])} | {_three(m['factoryhub'])}"
         f" | {s['factoryhub_x_floor']['last']:.2f}"

@@ -333,10 +333,12 @@ def plot_spawns(spawns: dict[str, dict], path: Path) -> None:
     figure.savefig(path)
 
 
-def run_p7(seats: int, repeat: int, out: Path, command: str) -> dict:
+def run_p7(
+    seats: int, repeat: int, out: Path, command: str, spawn_limit: int | None = None
+) -> dict:
     """P7 with its JSON, plot and docs section."""
     before = machine_memory()
-    record = p7_series(SCRATCH, seats, repeat)
+    record = p7_series(SCRATCH, seats, repeat, spawn_limit)
     record.update(repeat=repeat, machine={**machine(), **before}, versions=versions())
     out.mkdir(parents=True, exist_ok=True)
     (out / "p7.json").write_text(json.dumps(record, indent=1))
@@ -442,13 +444,21 @@ def main() -> int:
     )
     parser.add_argument("--p7-seats", type=int, default=200)
     parser.add_argument("--p7-repeat", type=int, default=1)
+    parser.add_argument(
+        "--p7-spawn-limit",
+        type=int,
+        default=None,
+        help="an experiment: JupyterHub's concurrent_spawn_limit for P7's hub (0: none)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the benchmark's hubs
     if args.p7:
         command = f"benchmarks/run.py --p7 --p7-seats {args.p7_seats}"
         command += f" --p7-repeat {args.p7_repeat}"
-        record = run_p7(args.p7_seats, args.p7_repeat, args.out, command)
+        if args.p7_spawn_limit is not None:
+            command += f" --p7-spawn-limit {args.p7_spawn_limit}"
+        record = run_p7(args.p7_seats, args.p7_repeat, args.out, command, args.p7_spawn_limit)
         if args.out == RESULTS:  # a trial run elsewhere leaves the page alone
             write_p7_section(p7_section(record, command), REPO / "docs" / "performance.md")
         return 0
