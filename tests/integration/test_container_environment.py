@@ -142,16 +142,24 @@ class ContainerOutlivedItsJob(Exception):
 
 
 def _running_in(rootfs: Path) -> list[str]:
-    uid = pwd.getpwnam(LEARNER).pw_uid
+    """The learner's processes of the container: by their real uid in /proc/<pid>/status (a
+    process that changed its credentials in the container's user namespace is not dumpable, and
+    its /proc folder then belongs to root, not to the learner)."""
+    uid = str(pwd.getpwnam(LEARNER).pw_uid)
     found = []
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            if entry.name.isdigit() and entry.stat().st_uid == uid:
-                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                if str(rootfs) in argv or "sleep 600" in argv:
-                    found.append(f"{entry.name}: {argv[:120]}")
+            status = (entry / "status").read_text()
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
+        real = next(
+            (line.split()[1] for line in status.splitlines() if line.startswith("Uid:")), ""
+        )
+        if real == uid and (str(rootfs) in argv or "sleep 600" in argv):
+            found.append(f"{entry.name}: {argv[:120]}")
     return found
 
 
@@ -191,7 +199,14 @@ def _cancel_and_look(rootfs: Path, conf: Path, script: str) -> list[str]:
         "--output=/dev/null",
     ]
     job = _as_learner(sbatch, conf, input=script, timeout=60).stdout.strip()
-    wait_until(lambda: _running_in(rootfs), 60, "the container's sleep")
+
+    def sleeping() -> bool:  # the container's own process, not Podman's command line
+        return any(
+            p.split(": ", 1)[1].startswith("/usr/bin/sleep 600") for p in _running_in(rootfs)
+        )
+
+    wait_until(sleeping, 60, "the container's sleep")
+    time.sleep(3)  # as a session's container would be: running, not starting
     subprocess.run(["scancel", job], check=True)
 
     def ended() -> bool:
