@@ -40,6 +40,9 @@ from .support_page import ServiceAPI, form_token
 
 log = logging.getLogger(__name__)
 PREVIEW_TIMEOUT = 60.0
+# A trainer's orders root has not run yet: root runs each with `factoryhub workshop` (over a
+# second of CPU even for an order it refuses), so a trainer's flood would keep it busy
+MAX_WAITING = 3
 FIELDS = ("action", "name", "courses", "start", "end", "seats", "trainers", "gpu_hours")
 
 
@@ -134,7 +137,16 @@ class WorkshopOrdersHandler(ServiceAPI):
             plan = await preview(order, self.settings[SITE_FILE].path)
             self._page(form=form, plan=plan)
             return
-        number = OrderQueue(orders_dir(self.site)).put(order, who, datetime.now(), role)
+        queue = OrderQueue(orders_dir(self.site))
+        waiting = sum(1 for o in queue.orders() if o.by == who and o.result is None)
+        if role != "admin" and waiting >= MAX_WAITING:
+            problem = (
+                f"You have {waiting} orders waiting for root's run: order again once it has"
+                " run them (this page shows their results)."
+            )
+            self._page(429, form=form, problem=problem)
+            return
+        number = queue.put(order, who, datetime.now(), role)
         log.info(
             "workshop order %s from %s (%s): %s %s", number, who, role, order.action, order.name
         )
