@@ -284,8 +284,8 @@ async def factoryhub_round(hub: Hub, seats: list[str]) -> dict[str, object]:
 
 
 async def _all_routes(client: httpx.AsyncClient, hub: Hub) -> dict[str, dict]:
-    """Every route of the hub's proxy: JupyterHub pages its API at 200 items (its default
-    api_page_default_limit), and 200 seats with the hub's own routes are more."""
+    """Every route of the hub's proxy: JupyterHub pages its API (at most 200 items a request,
+    its api_page_max_limit), and 200 seats with the hub's own routes are more."""
     routes: dict[str, dict] = {}
     while True:
         params = {"offset": len(routes), "limit": 200}

@@ -11,55 +11,95 @@ from spawn import percentiles
 P7_START, P7_END = "<!-- P7 start -->", "<!-- P7 end -->"
 
 
+def _verdicts(s: dict) -> str:
+    """The issue's two goals, said as measured (pure)."""
+    if not s:
+        return "No complete round: no verdict."
+    ratio, peak = s["factoryhub_x_floor"]["last"], s["hub_peak_mib"]
+    time_goal = "met" if ratio <= 1.1 else "**not met**"
+    memory_goal = "met" if peak < 1024 else "**not met**"
+    return (
+        f"Goals: the last seat ready within 1.1× the floor's last: {time_goal} ({ratio:.2f}×);"
+        f" the hub under 1 GB with every server running: {memory_goal} (peak {peak:.0f} MiB)."
+    )
+
+
+def _retries(p7: dict) -> str:
+    s = p7["summary"]
+    spans = ", ".join(f"{r['span_s']:.0f}" for r in p7.get("runs", {}).get("factoryhub", []))
+    limit = p7.get("spawn_limit")
+    setting = (
+        "JupyterHub's default, 100, which FactoryHub leaves as it is"
+        if limit is None
+        else f"{limit} for this experiment (0: none)"
+    )
+    told = s.get("retried_429", 0) if s else 0
+    return (
+        f"JupyterHub's `concurrent_spawn_limit` ({setting}) answers a Start beyond that many"
+        " spawns in progress with 429 and a Retry-After of 30-60 s (its"
+        " `spawn_throttle_retry_range`); such a seat waits that long and presses again, its time"
+        f" still running from its first press. Seats told to retry: {told} (most in a round)."
+        f" From the first press to the last seat ready: {spans} s."
+    )
+
+
 def p7_section(p7: dict, command: str) -> str:
     """docs/performance.md's P7 section from a P7 record."""
     s = p7["summary"]
-    memory = (
-        f"the machine's lowest MemAvailable during the rounds: {s['lowest_available_mib']:,} MiB"
-        f" (of {p7['machine']['available_mib_before']:,} MiB available before)"
-        if s
-        else ""
+    before = p7["machine"]["available_mib_before"]
+    lowest = s["lowest_available_mib"] if s else before
+    failures = ", ".join(
+        f"{k} {sum(len(r['failures']) for r in v)}" for k, v in p7.get("runs", {}).items()
     )
-    spans = ", ".join(f"{r['span_s']:.1f}" for r in p7.get("runs", {}).get("factoryhub", []))
-    failures = {k: sum(len(r["failures"]) for r in v) for k, v in p7.get("runs", {}).items()}
+    made = p7.get("made", {}).get("create_s", "?")
+    step_ms = p7["spread_s"] / p7["seats"] * 1000
     return f"""{P7_START}
 ## P7: a workshop of {p7["seats"]} seats pressing Start within {p7["spread_s"]:g} s
 
-Measured with `{command}` (benchmarks/p7.py), {p7["repeat"]} round(s), floor then FactoryHub.
-A real workshop made with `factoryhub workshop create` ({p7.get("made", {}).get("create_s", "?")}
-s for its {p7["seats"]} seat accounts, Slurm account and reservation) on the embedded site's
-**training partition** (2 nodes × 128 declared CPUs, `ReqResv=YES`, site.toml
-`workshops_only = true`), from a course whose preset is 1 CPU, 1 GB, 1 h there. Each seat
-presses Start {p7["spread_s"] / p7["seats"] * 1000:.0f} ms after the one before (all within
-{p7["spread_s"]:g} s); its time runs from its own press to the first 200 of its server through
-the proxy. Afterwards `workshop end` and `purge` leave nothing.
+Measured with `{command}` (benchmarks/p7.py): {p7["repeat"]} round(s), each the floor then
+FactoryHub, on this 2-core machine with other work running beside it. A real workshop is made
+with `factoryhub workshop create` ({made} s for its {p7["seats"]} seat accounts, its Slurm
+account and its reservation) on the embedded site's **training partition** (2 nodes × 128
+declared CPUs, `ReqResv=YES`; site.toml `workshops_only = true`), from a course whose preset is
+1 CPU, 1 GB, 1 h there. Each seat presses Start {step_ms:.0f} ms after the one before; its time
+runs from its own first press to the first 200 of its server through the proxy. Afterwards
+`workshop end` and `purge` leave nothing.
 
 {p7_table(p7)}
 
+{_verdicts(s)}
+
 ![P7: each seat's time to ready](../benchmarks/results/p7.png)
 
+- **floor**: each seat, with no hub, takes an immediate allocation on the workshop's
+  reservation and account (`salloc --immediate`), starts the same lean server in it (`srun`)
+  and gets a route in a configurable-http-proxy; ready at the first 200 of its `api` through
+  the proxy (P1-P3's floor, with the lean server).
+- **FactoryHub**: each seat asks the hub for its server (REST, as the join page's start does;
+  the seat's locked preset fills in the rest) and waits on its progress stream, then for the
+  first 200 through the proxy.
+- **429**: {_retries(p7)}
 - **ready / lost / duplicated**: with FactoryHub's servers ready, a seat is lost when it has no
-  ready server, job or route, and duplicated when it has two jobs or two routes, shares a route
-  target with another seat, or its route is not at the port its own job reported (`squeue`
-  and the hub's proxy routes, `/hub/api/proxy`). Failed spawns: {failures}.
-- **429**: JupyterHub's `concurrent_spawn_limit` (100, its default; FactoryHub leaves it) answers
-  a press beyond 100 spawns in progress with 429 and Retry-After; such a seat waits and presses
-  again, its time still running from the first press: {s.get("retried_429", "?") if s else "?"}
-  seat(s) were told to retry. From the first press to the last seat ready: {spans} s.
-- **hub memory**: VmRSS and VmHWM (peak) of the JupyterHub process with every server running;
-  {memory}.
+  ready server, no job or no route, and duplicated when it has two jobs or two routes, shares a
+  route's target with another seat, or its route is not at the port its own job reported
+  (`squeue` and every route of `/hub/api/proxy`). Failed spawns: {failures}.
+- **memory**: the JupyterHub process's VmRSS and VmHWM (peak) with every server running; the
+  lean servers' RSS is the median per server. The machine's lowest MemAvailable during the
+  rounds: {lowest:,} MiB of {before:,} MiB available before.
 - **the lean single-user server** (`factoryhub.demo.leanserver`, for the benchmarks only):
-  200 JupyterLabs (~90 MB each) do not fit in this 2-core, 24-GiB machine, so both sides run a
-  standard-library asyncio HTTP server that does what a hub needs of a session and nothing else:
-  it listens on a port the system picks, reports it in its job's comment (`fhport:<port>`,
-  `scontrol`, as the seat) and wakes the hub through `FACTORYHUB_READY_FD` when FactoryHub's
-  session extension is named on its command line (as the spawner does; the floor names it not,
-  as a bare jupyterhub-singleuser would report nothing), answers the hub's proof challenge with
-  the HMAC under the session's token, and every other request under its prefix with
-  jupyter-server's version JSON. The hub runs it as `c.Spawner.cmd = {p7["lean_cmd"]!r}` (the
-  spawner appends its `--ServerApp.*` arguments, taken and ignored). It serves no files, runs
-  no kernel and checks no login. What it leaves out is the same on both sides, so the overhead
-  measured is the hub's own: allocation, step, port report and proof, routes, progress.
+  200 JupyterLabs (~90 MB each) do not fit in this 24-GiB machine beside Slurm's 200 steps, so
+  both sides run a standard-library asyncio HTTP server that does what a hub needs of a session
+  and nothing else. It listens on one IPv4 socket at a port the system picks; when FactoryHub's
+  session extension is named on its command line (the spawner names it; the floor does not, as
+  a bare jupyterhub-singleuser would report nothing) it reports the port in its job's comment
+  (`fhport:<port>`, with `scontrol`, as the seat) and wakes the hub through
+  `FACTORYHUB_READY_FD`; it answers the hub's proof challenge with the HMAC under the session's
+  token, and every other request under its prefix with jupyter-server's version JSON. The hub
+  runs it as `c.Spawner.cmd = {p7["lean_cmd"]!r}`, to which the spawner appends its
+  `--ServerApp.*` arguments (taken and ignored). It serves no files, runs no kernel and checks
+  no login. What it leaves out is left out on both sides, so the difference measured is the
+  hub's own: the request's checks, the allocation and step, the port report and proof, the
+  route, the progress stream.
 {P7_END}"""
 
 
