@@ -43,6 +43,10 @@ PREVIEW_TIMEOUT = 60.0
 # A trainer's orders root has not run yet: root runs each with `factoryhub workshop` (over a
 # second of CPU even for an order it refuses), so a trainer's flood would keep it busy
 MAX_WAITING = 3
+# Previews running now, by whom: one each and `MAX_PREVIEWS` in all (each is the whole command,
+# about a second of CPU, 100 MB and Slurm queries; the page's rate alone let 20 run at once)
+MAX_PREVIEWS = 2
+_previewing: set[str] = set()
 FIELDS = ("action", "name", "courses", "start", "end", "seats", "trainers", "gpu_hours")
 
 
@@ -134,7 +138,15 @@ class WorkshopOrdersHandler(ServiceAPI):
             self._page(400, form=form, problem=str(exc))
             return
         if self.get_body_argument("do", "") == "preview" and order.action == "create":
-            plan = await preview(order, self.settings[SITE_FILE].path)
+            if who in _previewing or len(_previewing) >= MAX_PREVIEWS:
+                problem = "A preview is being made (yours or another's); try again in a moment."
+                self._page(429, form=form, problem=problem)
+                return
+            _previewing.add(who)
+            try:
+                plan = await preview(order, self.settings[SITE_FILE].path)
+            finally:
+                _previewing.discard(who)
             self._page(form=form, plan=plan)
             return
         queue = OrderQueue(orders_dir(self.site))

@@ -271,3 +271,44 @@ async def test_the_learners_server_cannot_inflate_an_answer_past_the_limit(gzip_
     with pytest.raises(SessionUnavailable):
         model = await _get(url, "seat-token", None, 128 * 1024)
         pytest.fail(f"read {len(model['content']) >> 20} MB from {wire >> 10} KB on the wire")
+
+
+async def test_previews_run_one_per_trainer_and_few_at_once(orders_page, monkeypatch):
+    """A preview runs the whole `factoryhub workshop create --dry-run` (about a second of CPU,
+    100 MB, Slurm queries): the page's rate (a burst of 20) let one trainer run 20 at once."""
+    import asyncio
+    import re
+    from urllib.parse import urlencode
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    from factoryhub.service import workshop_orders_page
+
+    release = asyncio.Event()
+    running = []
+
+    async def slow_preview(order, site_path):
+        running.append(order.name)
+        await release.wait()
+        return "Plan (dry run, nothing made):"
+
+    monkeypatch.setattr(workshop_orders_page, "preview", slow_preview)
+    client = AsyncHTTPClient()
+    page = await client.fetch(f"{orders_page}?user=trainer")
+    token = re.search(r'name="_token" value="([0-9a-f]{64})"', page.body.decode()).group(1)
+    form = {"action": "create", "courses": "intro", "start": "now", "end": "now+2h",
+            "seats": "2", "trainers": "", "_token": token, "do": "preview"}  # fmt: skip
+
+    def post(name: str):
+        body = urlencode({**form, "name": name})
+        return client.fetch(f"{orders_page}?user=trainer", method="POST", body=body,
+                            raise_error=False)  # fmt: skip
+
+    first = asyncio.ensure_future(post("pv1"))
+    while not running:
+        await asyncio.sleep(0.01)
+    seconds = await asyncio.gather(*(post(f"pv{n}") for n in range(2, 6)))
+    assert [r.code for r in seconds] == [429] * 4 and running == ["pv1"]
+    release.set()
+    assert (await first).code == 200
+    assert (await post("pv9")).code == 200  # the trainer's next preview, once it is done
