@@ -59,9 +59,20 @@ def test_a_workshops_gpu_budget_of_zero_lets_slurm_take_no_gpu_job_of_its_accoun
 
 
 def _reservation(name: str, node: str, user: str) -> list[str]:
-    return ["scontrol", "create", "reservation", f"ReservationName={name}", "StartTime=now",
-            "Duration=00:10:00", "PartitionName=training", f"Nodes={node}", f"Users={user}",
-            "Accounts=training"]  # fmt: skip
+    """As `workshop create` makes one (OVERLAP: beside a benchmark's reservation, if any)."""
+    return [
+        "scontrol",
+        "create",
+        "reservation",
+        f"ReservationName={name}",
+        "StartTime=now",
+        "Duration=00:10:00",
+        "PartitionName=training",
+        f"Nodes={node}",
+        f"Users={user}",
+        "Accounts=training",
+        "Flags=OVERLAP",
+    ]
 
 
 def test_a_seat_of_one_workshop_gets_no_job_on_another_workshops_reservation():
