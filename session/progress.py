@@ -15,9 +15,13 @@ user, so a session reports for its own seat only):
 - exercises passed: reported by the course's exercise checks from the kernel
   (`factoryhub.courses.progress`).
 
-Only a workshop seat's session counts and reports (its user's name says it is a seat); every
-other session does nothing here. Reports go every `REPORT_SECONDS` when something changed;
-a refused or failed report is kept for the next round, and dropped after `MAX_PENDING`.
+Only a workshop seat's session counts and reports. The session cannot tell by itself: a seat
+taken from the site's pool of training accounts has the account's own name (``train001``), not
+a ``ws-NAME-01``, and the pool is the support centre's business, not the session's. So every
+session asks the hub service once (``GET api/progress``): a seat of a running workshop is
+answered, anyone else refused (403), and a refused session stops counting. Reports go every
+`REPORT_SECONDS` when something changed; a refused or failed report is kept for the next round,
+and dropped after `MAX_PENDING`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from factoryhub.announcements import service_url
 from factoryhub.course import CourseError, load_course
 from factoryhub.courses.catalogue import COURSE_ENV, COURSE_SOURCE_ENV, SYNC_ROOT
 from factoryhub.datasets import DatasetError, session_site
-from factoryhub.workshop import workshop_of_seat
 from factoryhub.workshopprogress import MAX_CELLS_PER_REPORT, MAX_ITEMS
 
 REPORT_SECONDS = 10.0
@@ -204,7 +207,31 @@ async def send(url: str, token: str, report: dict) -> bool:
     return True
 
 
-async def report_forever(tally: Tally, url: str, token: str) -> None:
+async def seat_confirmed(url: str, token: str) -> bool | None:
+    """Whether the hub service keeps progress for this session's user (a seat of a running
+    workshop): True, False when it refuses (403), None when it did not say."""
+    try:
+        await AsyncHTTPClient().fetch(
+            url,
+            headers={"Authorization": f"token {token}"},
+            request_timeout=10.0,
+            follow_redirects=False,
+        )
+    except HTTPClientError as exc:
+        return False if exc.code == 403 else None
+    except OSError:
+        return None
+    return True
+
+
+async def report_forever(tally: Tally, url: str, token: str, settings: dict) -> None:
+    """Once the service says this session is a seat's, report what changed every
+    `REPORT_SECONDS`; when it says it is not, stop counting (`settings` hold the tally)."""
+    while (seat := await seat_confirmed(url, token)) is None:
+        await asyncio.sleep(REPORT_SECONDS)
+    if not seat:
+        settings.pop(TALLY_SETTING, None)
+        return
     while True:
         await asyncio.sleep(REPORT_SECONDS)
         report = tally.take()
@@ -212,17 +239,13 @@ async def report_forever(tally: Tally, url: str, token: str) -> None:
             tally.done(report)
 
 
-def _seat(environ: Mapping[str, str]) -> bool:
-    token = environ.get("JUPYTERHUB_API_TOKEN", "")
-    return bool(token) and workshop_of_seat(environ.get("JUPYTERHUB_USER", "")) is not None
-
-
 def link_progress(serverapp, environ: Mapping[str, str] = os.environ) -> bool:
-    """A seat's session counts cells: its server's ``kernel_websocket_connection_class`` is
-    `CountingConnection`, set as jupyter-server's own setting while the extension is linked,
-    before the server builds its web application from it. A class the site configured, or a
-    kernel gateway's, is kept: cells are then not counted, and the log says so."""
-    if not _seat(environ):
+    """A session of the hub's counts cells until the service says it is no seat's: its
+    server's ``kernel_websocket_connection_class`` is `CountingConnection`, set as
+    jupyter-server's own setting while the extension is linked, before the server builds its
+    web application from it. A class the site configured, or a kernel gateway's, is kept:
+    cells are then not counted, and the log says so."""
+    if not environ.get("JUPYTERHUB_API_TOKEN"):
         return False
     # the trait's default needs the gateway's settings, made after the extensions are linked
     gateway = serverapp.config.GatewayClient.get("url") or environ.get("JUPYTER_GATEWAY_URL")
@@ -234,8 +257,9 @@ def link_progress(serverapp, environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def start_progress(serverapp, environ: Mapping[str, str] = os.environ) -> Tally | None:
-    """Count and report this session's progress when it is a workshop seat's."""
-    if not _seat(environ):
+    """Count this session's progress, and report it once the service says it is a seat's."""
+    token = environ.get("JUPYTERHUB_API_TOKEN", "")
+    if not token:
         return None
     try:
         site = session_site(environ)
@@ -251,6 +275,6 @@ def start_progress(serverapp, environ: Mapping[str, str] = os.environ) -> Tally 
     serverapp.event_logger.add_listener(schema_id=CONTENTS_EVENTS, listener=on_contents)
     settings[TALLY_SETTING] = tally
     # on the loop that runs the server (the one current at load time may not be)
-    token = environ["JUPYTERHUB_API_TOKEN"]
-    IOLoop.current().add_callback(report_forever, tally, f"{service_url(site)}api/progress", token)
+    url = f"{service_url(site)}api/progress"
+    IOLoop.current().add_callback(report_forever, tally, url, token, settings)
     return tally

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 import tomli_w
-from realsite import REPO, HubClient, _xsrf, wait_until
+from realsite import REPO, HubClient, _xsrf, run_in_kernel, wait_until
 from workshopkit import (
     COURSE,
     RECORDS,
@@ -140,6 +140,12 @@ def test_the_seats_are_the_pools_accounts_each_with_its_own_code(real_hub, poole
         assert any(r.startswith(f"{name},{seat},") and f",{code}," in r for r in rows[1:])
 
 
+def _cohort_row(web: httpx.Client, name: str, seat: str) -> dict:
+    answer = web.get(f"/services/factoryhub/api/workshops/{name}")
+    assert answer.status_code == 200, answer.text
+    return next(r for r in answer.json()["seats"] if r["seat"] == seat)
+
+
 def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_back(
     real_hub, hub_client: HubClient, pooled
 ):
@@ -194,6 +200,15 @@ def test_a_seat_code_takes_its_seat_a_name_alone_takes_nothing_the_key_gives_it_
             timeout=30,
         )
         assert reported.status_code == 200, reported.text
+        # her session counts a cell itself: a pool seat has the account's own name, so the
+        # session asks the service whether it is a seat (it counted nothing before)
+        asyncio.run(run_in_kernel(base, "/user/tpool02/", token, "1 + 1"))
+        with hub_client._logged_in("ttrainer") as trainer:
+            wait_until(
+                lambda: _cohort_row(trainer, name, "tpool02")["cells_run"] >= 4,
+                60,  # the session reports every 10 s
+                "tpool02's own cell on the cohort page",
+            )
         pooled["ada_cookies"] = httpx.Cookies(web.cookies)
     # her seat code also gives the seat back (it is that seat's key), and no second seat
     code_again = join(base, name, {"code": codes["tpool02"], "name": "Someone"})

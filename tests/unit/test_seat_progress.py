@@ -49,9 +49,8 @@ def test_a_seats_server_is_built_with_the_counting_connection():
     assert issubclass(CountingConnection, ZMQChannelsWebsocketConnection)
 
 
-def test_other_sessions_and_a_sites_own_connection_class_are_left_alone():
+def test_a_server_outside_the_hub_and_a_sites_own_connection_class_are_left_alone():
     app = ServerApp()
-    assert not link_progress(app, {**SEAT, "JUPYTERHUB_USER": "tlearner1"})  # no seat
     assert not link_progress(app, {**SEAT, "JUPYTERHUB_API_TOKEN": ""})
     assert not app.trait_has_value("kernel_websocket_connection_class")  # the default, later
 
@@ -64,13 +63,63 @@ def test_other_sessions_and_a_sites_own_connection_class_are_left_alone():
     assert not link_progress(ServerApp(), {**SEAT, "JUPYTER_GATEWAY_URL": "http://gw"})
 
 
-def test_the_session_keeps_its_tally_where_the_connections_find_it(demo_site):
+def test_a_pool_seats_session_counts_too(demo_site):
+    """Fails on the code before: a seat from the site's pool of training accounts has the
+    account's own name, and its session counted and reported nothing (judged by the name)."""
     app = ServerApp()
     app.init_event_logger()
     app.web_app = types.SimpleNamespace(settings={})
-    tally = start_progress(app, {**SEAT, SITE_ENV: json.dumps(public_site_data(demo_site))})
+    pool_seat = {**SEAT, "JUPYTERHUB_USER": "train001"}
+    tally = start_progress(app, {**pool_seat, SITE_ENV: json.dumps(public_site_data(demo_site))})
     assert isinstance(tally, Tally) and app.web_app.settings["factoryhub_progress"] is tally
     assert "kernel_websocket_connection_class" not in app.web_app.settings  # the trait's job
+    assert link_progress(ServerApp(), pool_seat)
+
+
+class FakeService(web.RequestHandler):
+    """The hub service's api/progress: a seat (200) or not (403); reports kept."""
+
+    def initialize(self, seat: bool, reports: list) -> None:
+        self.seat, self.reports = seat, reports
+
+    def get(self) -> None:
+        self.set_status(200 if self.seat else 403)
+
+    def post(self) -> None:
+        self.reports.append(json.loads(self.request.body))
+
+
+@pytest.mark.parametrize("seat", [True, False])
+async def test_a_session_reports_once_the_service_says_it_is_a_seats(monkeypatch, seat):
+    import asyncio
+
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    from factoryhub.session import progress
+
+    monkeypatch.setattr(progress, "REPORT_SECONDS", 0.01)
+    reports: list = []
+    sock, port = bind_unused_port()
+    http = HTTPServer(web.Application([("/p", FakeService, {"seat": seat, "reports": reports})]))
+    http.add_sockets([sock])
+    tally = Tally()
+    tally.cells = 2
+    settings = {"factoryhub_progress": tally}
+    task = asyncio.ensure_future(
+        progress.report_forever(tally, f"http://127.0.0.1:{port}/p", "t", settings)
+    )
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if reports or task.done():
+            break
+    task.cancel()
+    http.stop()
+    if seat:
+        assert reports == [{"notebooks_opened": [], "cells_run": 2}]
+        assert settings["factoryhub_progress"] is tally
+    else:
+        assert reports == [] and "factoryhub_progress" not in settings  # counting stopped
 
 
 def jupyterlab_message(msg_type: str, metadata: dict) -> bytes:
