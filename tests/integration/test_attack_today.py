@@ -88,7 +88,7 @@ def test_a_seat_of_one_workshop_gets_no_job_on_another_workshops_reservation():
         srun = ["srun", "--immediate=30", "-p", "training", "-A", "training", "-t", "1"]
         theirs = _as("tlearner1", *srun, "--reservation=tatk-b", "true")
         assert theirs.returncode != 0, "a seat ran on another workshop's reservation"
-        assert "Access/permission denied" in theirs.stderr, theirs.stderr
+        assert "Access denied to requested reservation" in theirs.stderr, theirs.stderr
         mine = _as("tlearner1", *srun, "--reservation=tatk-a", "true")
         assert mine.returncode == 0, mine.stderr
     finally:
