@@ -24,7 +24,13 @@ import sys
 from pathlib import Path
 
 MARKER = "etc/factoryhub-image"
-MOUNT_POINTS = ("etc/hosts", "etc/hostname", "etc/resolv.conf", "run/.containerenv", "run/podman-init")
+MOUNT_POINTS = (
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+    "run/.containerenv",
+    "run/podman-init",
+)
 FOLDERS = ("proc", "sys", "dev", "tmp", "run", "home", "root", "var/tmp", "opt", "etc")
 MERGED = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib64": "usr/lib64"}
 _DEPENDS = re.compile(r"([a-z0-9][a-z0-9+.-]+)(:\w+)?")
