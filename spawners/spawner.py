@@ -117,8 +117,8 @@ class SlurmSpawner(Spawner):
 
     prove_session = Any(
         ask_for_proof,
-        help="""Async callable (base URL, API token) -> bool asking the server at a reported
-        port to prove it is this session's before the hub routes to it (tests inject).""",
+        help="""Async callable (base URL, API token, log=logger) -> bool asking the server at a
+        reported port to prove it is this session's before the hub routes to it (tests inject).""",
     )
 
     @default("slurm_client")
@@ -389,7 +389,8 @@ class SlurmSpawner(Spawner):
         """No route to a port the session cannot prove is its own server (another service
         of the node, another learner's): the job is ended and the learner told."""
         base_url = self.server.base_url if self.server is not None else self.user.url
-        if await self.prove_session(f"http://{host}:{port}{base_url}", self.api_token):
+        base = f"http://{host}:{port}{base_url}"
+        if await self.prove_session(base, self.api_token, log=self.log):
             return
         self.log.warning(
             "%s: job %s reported port %d on %s, where no server proves to be the session's;"

@@ -356,7 +356,7 @@ def starting(spawner, fake_slurm, repo, tmp_path):
     spawner.api_token = "the-session-token"
     spawner.proofs = []
 
-    async def prove(base_url: str, token: str) -> bool:  # a server holding the session's token
+    async def prove(base_url: str, token: str, **_) -> bool:  # a server holding the token
         spawner.proofs.append((base_url, token))
         return token == "the-session-token"
 
