@@ -15,7 +15,7 @@ import os
 import pwd
 import stat
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from tornado import web
 from traitlets.config import Config
@@ -32,6 +32,8 @@ from factoryhub.identity import (
     unix_name,
 )
 from factoryhub.site import Site
+from factoryhub.workshop import workshop_of_seat
+from factoryhub.workshoppool import pool_accounts
 
 DISCOVERY = "/.well-known/openid-configuration"
 USER_CLAIMS = "oauth_user"  # where oauthenticator keeps the userinfo claims in auth_state
@@ -49,9 +51,14 @@ class ClaimMapping:
     """The callables oauthenticator calls at each login: the Unix name from the userinfo
     claims (``username_claim``) and the hub's groups from them (``auth_state_groups_key``)."""
 
-    def __init__(self, auth: AuthSettings, login_group: str = "") -> None:
+    def __init__(
+        self, auth: AuthSettings, login_group: str = "", seats: Collection[str] = ()
+    ) -> None:
         self.auth = auth
         self.login_group = login_group  # fh-act-as starts sessions for its members only
+        # workshop seats' accounts (the site's pool; `ws-<name>-NN` by their shape): handed
+        # out with a workshop's access code, never signed in to from the provider
+        self.seats = frozenset(seats)
 
     def username(self, claims: Mapping[str, object]) -> str:
         """The account `claims` map to; a 403 page with the reason when there is none."""
@@ -59,6 +66,14 @@ class ClaimMapping:
             name = unix_name(claims, self.auth)
         except LoginRefused as exc:
             raise refusal(str(exc)) from None
+        if workshop_of_seat(name) is not None or name in self.seats:
+            # the user name claim may be one a person chose at the provider: a seat's account
+            # (in the login group) would be theirs, with the work of whoever holds the seat
+            raise refusal(
+                f"Your account at {self.auth.label} maps to the user name {name}, a workshop"
+                " seat's account: seats are given out with a workshop's access code, not"
+                " signed in to. Ask the site's support."
+            )
         try:
             account = pwd.getpwnam(name)
         except KeyError:
@@ -129,7 +144,8 @@ def _set_pam(c: Config, site: Site) -> None:
 
 def _set_oidc(c: Config, site: Site) -> None:
     auth = site.auth
-    mapping = ClaimMapping(auth, site.hub.allowed_group)
+    seats = pool_accounts(site.workshops.account_pool)
+    mapping = ClaimMapping(auth, site.hub.allowed_group, seats)
     oidc = c.GenericOAuthenticator
     c.JupyterHub.authenticator_class = "generic-oauth"
     c.Authenticator.username_pattern = UNIX_NAME.pattern  # JupyterHub refuses any other name

@@ -25,6 +25,7 @@ from factoryhub.identity import (
 )
 from factoryhub.site import SiteError, public_site_data, site_from_data
 from factoryhub.spawners.auth import ClaimMapping, apply_auth, read_client_secret
+from factoryhub.workshoppool import pool_accounts
 
 OIDC = AuthSettings(
     kind="oidc",
@@ -264,6 +265,20 @@ def test_the_mapped_account_must_be_one_sessions_start_for(demo_site):
         mapping.username({"email": "nobody@uni.example"})
     assert refused.value.status_code == 403
     assert f"it is not in the group {demo_site.hub.allowed_group}" in str(refused.value)
+
+
+def test_a_workshop_seats_account_is_never_signed_in_to(demo_site):
+    """A person who chose a seat's name as their user name claim at the provider would get
+    the seat's account (in the login group), with the work of whoever holds the seat: seats
+    of the embedded site (ws-<name>-NN) and of the site's pool are refused by name."""
+    mapping = ClaimMapping(OIDC, "", pool_accounts(["train[001-003]"]))
+    for name in ("ws-intro-01", "ws-intro-200", "train002"):
+        with pytest.raises(web.HTTPError) as refused:
+            mapping.username({"email": f"{name}@uni.example"})
+        assert refused.value.status_code == 403
+        assert f"maps to the user name {name}, a workshop seat's account" in str(refused.value)
+    with pytest.raises(web.HTTPError, match="which is not an account"):  # not a seat: on
+        mapping.username({"email": "train004@uni.example"})
 
 
 def test_a_name_in_admin_users_is_no_way_in_without_a_group(demo_site):
