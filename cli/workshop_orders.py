@@ -59,6 +59,7 @@ def checked(site: Site, queued: QueuedOrder, now: datetime) -> WorkshopOrder:
         presets=course_presets(site) if order.action == "create" else {},
         trainers_of={name: w.trainers for name, w in workshops.items()},
         now=now,
+        active={n for n, w in workshops.items() if w.state == "active" and w.end_time > now},
     )
     return order
 

@@ -246,14 +246,18 @@ class WorkshopSettings:
     deleted at purge (the embedded site).
 
     A trainer (not an admin) may order a workshop on the hub's workshops page, with themselves
-    among its trainers and within two bounds: `trainer_max_seats` seats and
-    `trainer_max_gpu_hours` GPU-hours of budget (the budget the workshop's Slurm account gets:
-    seats × the courses' GPUs × the slot, or the order's own smaller budget). 0 seats: trainers
-    order no workshops (the admins do). Admins are not bounded by these."""
+    among its trainers and within these bounds: `trainer_max_seats` seats;
+    `trainer_max_gpu_hours` GPU-hours, both of the workshop's budget (its Slurm account's) and
+    of what its reservation holds back from everyone else (seats × the courses' GPUs × the
+    slot, whatever smaller budget the order names); a slot of at most `trainer_max_hours`; and
+    at most `trainer_max_workshops` of their workshops not yet ended. 0 seats: trainers order
+    no workshops (the admins do). Admins are not bounded by these."""
 
     account_pool: tuple[str, ...] = ()
     trainer_max_seats: int = 30
     trainer_max_gpu_hours: float = 100.0
+    trainer_max_hours: float = 12.0
+    trainer_max_workshops: int = 3
 
 
 @dataclass(frozen=True)
@@ -377,9 +381,12 @@ def _check_tls(hub: HubSettings) -> None:
 def _check_trainer_bounds(workshops: WorkshopSettings) -> None:
     if not 0 <= workshops.trainer_max_seats <= MAX_SEATS:
         raise SiteError(f"workshops.trainer_max_seats: a whole number from 0 to {MAX_SEATS}")
-    hours = workshops.trainer_max_gpu_hours
-    if not math.isfinite(hours) or hours < 0:
-        raise SiteError("workshops.trainer_max_gpu_hours: a number of hours, 0 or more")
+    for key in ("trainer_max_gpu_hours", "trainer_max_hours"):
+        hours = getattr(workshops, key)
+        if not math.isfinite(hours) or hours < 0:
+            raise SiteError(f"workshops.{key}: a number of hours, 0 or more")
+    if not 0 <= workshops.trainer_max_workshops <= 100:
+        raise SiteError("workshops.trainer_max_workshops: a whole number from 0 to 100")
 
 
 def _check(site: Site) -> Site:

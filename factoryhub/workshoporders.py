@@ -132,10 +132,18 @@ class TrainerBounds:
 
     max_seats: int
     max_gpu_hours: float
+    max_hours: float = 12.0  # a slot's length
+    max_workshops: int = 3  # their workshops not yet ended
 
     @classmethod
     def of(cls, site: Site) -> TrainerBounds:
-        return cls(site.workshops.trainer_max_seats, site.workshops.trainer_max_gpu_hours)
+        w = site.workshops
+        return cls(
+            w.trainer_max_seats,
+            w.trainer_max_gpu_hours,
+            w.trainer_max_hours,
+            w.trainer_max_workshops,
+        )
 
 
 def with_trainer(order: WorkshopOrder, trainer: str) -> WorkshopOrder:
@@ -154,14 +162,24 @@ def seat_gpus(order: WorkshopOrder, presets: Mapping[str, Mapping[str, object]])
     return max([c for c in counts if isinstance(c, int) and not isinstance(c, bool)] or [0])
 
 
+def slot_minutes(order: WorkshopOrder, now: datetime) -> int:
+    """The slot's length from now or its start (as `plan_workshop` reckons it)."""
+    start = max(parse_when(order.start, now), now.replace(microsecond=0))
+    return max(int((parse_when(order.end, now) - start).total_seconds() // 60), 0)
+
+
+def held_gpu_hours(order: WorkshopOrder, gpus_per_seat: int, now: datetime) -> float:
+    """The GPU-hours the workshop's reservation holds back from everyone else: seats × GPUs
+    × the slot, whatever budget the order names."""
+    return order.seats * gpus_per_seat * slot_minutes(order, now) / 60
+
+
 def gpu_hours(order: WorkshopOrder, gpus_per_seat: int, now: datetime) -> float:
-    """The GPU budget the workshop's account gets: the order's own, else seats × GPUs × the
-    slot from now or its start (as `plan_workshop` reckons it)."""
+    """The GPU budget the workshop's account gets: the order's own, else what its
+    reservation holds (`held_gpu_hours`)."""
     if order.gpu_hours:
         return float(order.gpu_hours)
-    start = max(parse_when(order.start, now), now.replace(microsecond=0))
-    minutes = max(int((parse_when(order.end, now) - start).total_seconds() // 60), 0)
-    return order.seats * gpus_per_seat * minutes / 60
+    return held_gpu_hours(order, gpus_per_seat, now)
 
 
 def check_trainer_order(
@@ -172,10 +190,12 @@ def check_trainer_order(
     gpus_per_seat: int,
     trains: Collection[str],
     now: datetime,
+    open_workshops: int = 0,
 ) -> None:
     """`OrderError` with a sentence when trainer `trainer` may not order `order`: a creation
     without them among its trainers or over the site's bounds, an end of a workshop they do
-    not train (`trains`: the names of the workshops whose trainers name them)."""
+    not train (`trains`: the names of the workshops whose trainers name them;
+    `open_workshops`: how many of those are not yet ended)."""
     if order.action == "end":
         if order.name not in trains:
             raise OrderError(f"name: you are not a trainer of workshop {order.name}")
@@ -189,12 +209,30 @@ def check_trainer_order(
             f"seats: a trainer may order at most {bounds.max_seats} on this site; ask an"
             " admin for a larger workshop"
         )
+    if open_workshops >= bounds.max_workshops:
+        raise OrderError(
+            f"you train {open_workshops} workshops not yet ended; a trainer may have at most"
+            f" {bounds.max_workshops} on this site: end one first, or ask an admin"
+        )
+    if slot_minutes(order, now) > bounds.max_hours * 60:
+        raise OrderError(
+            f"end: a trainer's workshop lasts at most {bounds.max_hours:g} hours on this site;"
+            " order a shorter slot, or ask an admin"
+        )
     budget = gpu_hours(order, gpus_per_seat, now)
     if budget > bounds.max_gpu_hours:
         raise OrderError(
             f"gpu_hours: this workshop's budget would be {budget:g} GPU-hours; a trainer may"
             f" order at most {bounds.max_gpu_hours:g} on this site (fewer seats, a shorter"
             " slot or a smaller GPU budget), or ask an admin"
+        )
+    held = held_gpu_hours(order, gpus_per_seat, now)
+    if held > bounds.max_gpu_hours:
+        raise OrderError(
+            f"seats: this workshop's reservation would hold {held:g} GPU-hours ({order.seats}"
+            f" seats × {gpus_per_seat} GPUs × the slot), whatever its budget; a trainer may"
+            f" hold at most {bounds.max_gpu_hours:g} on this site (fewer seats or a shorter"
+            " slot), or ask an admin"
         )
 
 
@@ -207,19 +245,23 @@ def check_order_rights(
     presets: Mapping[str, Mapping[str, object]],
     trainers_of: Mapping[str, Collection[str]],
     now: datetime,
+    active: Collection[str] | None = None,
 ) -> None:
     """Whether `by`, an admin or a trainer (`role`), may order `order`: an admin anything, a
     trainer as `check_trainer_order` says. `presets`: the catalogue's course presets;
-    `trainers_of`: each workshop on record and its trainers."""
+    `trainers_of`: each workshop on record and its trainers; `active`: the names of those not
+    yet ended, nor past their slot (None: every one on record)."""
     if role == "admin":
         return
     if role != "trainer":
         raise OrderError("only the site's trainers and admins order workshops")
+    trains = {name for name, trainers in trainers_of.items() if by in trainers}
     check_trainer_order(
         order,
         by,
         bounds,
         gpus_per_seat=seat_gpus(order, presets),
-        trains={name for name, trainers in trainers_of.items() if by in trainers},
+        trains=trains,
         now=now,
+        open_workshops=len(trains if active is None else trains & set(active)),
     )

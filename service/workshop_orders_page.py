@@ -111,14 +111,16 @@ class WorkshopOrdersHandler(ServiceAPI):
         if role != "admin":
             order = with_trainer(order, who)
         site = self.site
+        workshops = load_workshops(records_dir(site))
         check_order_rights(
             order,
             who,
             role,
             TrainerBounds.of(site),
             presets=course_presets(site) if order.action == "create" else {},
-            trainers_of={n: w.trainers for n, w in load_workshops(records_dir(site)).items()},
+            trainers_of={n: w.trainers for n, w in workshops.items()},
             now=now,
+            active={n for n, w in workshops.items() if w.state == "active" and w.end_time > now},
         )
         return order
 

@@ -95,40 +95,18 @@ def test_an_admins_tiny_gpu_budget_is_never_rounded_to_no_limit():
 # -- findings proposed: what the reservation holds is not bounded ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (proposed fix): a trainer's own smaller gpu_hours is what the bound counts,"
-    " but the reservation still holds whole GPU nodes for the whole slot, however long:"
-    " count seats x GPUs x slot (what the reservation keeps from everyone else) against"
-    " trainer_max_gpu_hours whatever gpu_hours says (workshoporders.check_trainer_order)",
-)
 def test_a_trainer_cannot_hold_the_gpu_nodes_for_a_week_with_a_small_budget():
     week = (NOW + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M")
     with pytest.raises(OrderError):
         as_trainer(trainers_order(seats="8", end=week, gpu_hours="40"))  # holds 1344 GPU-h
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (proposed fix): nothing bounds a trainer's CPU workshop in time: 20 seats"
-    " for a year reserve 40 cores of the cpu partition for a year; add [workshops]"
-    " trainer_max_hours (a slot's length, or core-hours) checked in check_trainer_order, and"
-    " a bound on a trainer's workshops not yet ended",
-)
 def test_a_trainer_cannot_reserve_cores_for_a_year():
     year = (NOW + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M")
     with pytest.raises(OrderError):
         as_trainer(trainers_order(courses="intro", seats="20", end=year))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (proposed fix): the bounds are per order, none across a trainer's"
-    " workshops: at the page's 30 orders a minute a trainer fills every partition with"
-    " reservations (the capacity check then refuses everyone else's workshops, an admin's"
-    " too); add [workshops] trainer_max_workshops (their workshops not ended, and their"
-    " orders waiting) or count seats and GPU-hours across them in check_order_rights",
-)
 def test_a_trainer_who_trains_many_workshops_cannot_order_one_more():
     trainers_of = {f"w{n}": ("ttrainer",) for n in range(20)}  # 20 workshops, all theirs
     with pytest.raises(OrderError):
@@ -312,3 +290,18 @@ async def test_previews_run_one_per_trainer_and_few_at_once(orders_page, monkeyp
     release.set()
     assert (await first).code == 200
     assert (await post("pv9")).code == 200  # the trainer's next preview, once it is done
+
+
+def test_only_a_trainers_workshops_not_yet_over_count_against_their_bound():
+    """Ended workshops, and workshops past their slot (nothing reserved any more), do not
+    count: a trainer who ran twenty workshops may order the next one."""
+    trainers_of = {f"w{n}": ("ttrainer",) for n in range(20)}
+    check_order_rights(
+        trainers_order(courses="intro"), "ttrainer", "trainer", BOUNDS, presets=PRESETS,
+        trainers_of=trainers_of, now=NOW, active={"w1", "w2"},
+    )  # fmt: skip
+    with pytest.raises(OrderError, match="not yet ended"):
+        check_order_rights(
+            trainers_order(courses="intro"), "ttrainer", "trainer", BOUNDS, presets=PRESETS,
+            trainers_of=trainers_of, now=NOW, active={"w1", "w2", "w3"},
+        )  # fmt: skip
