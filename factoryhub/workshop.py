@@ -73,6 +73,12 @@ def account_name(name: str) -> str:
     return f"ws-{name}"
 
 
+# The hub's group of every account a seat was given to (the join page adds it): what the hub
+# service's right to make tokens is limited to (`tokens!group=…`), for a trainer's read-only
+# look at a seat's notebook, so that no fault of the service mints one for anyone else.
+SEATS_GROUP = "factoryhub-seats"
+
+
 def trainer_group(name: str) -> str:
     """The Unix group whose members (the trainers) read the handout, archives and report."""
     return f"ws-{name}-trainers"

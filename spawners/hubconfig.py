@@ -17,6 +17,7 @@ from factoryhub.scheduler.slurm import watch_children_with_pidfd
 from factoryhub.security import NODE_PREFIX, require_floors
 from factoryhub.servicedb import read_announcements
 from factoryhub.site import Site
+from factoryhub.workshop import SEATS_GROUP
 
 from .auth import apply_auth
 from .database import hub_db_url, write_ahead_log
@@ -119,9 +120,10 @@ SERVICE_SCOPES = [
     "access:servers",
     # a trainer's read-only look at a seat's notebook (service.notebook_view) reads it with a
     # token of the seat itself, limited to the seat's own server and a minute, never with the
-    # service's token (the learner's server sees it). JupyterHub cannot limit this scope to
-    # the workshops' seats; the service makes such tokens only for a seat its caller trains.
-    "tokens",
+    # service's token (the learner's server sees it): only for accounts the join page gave
+    # out as seats (the hub's seats group), and the service makes one only for a seat its
+    # caller trains
+    f"tokens!group={SEATS_GROUP}",
 ]
 CULLER = "factoryhub-culler"
 # What jupyterhub-idle-culler needs and no more: list users, read their servers' activity and

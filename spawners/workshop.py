@@ -32,7 +32,7 @@ from jupyterhub.utils import new_token, url_path_join
 from tornado import web
 
 from factoryhub.site import Site, load_site
-from factoryhub.workshop import NAME
+from factoryhub.workshop import NAME, SEATS_GROUP
 from factoryhub.workshoprecord import (
     JoinRefused,
     Workshop,
@@ -92,6 +92,17 @@ def seat_options(site: Site, user: str, options: dict | None) -> dict | None:
     if workshop is None:
         return options
     return locked_options(workshop, options or {}, datetime.now())
+
+
+def in_seats_group(db, user: orm.User) -> None:
+    """`user`, a seat given out, in the hub's group of seats (made on first use)."""
+    group = orm.Group.find(db, SEATS_GROUP)
+    if group is None:
+        group = orm.Group(name=SEATS_GROUP)
+        db.add(group)
+    if group not in user.groups:
+        user.groups.append(group)
+        db.commit()
 
 
 def forget_earlier_holder(db, user: orm.User) -> None:
@@ -163,6 +174,7 @@ class JoinHandler(BaseHandler):
             await self._page(workshop, str(refused), 400)
             return
         user = self.user_from_username(seat)
+        in_seats_group(self.db, user.orm_user)
         if not rejoined:  # a new person on this account: nothing of an earlier one works
             forget_earlier_holder(self.db, user.orm_user)
         self.log.info(

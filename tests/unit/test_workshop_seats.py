@@ -383,3 +383,27 @@ def test_a_pool_seats_scratch_is_emptied_for_its_next_holder_without_following_l
     assert seats.clean_home("train001", ["train001"], str(scratch)) == 3
     assert list(home.iterdir()) == [] and list((scratch / "train001").iterdir()) == []
     assert (outside / "keep.txt").read_text() == "not the seat's"  # the link was not followed
+
+
+def test_a_seat_given_out_joins_the_hub_group_the_services_token_right_is_limited_to():
+    """The hub service may make tokens only for the hub's group of seats (`tokens!group=`): a
+    seat joins it when the join page gives it out (once, however often), and JupyterHub's own
+    scope filter lets the service's role reach that seat and not an admin."""
+    from jupyterhub import orm
+    from jupyterhub.scopes import check_scope_filter, parse_scopes
+
+    from factoryhub.spawners.hubconfig import SERVICE_SCOPES
+    from factoryhub.spawners.workshop import in_seats_group
+    from factoryhub.workshop import SEATS_GROUP
+
+    db = orm.new_session_factory("sqlite://")()
+    seat, admin = orm.User(name="ws-intro-01"), orm.User(name="admin", admin=True)
+    db.add_all([seat, admin])
+    db.commit()
+    in_seats_group(db, seat)
+    in_seats_group(db, seat)
+    assert [g.name for g in seat.groups] == [SEATS_GROUP] and admin.groups == []
+    assert "tokens" not in SERVICE_SCOPES  # never the unfiltered right
+    tokens = parse_scopes([s for s in SERVICE_SCOPES if s.startswith("tokens")])["tokens"]
+    assert check_scope_filter(tokens, seat, "user")
+    assert not check_scope_filter(tokens, admin, "user")
