@@ -71,7 +71,8 @@ def test_a_learner_asks_from_jupyterlab_and_staff_see_the_ticket(page, hub_clien
         assert r.status_code in (200, 201), r.text
         page.set_viewport_size({"width": 1400, "height": 1000})
         log_in(page, hub_client, "tlearner2", "**/user/tlearner2/lab**")
-        page.goto(f"{hub_client.base}/user/tlearner2/lab/tree/ask.ipynb")
+        # ?reset: tlearner2's saved workspace (another test's notebook left open) is not restored
+        page.goto(f"{hub_client.base}/user/tlearner2/lab/tree/ask.ipynb?reset")
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
         )
