@@ -164,7 +164,7 @@ def _running_in(rootfs: Path) -> list[str]:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # a race: some runs every cancel wins it (the session's CI run), most not
     raises=ContainerOutlivedItsJob,
     reason="with proctrack/linuxproc a Podman container outlives its cancelled job: conmon"
     " leaves the job's process tree and Slurm kills Podman before it forwards SIGTERM",
