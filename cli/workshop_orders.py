@@ -28,6 +28,7 @@ from factoryhub.workshoporders import (
     TrainerBounds,
     WorkshopOrder,
     check_order_rights,
+    on_record,
     parse_order,
 )
 from factoryhub.workshopstore import load_workshops, records_dir
@@ -57,9 +58,8 @@ def checked(site: Site, queued: QueuedOrder, now: datetime) -> WorkshopOrder:
         queued.role,
         TrainerBounds.of(site),
         presets=course_presets(site) if order.action == "create" else {},
-        trainers_of={name: w.trainers for name, w in workshops.items()},
         now=now,
-        active={n for n, w in workshops.items() if w.state == "active" and w.end_time > now},
+        **on_record(workshops, now),
     )
     return order
 

@@ -236,6 +236,15 @@ def check_trainer_order(
         )
 
 
+def on_record(workshops: Mapping[str, object], now: datetime) -> dict[str, object]:
+    """`check_order_rights`' view of the workshops on record: each one's trainers, and which
+    are still open (not ended, nor past their slot) for a trainer's bound."""
+    return {
+        "trainers_of": {n: w.trainers for n, w in workshops.items()},
+        "active": {n for n, w in workshops.items() if w.state == "active" and w.end_time > now},
+    }
+
+
 def check_order_rights(
     order: WorkshopOrder,
     by: str,

@@ -30,6 +30,7 @@ from factoryhub.workshoporders import (
     TrainerBounds,
     WorkshopOrder,
     check_order_rights,
+    on_record,
     parse_order,
     with_trainer,
 )
@@ -118,9 +119,8 @@ class WorkshopOrdersHandler(ServiceAPI):
             role,
             TrainerBounds.of(site),
             presets=course_presets(site) if order.action == "create" else {},
-            trainers_of={n: w.trainers for n, w in workshops.items()},
             now=now,
-            active={n for n, w in workshops.items() if w.state == "active" and w.end_time > now},
+            **on_record(workshops, now),
         )
         return order
 
