@@ -57,7 +57,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 
 def ensure_config(deploy_dir: Path) -> bool:
-    """Write slurm.conf and gres.conf; True when either changed."""
+    """Write slurm.conf, gres.conf, the task prolog and slurmdbd.conf; True when any changed."""
     SLURM_ETC.mkdir(parents=True, exist_ok=True)
     template = (deploy_dir / "slurm" / "slurm.conf.in").read_text()
     changed = _write_if_changed(
@@ -65,6 +65,11 @@ def ensure_config(deploy_dir: Path) -> bool:
     )
     gres = (deploy_dir / "slurm" / "gres.conf").read_text()
     changed = _write_if_changed(SLURM_ETC / "gres.conf", gres) or changed
+    prolog = SLURM_ETC / "taskprolog"  # run by slurmstepd as each job's user
+    changed = (
+        _write_if_changed(prolog, (deploy_dir / "slurm" / "taskprolog").read_text()) or changed
+    )
+    prolog.chmod(0o755)
     dbd = SLURM_ETC / "slurmdbd.conf"  # slurmdbd refuses a file others may read
     changed = (
         _write_if_changed(dbd, (deploy_dir / "slurm" / "slurmdbd.conf").read_text()) or changed
