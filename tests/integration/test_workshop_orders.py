@@ -33,7 +33,9 @@ def _token(web) -> str:
 
 def _result(web, number: str) -> str:
     """The order's result as the page shows it: "queued", "done" or "failed (exit N)"."""
-    row = re.search(rf'<tr id="order-{number}">(.*?)</tr>', web.get(PAGE).text, re.S)
+    page = web.get(PAGE)
+    assert page.status_code == 200, page.status_code  # 429: the service's rate limit
+    row = re.search(rf'<tr id="order-{number}">(.*?)</tr>', page.text, re.S)
     assert row, f"order {number} is not on the page"
     return re.search(r'class="result">([^<]*)<', row.group(1)).group(1)
 
@@ -46,8 +48,10 @@ def _order(web, fields: dict) -> str:
 
 
 def _run_by_root(web, number: str) -> None:
-    """Wait for root's periodic run to take the order (nobody runs it by hand)."""
-    wait_until(lambda: _result(web, number) != "queued", RUN_WITHIN, f"order {number}", 2)
+    """Wait for root's periodic run to take the order (nobody runs it by hand). A look every
+    5 s: the service allows a user 30 pages a minute after a burst of 20 (site.toml [limits]),
+    and looking every 2 s used them up while a run took long (the page answered 429)."""
+    wait_until(lambda: _result(web, number) != "queued", RUN_WITHIN, f"order {number}", 5)
     assert _result(web, number) == "done", web.get(PAGE).text[-3000:]
 
 
