@@ -166,10 +166,20 @@ class LimitSettings:
     """How often one user may ask the hub service (start estimates, the course catalogue):
     each request may run the scheduler, so each user has a bucket of `service_burst`
     requests refilled at `service_per_minute`; past it the service answers 429. Raise them
-    if learners' forms show "too many requests"; 0 per minute turns the limit off."""
+    if learners' forms show "too many requests"; 0 per minute turns the limit off.
+
+    `accounting_refresh_seconds`: how long one reading of the accounting database (every
+    user's accounts and QoS, every account's budget: one `sacctmgr` and one `sshare` call for
+    everyone) serves forms, estimates and starts; a new grant or budget shows within about
+    twice this. Lower it where slurmdbd answers fast and grants change often."""
 
     service_burst: int = 20
     service_per_minute: float = 30.0
+    accounting_refresh_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.accounting_refresh_seconds < 1:
+            raise SiteError("limits: accounting_refresh_seconds must be at least 1")
 
 
 @dataclass(frozen=True)

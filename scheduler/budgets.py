@@ -11,7 +11,7 @@ from factoryhub.slurmapi import SlurmAPI
 
 from .livesite import Refreshed, readings
 
-BUDGET_MAX_AGE = 60.0
+BUDGET_MAX_AGE = 60.0  # site.toml [limits] accounting_refresh_seconds; this is its default
 
 
 def budget_cache(client: SlurmAPI) -> Refreshed[dict[str, AccountBudget]]:
@@ -22,11 +22,15 @@ def budget_cache(client: SlurmAPI) -> Refreshed[dict[str, AccountBudget]]:
 
 
 async def check_budget(
-    client: SlurmAPI, request: ResourceRequest, accounts: tuple[str, ...]
+    client: SlurmAPI,
+    request: ResourceRequest,
+    accounts: tuple[str, ...],
+    max_age: float = BUDGET_MAX_AGE,
 ) -> None:
     """Refuse (`RequestError`, naming the field to change) a request its account's budget
-    cannot cover: Slurm would refuse it with a bare "AssocGrpGRESMinutes"."""
-    budgets = await budget_cache(client).get(BUDGET_MAX_AGE) or {}
+    cannot cover: Slurm would refuse it with a bare "AssocGrpGRESMinutes". The budgets read at
+    most `max_age` seconds ago serve."""
+    budgets = await budget_cache(client).get(max_age) or {}
     account = charged_account(request.account, accounts)
     why = budget_refusal(
         budgets.get(account),

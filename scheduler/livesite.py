@@ -18,6 +18,7 @@ from factoryhub.scheduler.slurm import Associations, SlurmClient, SlurmError
 
 CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
 ASSOCIATIONS_MAX_AGE = 60.0  # seconds a reading of everyone's accounts and QoS is trusted
+# (site.toml [limits] accounting_refresh_seconds; this is its default)
 UNLISTED_RECHECK = 5.0  # a user the reading lacks makes a new one, at most this often
 
 _log = logging.getLogger(__name__)
@@ -94,13 +95,14 @@ class AssociationCache:
     def __init__(self, client: SlurmClient) -> None:
         self._reading: Refreshed[Mapping[str, Associations]] = Refreshed(client.all_associations)
 
-    async def get(self, user: str) -> Associations | None:
+    async def get(self, user: str, max_age: float = ASSOCIATIONS_MAX_AGE) -> Associations | None:
         """None on a site without an accounting database (site.toml's [access] applies); while
-        the database does not answer, its last answer. A user it does not list has none."""
+        the database does not answer, its last answer. A user it does not list has none. A
+        reading older than `max_age` seconds is renewed in the background."""
         last = self._reading.value
         unlisted = self._reading.taken and last is not None and user not in last
         everyone = await self._reading.get(
-            ASSOCIATIONS_MAX_AGE, wait=bool(unlisted) and self._reading.age >= UNLISTED_RECHECK
+            max_age, wait=bool(unlisted) and self._reading.age >= UNLISTED_RECHECK
         )
         if everyone is None:
             return None

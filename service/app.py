@@ -127,10 +127,11 @@ class EstimateHandler(RateLimited, HubOAuthenticated, web.RequestHandler):
             without_live_fields(options)
             capacity = await self.cache.get()
             reservations = capacity.reservations if capacity else ()
-            associations = await association_cache(self.client).get(user)
+            refresh = site.limits.accounting_refresh_seconds
+            associations = await association_cache(self.client).get(user, refresh)
             access = access_for(site, user, reservations, associations)
             request = parse_request(options, site, access)
-            await check_budget(self.client, request, access.accounts)  # cached a minute
+            await check_budget(self.client, request, access.accounts, refresh)
         except RequestError as exc:
             self._reply(400, {"message": str(exc), "field": exc.field})
             return

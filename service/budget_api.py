@@ -9,7 +9,7 @@ from tornado import web
 
 from factoryhub.budget import budget_json
 from factoryhub.request import access_for
-from factoryhub.scheduler.budgets import BUDGET_MAX_AGE, budget_cache
+from factoryhub.scheduler.budgets import budget_cache
 from factoryhub.scheduler.livesite import association_cache, shared_client
 
 from .support_page import ServiceAPI
@@ -21,6 +21,7 @@ class BudgetAPIHandler(ServiceAPI):
         site = self.site
         user = self.current_user["name"]
         client = shared_client(site.slurm.bin_dir, site.slurm.command_timeout)
-        associations = await association_cache(client).get(user)
+        refresh = site.limits.accounting_refresh_seconds
+        associations = await association_cache(client).get(user, refresh)
         accounts = access_for(site, user, (), associations).accounts
-        self.reply(200, budget_json(accounts, await budget_cache(client).get(BUDGET_MAX_AGE)))
+        self.reply(200, budget_json(accounts, await budget_cache(client).get(refresh)))

@@ -89,7 +89,9 @@ class CatalogueHandler(ServicePage):
         site = self.site
         capacity = await self.cache.get()
         reservations = capacity.reservations if capacity else ()
-        associations = await association_cache(self.client).get(user)
+        associations = await association_cache(self.client).get(
+            user, site.limits.accounting_refresh_seconds
+        )
         access = access_for(site, user, reservations, associations)
         courses = published_courses(site)
         # each estimate may wait on the scheduler (sbatch --test-only): ask for all at once

@@ -15,7 +15,7 @@ from factoryhub.culling import cull_notice, read_records
 from factoryhub.durations import parse_minutes
 from factoryhub.maintenance import maintenance_notice
 from factoryhub.request import ResourceRequest, UserAccess
-from factoryhub.scheduler.budgets import BUDGET_MAX_AGE, budget_cache
+from factoryhub.scheduler.budgets import budget_cache
 from factoryhub.site import Site
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ async def form_notices(
 ) -> Notices:
     """The notices of the spawner's learner's form (`request`: the one the form shows)."""
     site, user = spawner.site, spawner.user.name
-    budgets = await budget_cache(spawner.slurm_client).get(BUDGET_MAX_AGE) or {}
+    budgets = await budget_cache(spawner.slurm_client).get(site.limits.accounting_refresh_seconds)
+    budgets = budgets or {}
     budget = [line for a in access.accounts if a in budgets for line in describe_budget(budgets[a])]
     return Notices(
         culled=culled_notice(site, user),

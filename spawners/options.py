@@ -117,7 +117,8 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
         bounded = seat_options(site, user, bounded_options(options or {}))  # a workshop seat
         courses = course_presets(site) if bounded.get("course") else {}
         draft = draft_request(bounded, site, courses, workshop_seat=seat)
-        associations = await association_cache(ctx.client).get(user)
+        refresh = site.limits.accounting_refresh_seconds
+        associations = await association_cache(ctx.client).get(user, refresh)
         draft.resolve(access_for(site, user, (), associations), reservations_known=False)
         if not await ctx.client.controller_up():  # milliseconds, not sbatch's ~18 s
             raise refuse(user, 503, UNAVAILABLE, options, None)
@@ -129,7 +130,7 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
         request = draft.resolve(access)
         if capacity is not None and (reason := never_reason(request, capacity)):
             raise RequestError(f"cannot start: {reason}")
-        await check_budget(ctx.client, request, access.accounts)  # cached a minute
+        await check_budget(ctx.client, request, access.accounts, refresh)
     except RequestError as exc:
         raise refuse(user, 400, str(exc), options, exc.field) from None
     _REFUSALS.pop(user, None)  # an earlier refusal is answered
@@ -211,7 +212,8 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
     """The spawn form with the partitions' free capacity and the default request's estimate."""
     capacity = await spawner.live_capacity()
     reservations = capacity.reservations if capacity else ()
-    associations = await association_cache(spawner.slurm_client).get(spawner.user.name)
+    refresh = spawner.site.limits.accounting_refresh_seconds
+    associations = await association_cache(spawner.slurm_client).get(spawner.user.name, refresh)
     access = access_for(spawner.site, spawner.user.name, reservations, associations)
     prefill = _PREFILLS.pop(spawner, None)
     refusal = take_refusal(spawner.user.name)
@@ -222,7 +224,7 @@ async def live_options_form(spawner: SlurmSpawner) -> str:
         estimate = Estimate("never", f"cannot start: {exc}")
     else:
         try:  # the budget too, as the live estimate and Start hold it
-            await check_budget(spawner.slurm_client, request, access.accounts)
+            await check_budget(spawner.slurm_client, request, access.accounts, refresh)
         except RequestError as exc:
             estimate = Estimate("never", str(exc))
         else:

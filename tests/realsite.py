@@ -134,6 +134,9 @@ def write_test_site(
     # The idle culler looks every 5 s; its thresholds stay the site's (hours) unless a test
     # of culling shortens them in this file for its own sessions (tests/integration/test_culling)
     raw["culling"]["every_seconds"] = 5
+    # Accounts, QoS and budgets read again every 5 s, not every minute: a grant or budget a
+    # test makes shows in the hub within seconds (tests/integration/test_budget.py)
+    raw.setdefault("limits", {})["accounting_refresh_seconds"] = 5
     # An environment without a server in it: its jobs die before reporting a port (F14).
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     # One whose server takes 15 s to start: a job that runs before its port is known (F2).

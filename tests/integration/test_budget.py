@@ -42,11 +42,12 @@ def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_
             "You have 1.5 GPU-hours left on tbudget (0 used, of 1.5).",
             "You have 10 CPU-hours left on tbudget (0 used, of 10).",
         ]
-        # the hub reads every account's budget at most once a minute, and the learner's
-        # accounts too: the new account shows within two readings
+        # the hub reads every account's budget, and the learner's accounts too, at most every
+        # accounting_refresh_seconds (the test site: 5): the new account shows within two
+        # readings
         wait_until(
             lambda: all(line in hub_client.spawn_page(LEARNER) for line in lines),
-            150,
+            60,
             "the spawn form shows the tbudget budget",
             5,
         )

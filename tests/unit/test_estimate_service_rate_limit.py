@@ -11,7 +11,7 @@ from tornado.testing import bind_unused_port
 
 from factoryhub.service.app import LIMITER, RateLimited
 from factoryhub.service.rate_limit import RateLimiter, retry_after
-from factoryhub.site import parse_site
+from factoryhub.site import LimitSettings, SiteError, parse_site
 
 
 class FakeClock:
@@ -76,6 +76,16 @@ def test_site_toml_sets_the_limit(demo_site):
         '[partitions.cpu]\n[environments.default]\nlabel = "x"\nprefix = "/x"\n'
     )
     assert (site.limits.service_burst, site.limits.service_per_minute) == (5, 0.0)
+    assert site.limits.accounting_refresh_seconds == 60.0  # the default
+
+
+def test_site_toml_sets_how_long_an_accounting_reading_serves():
+    body = '[partitions.cpu]\n[environments.default]\nlabel = "x"\nprefix = "/x"\n'
+    assert parse_site(f"[limits]\naccounting_refresh_seconds = 5\n{body}").limits == (
+        LimitSettings(accounting_refresh_seconds=5.0)
+    )
+    with pytest.raises(SiteError, match="accounting_refresh_seconds must be at least 1"):
+        parse_site(f"[limits]\naccounting_refresh_seconds = 0\n{body}")
 
 
 class _Whoever(RateLimited, web.RequestHandler):

@@ -476,15 +476,22 @@ async def test_associations_are_read_for_everyone_and_refreshed_behind_the_start
     fake_slurm.listed = ("alice", "bob", "carol", "dave")  # dave was just given an account
     assert (await cache.get("dave")).accounts == ("ai-research",)  # a new reading, awaited
     assert fake_slurm.calls == [("sacctmgr", "*")] * 2
-    monkeypatch.setattr(livesite, "ASSOCIATIONS_MAX_AGE", 0.0)  # every call refreshes
+    # max age 0 (site.toml's accounting_refresh_seconds, made tiny): every call refreshes
     fake_slurm.accounting = None  # sacctmgr does not answer (slurmdbd down)
-    assert (await cache.get("alice")).accounts == ("ai-research",)  # no wait: the last reading
+    assert (await cache.get("alice", 0.0)).accounts == ("ai-research",)  # no wait: the last one
     await background()
-    assert (await cache.get("alice")).accounts == ("ai-research",)  # the failed refresh kept it
+    assert (await cache.get("alice", 0.0)).accounts == (
+        "ai-research",
+    )  # the failed refresh kept it
     fake_slurm.accounting = Associations(("training",), ("normal",))
-    await cache.get("alice")
+    await cache.get("alice", 0.0)
     await background()
-    assert (await cache.get("alice")).accounts == ("training",)
+    assert (await cache.get("alice", 0.0)).accounts == ("training",)
+    await background()  # the refresh that last call started
+    calls = len(fake_slurm.calls)
+    await cache.get("alice")  # the default age: 60 s; this reading is fresh
+    await background()
+    assert len(fake_slurm.calls) == calls
 
 
 async def test_without_an_accounting_database_site_toml_applies(fake_slurm):
