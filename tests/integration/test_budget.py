@@ -55,8 +55,13 @@ def test_the_form_shows_what_sshare_says_and_a_request_over_it_is_explained(hub_
         # the hub service tells a learner (and the GPU widget, with the session's token) the
         # budgets of their own accounts, and no one else's
         service = f"{hub_client.base}/services/factoryhub/api/budget"
-        mine = httpx.get(service, headers={"Authorization": f"token {token}"}, timeout=30).json()
-        (tbudget,) = [a for a in mine["accounts"] if a["account"] == ACCOUNT]
+
+        def budget_listed() -> list[dict]:
+            mine = httpx.get(service, headers={"Authorization": f"token {token}"}, timeout=30)
+            return [a for a in mine.json()["accounts"] if a["account"] == ACCOUNT]
+
+        # the service keeps readings of its own, renewed the same way
+        (tbudget,) = wait_until(budget_listed, 60, "the service lists the tbudget budget", 5)
         assert tbudget["lines"] == lines and tbudget["left"] == {"cpu": 600, "gres/gpu": 90}
         other = hub_client.login_token("tlearner2")
         theirs = httpx.get(service, headers={"Authorization": f"token {other}"}, timeout=30)
