@@ -201,7 +201,8 @@ def step_options(job: SessionJob) -> list[str]:
 def render_step_script(job: SessionJob, scancel: str) -> str:
     """The script of an immediate allocation's step (run by `bash -c`). Unlike a batch job,
     an allocation outlives its last step, so when the server exits the script ends the
-    allocation itself (`scancel` of its own job), leaving nothing to look like a session."""
+    allocation itself (`scancel` of its own job), leaving nothing to look like a session. The
+    server runs as the shell's child until it is gone, so Slurm's kill of the step reaches it."""
     scancel = _checked(scancel, _SAFE_PATH, "scancel path")
     lines = [
         "# The step's own output reaches the hub through srun: the server says there, on fd 3,",
@@ -211,8 +212,18 @@ def render_step_script(job: SessionJob, scancel: str) -> str:
         *_prologue(job.hooks),
     ]
     lines += [
-        shlex.join(_server_argv(job)),
-        'echo "FactoryHub session: the server exited with status $?; ending job $SLURM_JOB_ID"',
+        "# Slurm ends a step with SIGTERM, then SIGKILL after KillWait, to the processes it finds",
+        "# in the step. A shell killed by the SIGTERM would leave its server to init, outside",
+        "# the step (proctrack/linuxproc finds processes by parentage): one slow to stop, or one",
+        "# that ignores SIGTERM, would then outlive its job. So the shell passes the signal on and",
+        "# stays until the server is gone, and SIGKILL finds both.",
+        "trap 'kill -TERM \"$server\" 2>/dev/null' TERM INT HUP",
+        f"{shlex.join(_server_argv(job))} &",
+        "server=$!",
+        'wait "$server"; status=$?',
+        'while kill -0 "$server" 2>/dev/null; do wait "$server"; status=$?; done',
+        'echo "FactoryHub session: the server exited with status $status;'
+        ' ending job $SLURM_JOB_ID"',
         f'exec {scancel} "$SLURM_JOB_ID"',
         "",
     ]

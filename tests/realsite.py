@@ -85,6 +85,17 @@ def liar_environment() -> Path:
     return prefix
 
 
+def stubborn_environment() -> Path:
+    """A Python prefix whose `jupyterhub-singleuser` ignores SIGTERM and never starts: only
+    Slurm's SIGKILL ends it (a server whose shutdown hangs, as one did in CI)."""
+    prefix = Path("/srv/factoryhub-test/stubborn-env")
+    (prefix / "bin").mkdir(parents=True, exist_ok=True)
+    script = prefix / "bin" / "jupyterhub-singleuser"
+    script.write_text("#!/bin/bash\ntrap '' TERM\nexec sleep 271\n")  # 271: findable
+    script.chmod(0o755)
+    return prefix
+
+
 def as_test_accounts(raw: dict) -> dict:
     """site.toml data with the tests' accounts where the demo's are named (hub admins and
     trainers, [access] accounts and QoS), and no demo accounts or passwords (pure)."""
@@ -141,6 +152,11 @@ def write_test_site(
     raw["environments"]["broken"] = {"label": "Broken (tests)", "prefix": "/opt/no-such-env"}
     # One whose server takes 15 s to start: a job that runs before its port is known (F2).
     raw["environments"]["slow"] = {"label": "Slow (tests)", "prefix": str(slow_environment())}
+    # One whose server ignores SIGTERM and never reports a port (test_spawn.py).
+    raw["environments"]["stubborn"] = {
+        "label": "Stubborn (tests)",
+        "prefix": str(stubborn_environment()),
+    }
     # One that points its session's route at another service of the node (the hub's API).
     raw["environments"]["liar"] = {"label": "Liar (tests)", "prefix": str(liar_environment())}
     # Support requests go to the tests' own SMTP server (tests/integration/test_support.py).

@@ -1,11 +1,20 @@
 """A learner's JupyterLab as a Slurm job of the learner, through the real hub and proxy."""
 
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from realsite import _xsrf, job_id_in, job_of, run_in_kernel, squeue_row, wait_until
+from realsite import (
+    _xsrf,
+    job_id_in,
+    job_of,
+    run_in_kernel,
+    server_job,
+    squeue_row,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -94,6 +103,33 @@ def test_job_cancelled_outside_the_hub_is_noticed(hub_client):
     assert "/user/tlearner3" not in hub_client.routes()
     hub_client.start("tlearner3", token)  # the learner can start again, no admin needed
     hub_client.stop("tlearner3", token)
+
+
+def _stubborn_servers(user: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-u", user, "-x", "-f", "sleep 271"], capture_output=True)
+    return found.stdout.decode().split()
+
+
+def test_a_server_that_ignores_sigterm_does_not_outlive_its_stopped_session(hub_client):
+    """Stopping a session cancels its job; Slurm sends SIGTERM to the step, then SIGKILL after
+    KillWait (10 s). A server that does not stop on SIGTERM (in CI a JupyterLab's shutdown
+    hung) must still be gone with its job: the step's shell used to die from the SIGTERM and
+    leave the server to init, where proctrack/linuxproc no longer sees it."""
+    user = "tlearner3"
+    token = hub_client.login_token(user)
+    assert not _stubborn_servers(user)
+    with hub_client.api(token) as api:
+        r = api.post(f"/users/{user}/server", json={"user_options": {"environment": "stubborn"}})
+        assert r.status_code == 202, r.text
+    job_id = wait_until(lambda: server_job(user, "R"), 30, "the session's job running")
+    wait_until(lambda: _stubborn_servers(user), 30, "the stubborn server running")
+    hub_client.stop(user, token)
+    wait_until(
+        lambda: squeue_row(job_id).get("state", "gone") in ("CANCELLED", "COMPLETED", "gone"),
+        60,
+        "the job ended",
+    )
+    wait_until(lambda: not _stubborn_servers(user), 30, "the server gone with its job", 1)
 
 
 def test_a_link_starts_nothing_only_the_forms_xsrf_post_does(hub_client):

@@ -94,6 +94,11 @@ def test_an_immediate_allocation_is_never_signalled_and_its_step_ends_it(demo_si
     assert not script.startswith("#!") and "#SBATCH" not in script
     lines = script.splitlines()
     assert lines[-1] == 'exec /usr/bin/scancel "$SLURM_JOB_ID"'  # when the server exits
+    # the server is the shell's child until it is gone: Slurm's SIGTERM is passed on, not fatal
+    trap = lines.index("trap 'kill -TERM \"$server\" 2>/dev/null' TERM INT HUP")
+    (started,) = [i for i, line in enumerate(lines) if line.endswith(" &")]
+    assert trap < started and lines[started + 1] == "server=$!"
+    assert 'while kill -0 "$server" 2>/dev/null; do wait "$server"; status=$?; done' in lines
     assert "--cpus-per-task=" + str(job.request.cpus) in step_options(job)
     with pytest.raises(ValueError, match="scancel path"):
         render_step_script(job, "/usr/bin/scancel; reboot")

@@ -59,9 +59,8 @@ def test_an_immediate_session_carries_the_hooks(site):
     job = _session(site)
     assert "--constraint=h100&ib" in salloc_options(job)
     script = render_step_script(job, "/usr/bin/scancel").splitlines()
-    assert script.index("module load cuda/12.2") < script.index(
-        "/opt/env/bin/jupyterhub-singleuser"
-    )
+    server = next(i for i, line in enumerate(script) if line.startswith("/opt/env/bin/jupyter"))
+    assert script.index("module load cuda/12.2") < server
     assert script.index("umask 077") < script.index("module load cuda/12.2")  # logged as theirs
 
 
