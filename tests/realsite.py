@@ -511,6 +511,36 @@ async def _collect_stdout(ws, msg_id: str) -> str:
             return "".join(out)
 
 
+_LEFT = re.compile(r"You have ([\d.]+) (GPU|CPU)-hours left on ([\w.-]+)")
+
+
+def hours_left(text: str) -> dict[tuple[str, str], float]:
+    """{("training", "GPU"): 9999.4, …}: every "You have … hours left on …" sentence in `text`."""
+    return {(m[3], m[2]): float(m[1]) for m in _LEFT.finditer(text)}
+
+
+def budget_reading(base: str, token: str) -> dict[tuple[str, str], float]:
+    """What the hub service's budget API says is left of each of the token's accounts."""
+    answer = httpx.get(
+        f"{base}/services/factoryhub/api/budget",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return hours_left(" ".join(line for a in answer.json()["accounts"] for line in a["lines"]))
+
+
+def assert_between_readings(shown: dict, before: dict, after: dict) -> None:
+    """`shown` is a budget reading of the service made between `before` and `after`: the same
+    accounts, and each figure between theirs. Usage only grows on this site (no decay; Slurm adds
+    running jobs' usage each minute, and the service renews its reading every 5 s), so two
+    readings moments apart may differ, and a reading between them lies between them (CI failed
+    when the tests compared with a reading made later: 999.9 shown, 998.9 by then)."""
+    assert shown and shown.keys() == before.keys() == after.keys(), (shown, before, after)
+    for key, left in shown.items():
+        assert after[key] <= left <= before[key], (key, shown, before, after)
+
+
 def notebook_model(cells: list[str]) -> dict:
     """A notebook of code cells, as the Jupyter contents API takes it."""
     code = [

@@ -15,6 +15,7 @@ to keep CI short:
 Screenshots: lab-idle-warning.png, lab-budget-indicator.png, lab-support-dialog.png,
 lab-announcement.png (reports/screenshots/, docs/images/ with FACTORYHUB_REFRESH_DOCS=1)."""
 
+import re
 import tomllib
 
 import httpx
@@ -22,10 +23,18 @@ import pytest
 import tomli_w
 from chromium import IMAGES
 from playwright.sync_api import expect
-from realsite import PASSWORDS, TEST_ACCOUNTS, job_id_in, notebook_model, squeue_row
+from realsite import (
+    PASSWORDS,
+    TEST_ACCOUNTS,
+    assert_between_readings,
+    budget_reading,
+    hours_left,
+    job_id_in,
+    notebook_model,
+    squeue_row,
+)
 
 from factoryhub.culling import exemptions_path, read_exemptions
-from factoryhub.session.services import indicator_text
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +52,10 @@ SHOW = """(state) => {
 
 def _auth(token: str) -> dict:
     return {"Authorization": f"token {token}"}
+
+
+def _of(reading: dict, account: str) -> dict:
+    return {key: left for key, left in reading.items() if key[0] == account}
 
 
 def _shorter_culling(original: str) -> str:
@@ -76,6 +89,7 @@ def test_the_plugin_warns_keeps_shows_the_budget_asks_support_and_announces(
         r = httpx.put(settings, json={"raw": '{"autosave": false}'}, headers=_auth(token))
         assert r.status_code == 204, r.text  # only FactoryHub's warning can save the typing
 
+        before = budget_reading(hub_client.base, token)  # the plugin reads it once the lab opens
         page.set_viewport_size({"width": 1400, "height": 900})
         page.goto(f"{hub_client.base}/hub/login")
         page.fill("#username_input", LEARNER)
@@ -88,13 +102,18 @@ def test_the_plugin_warns_keeps_shows_the_budget_asks_support_and_announces(
         editor.first.click()
         page.keyboard.type("model.fit(data)  # typed, never saved by hand")
 
-        # the budget, as the hub service says it for the session's account
-        budget = httpx.get(f"{service}/budget", headers=_auth(token), timeout=30).json()
+        # the budget, as the hub service said it for the session's account while the lab opened
         assert squeue_row(job)["account"] == "ai-research"
-        words, _ = indicator_text(budget, "ai-research")
-        assert words.endswith("GPU-hours left on ai-research"), budget
         indicator = page.locator("#fh-budget")
-        expect(indicator).to_have_text(words, timeout=30_000)
+        expect(indicator).to_have_text(
+            re.compile(r"^[\d.]+ GPU-hours left on ai-research$"), timeout=30_000
+        )
+        after = budget_reading(hub_client.base, token)
+        sentences = indicator.get_attribute("title") or ""
+        assert sentences.startswith(f"You have {indicator.inner_text()} ("), sentences
+        assert_between_readings(
+            hours_left(sentences), *(_of(reading, "ai-research") for reading in (before, after))
+        )
         page.locator("#jp-top-panel").screenshot(path=IMAGES / "lab-budget-indicator.png")
 
         # the announcement; then the page is left in the background: the idle warning, after

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from chromium import IMAGES
+from clock import clock
 from playwright.sync_api import expect
 from realsite import notebook_model
 
@@ -62,15 +63,9 @@ def maintenance():
         assert name not in [r.name for r in _run(admin.reservations())]
 
 
-def _clock(moment: datetime) -> str:
-    """A time as the notices write it: with its day when that is not today (the window, 3 to
-    4 hours ahead, crosses midnight when the test runs after 20:00; CI failed so)."""
-    return f"{moment:%H:%M}" if moment.date() == datetime.now().date() else f"{moment:%-d %b %H:%M}"
-
-
 def test_a_maintenance_window_shows_in_the_form_and_the_gpu_widget(maintenance, page, hub_client):
     start, end = maintenance
-    head = f"The gpu nodes go into maintenance at {_clock(start)} (until {_clock(end)})"
+    head = f"The gpu nodes go into maintenance at {clock(start)} (until {clock(end)})"
     token = hub_client.login_token(LEARNER)
     page.set_viewport_size({"width": 1400, "height": 1000})
     log_in(page, hub_client, LEARNER)
@@ -111,14 +106,14 @@ def test_a_maintenance_window_shows_in_the_form_and_the_gpu_widget(maintenance, 
         )
         assert said, short.inner_text()
         soon = [datetime.now() + timedelta(minutes=m) for m in (59, 60, 61)]
-        assert said.group(1) in [_clock(moment) for moment in soon]
+        assert said.group(1) in [clock(moment) for moment in soon]
 
         # four hours would run into it: the start says after the maintenance, and the
         # maintenance line the longest job that ends in time
         long = outputs.nth(1)
         latest = start - timedelta(minutes=MARGIN_MINUTES)
         expect(long).to_contain_text(
-            f"{head}; a job started now would have to end by {_clock(latest)}: ask for at most",
+            f"{head}; a job started now would have to end by {clock(latest)}: ask for at most",
             timeout=60_000,
         )
         expect(long).to_contain_text("or it starts after the maintenance.")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from clock import clock
 from realsite import wait_until
 
 from factoryhub.scheduler.admin import SlurmAdmin
@@ -36,7 +37,7 @@ def test_a_maintenance_reservation_shows_in_the_form_and_the_estimate(real_hub, 
         start = datetime.fromisoformat(window.start)
         end = datetime.fromisoformat(window.end)
         said = (
-            f"The gpu nodes go into maintenance at {start:%H:%M} (until {end:%H:%M}); a session"
+            f"The gpu nodes go into maintenance at {clock(start)} (until {clock(end)}); a session"
             " started now would end at "
         )
         # the hub reads reservations with the partitions' capacity, at most a few seconds old
@@ -61,7 +62,7 @@ def test_a_maintenance_reservation_shows_in_the_form_and_the_estimate(real_hub, 
         assert body["kind"] == "later", body
         latest = start - timedelta(minutes=5)
         assert (
-            f"a session started now would have to end by {latest:%H:%M}: ask for at most"
+            f"a session started now would have to end by {clock(latest)}: ask for at most"
             in (body["message"])
         )
         assert body["message"].endswith("or it starts after the maintenance.")

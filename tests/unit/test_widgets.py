@@ -430,6 +430,8 @@ async def test_the_gpu_widget_says_when_the_partitions_nodes_go_into_maintenance
     from dataclasses import replace
     from datetime import datetime, timedelta
 
+    from clock import clock
+
     from factoryhub.capacity import parse_reservations
     from factoryhub.scheduler.livesite import forget_readings
 
@@ -451,7 +453,7 @@ async def test_the_gpu_widget_says_when_the_partitions_nodes_go_into_maintenance
     widget.walltime.value = "04:00:00"
     await widget.refresh_estimate()
     said = widget.maintenance_line.value
-    assert said.startswith(f"The gpu nodes go into maintenance at {start:%H:%M}")
+    assert said.startswith(f"The gpu nodes go into maintenance at {clock(start)}")
     assert "a job started now would have to end by" in said
     # the start says only when: the maintenance line says the rest (of a job, not a session)
     assert widget.estimate.start == end
