@@ -409,8 +409,8 @@ def p7_series(
 ) -> dict[str, object]:
     """The workshop made, `repeat` rounds of floor then FactoryHub, the workshop ended and
     purged, the hub and proxy stopped whatever happens. `spawn_limit` sets JupyterHub's
-    concurrent_spawn_limit (0: none) for an experiment; None keeps FactoryHub's (JupyterHub's
-    default, 100)."""
+    concurrent_spawn_limit (0: none) for an experiment; None keeps the demo site.toml's
+    (`[hub] concurrent_spawn_limit`)."""
     base = scratch / "p7"
     base.mkdir(mode=0o755)
     limited = spawn_limit is not None
@@ -428,7 +428,8 @@ def p7_series(
     )
     floor_pidfile, floor_api, floor_token = start_floor_proxy(scratch)
     record: dict[str, object] = {"seats": seats, "spread_s": SPREAD_S, "lean_cmd": LEAN}
-    record["spawn_limit"] = spawn_limit
+    record["spawn_limit"] = spawn_limit if limited else instance.site.hub.concurrent_spawn_limit
+    record["spawn_limit_from"] = "experiment" if limited else "site.toml"
     name = ""
     try:
         course = seat_course(base, instance.site_path)

@@ -28,11 +28,12 @@ def _retries(p7: dict) -> str:
     s = p7["summary"]
     spans = ", ".join(f"{r['span_s']:.0f}" for r in p7.get("runs", {}).get("factoryhub", []))
     limit = p7.get("spawn_limit")
-    setting = (
-        "JupyterHub's default, 100, which FactoryHub leaves as it is"
-        if limit is None
-        else f"{limit} for this experiment (0: none)"
-    )
+    if p7.get("spawn_limit_from") == "site.toml":
+        setting = f"{limit}, as the demo site.toml's `[hub] concurrent_spawn_limit` sets it"
+    elif limit is None:  # a record from before the setting: JupyterHub's own default
+        setting = "JupyterHub's default, 100, which FactoryHub left as it was"
+    else:
+        setting = f"{limit} for this experiment (0: none)"
     told = s.get("retried_429", 0) if s else 0
     return (
         f"JupyterHub's `concurrent_spawn_limit` ({setting}) answers a Start beyond that many"

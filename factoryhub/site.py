@@ -51,6 +51,11 @@ class HubSettings:
     # Sessions are refused while state_dir has less free space than this: a session's job id
     # must be recorded before its job may exist (the hub database lives in state_dir).
     min_free_mb: int = 64
+    # How many sessions may be starting at once (JupyterHub's concurrent_spawn_limit; 0: no
+    # limit). A Start beyond it is answered 429 and retried 30-60 s later, so a workshop's room
+    # pressing Start together should fit under it: at least the largest workshop's seats.
+    # JupyterHub's own default, 100, held half of P7's 200 seats back by 30-60 s each.
+    concurrent_spawn_limit: int = 200
     # The site's own template directories, searched before FactoryHub's templates (the hub's
     # pages, the spawn form, the service's pages); see docs/admin-guide.md, "Templates".
     template_dirs: tuple[str, ...] = ()
@@ -388,6 +393,11 @@ def _check_tls(hub: HubSettings) -> None:
         )
 
 
+def _check_spawn_limit(hub: HubSettings) -> None:
+    if not 0 <= hub.concurrent_spawn_limit <= 10_000:
+        raise SiteError("hub.concurrent_spawn_limit: a whole number from 0 (no limit) to 10000")
+
+
 def _check_trainer_bounds(workshops: WorkshopSettings) -> None:
     if not 0 <= workshops.trainer_max_seats <= MAX_SEATS:
         raise SiteError(f"workshops.trainer_max_seats: a whole number from 0 to {MAX_SEATS}")
@@ -412,6 +422,7 @@ def _check(site: Site) -> Site:
     except (SoftwareError, StorageError) as exc:
         raise SiteError(str(exc)) from None
     _check_tls(site.hub)
+    _check_spawn_limit(site.hub)
     if problem := db_url_problem(site.hub.db_url, site.hub.db_password_file):
         raise SiteError(problem)
     _check_support_and_datasets(site)

@@ -38,6 +38,7 @@ def _set_hub(c: Config, site: Site) -> None:
     c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0.5}
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 4
+    c.JupyterHub.concurrent_spawn_limit = hub.concurrent_spawn_limit  # a workshop's room at once
     # A hub restart must never stop sessions: the jobs live on in Slurm and are re-adopted.
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.cleanup_proxy = False

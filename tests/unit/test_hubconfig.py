@@ -26,6 +26,7 @@ def test_demo_site_config(demo_site, repo):
     assert c.JupyterHub.db_url == f"sqlite:///{Path('/var/lib/factoryhub/jupyterhub.sqlite')}"
     assert c.JupyterHub.allow_named_servers is True
     assert c.Spawner.poll_interval == 10
+    assert c.JupyterHub.concurrent_spawn_limit == 200  # a workshop of 200 starts without a 429
 
 
 def test_config_file_is_thin(repo):

@@ -28,6 +28,7 @@ def test_minimal_site_takes_defaults():
     assert site.partition("cpu").max_cpus == 8
     assert site.hub.hub_port == 8081
     assert site.slurm.command_timeout == 20.0
+    assert site.hub.concurrent_spawn_limit == 200
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,7 @@ def test_minimal_site_takes_defaults():
         (GOOD.replace('partition = "cpu"', 'partition = "gpu"'), "session.partition 'gpu'"),
         (GOOD + "\n[[demo_accounts]]\nname = 'x'\npassword = 'y'\n", "unknown key demo_accounts"),
         ("[hub\n", "not valid TOML"),
+        (GOOD + "\n[hub]\nconcurrent_spawn_limit = -1\n", "hub.concurrent_spawn_limit: a whole"),
     ],
 )
 def test_bad_sites_name_the_key(text, message):
