@@ -29,6 +29,9 @@ debs=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server python3 python
 # Lmod for the site's software environments; btrfs for the embedded site's project and scratch
 # tiers with quotas (this kernel has no ext4/XFS quota support; btrfs quota groups need none).
 debs+=(lmod btrfs-progs)
+# Rootless Podman for the embedded site's container environment (site.toml
+# environments.debian-12): runc as its OCI runtime (see below), uidmap for the learners' ranges.
+debs+=(podman uidmap runc catatonit)
 fi
 # PostgreSQL for the tests of the hub on PostgreSQL (a site uses its own database server).
 [ "$with_tests" = "--test" ] && debs+=(chromium postgresql)
@@ -81,6 +84,26 @@ if ! [ -x "$ds/bin/python" ] || ! [ -d "$ds_site/statsmodels" ]; then
 fi
 echo "$prefix/venv/lib/python3.11/site-packages" > "$ds_site/factoryhub-base.pth"
 chmod -R a+rX "$prefix/modules" "$prefix/envs"
+
+# The container environment's image: a root file system of this host's own Debian packages
+# (nothing downloaded; 8 s), with mount points for what site.toml binds into it. Podman's
+# default runtime, crun, refuses a host whose cgroup v2 tree has controllers beside v1's
+# ("cgroups in hybrid mode not supported"); runc runs on both kinds.
+# Rebuilt when what it is built from changes (the script, its arguments, the host's packages).
+image="$prefix/images/debian-12.rootfs"
+image_args=(--mount-point="$prefix/venv" --mount-point=/etc/slurm --mount-point=/run/munge
+  --mount-point=/project --mount-point=/scratch python3 python3.11 bash dash coreutils slurm-client)
+image_stamp=$( { cat "$repo/deploy/containers/build_rootfs.py"; echo "${image_args[*]}";
+  stat -c %Y /var/lib/dpkg/status; } | sha256sum | cut -c1-16)
+if ! [ -f "$image/etc/factoryhub-image" ] || \
+   [ "$(cat "$prefix/images/debian-12.stamp" 2>/dev/null)" != "$image_stamp" ]; then
+  install -d -o root -g root -m 0755 "$prefix/images"
+  /usr/bin/python3 -I "$repo/deploy/containers/build_rootfs.py" "$image" "${image_args[@]}" >/dev/null
+  echo "$image_stamp" > "$prefix/images/debian-12.stamp"
+fi
+install -d -o root -g root -m 0755 /etc/containers/containers.conf.d
+install -o root -g root -m 0644 "$repo/deploy/containers/factoryhub.conf" \
+  /etc/containers/containers.conf.d/factoryhub.conf
 fi
 
 # Compute nodes of an AI factory have no internet: JupyterLab must not ask for news.

@@ -135,6 +135,30 @@ PODMAN_RUN = (
 )
 
 
+# A Podman container is not a process of its job: conmon, which runs it, leaves the job's process
+# tree, and Slurm's signals at a cancel or at the walltime reach only `podman run`, which may die
+# before it passes them on (proctrack/linuxproc: 6 cancels of 7 by hand left the container
+# running). So `podman run` runs under this guard (fixed text; the runtime, `run` and its
+# arguments come as "$@"): the container gets a name of its own, a signal to the guard stops it
+# by that name (3 s, then SIGKILL: well inside Slurm's KillWait), and whatever ends `podman run`
+# the guard removes the container before it exits with podman's status.
+PODMAN_GUARD = """set -u
+name="factoryhub-${SLURM_JOB_ID:-0}.${SLURM_STEP_ID:-0}-${HOSTNAME%%.*}-$$"
+runtime=$1 command=$2
+shift 2
+trap '"$runtime" stop --ignore --time=3 "$name" >/dev/null 2>&1' TERM INT HUP
+"$runtime" "$command" --name="$name" "$@" &
+child=$!
+status=0
+while true; do
+  wait "$child" && status=0 || status=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+"$runtime" rm --force --ignore --time=1 "$name" >/dev/null 2>&1
+exit "$status"
+"""
+
+
 def runtime_kind(runtime: str) -> str:
     """ "podman" for Podman (`podman run`), "apptainer" for Apptainer and Singularity
     (`apptainer exec`), told by the program's name."""
@@ -153,7 +177,8 @@ def container_launcher(software: SoftwareSettings, image: str) -> tuple[str, ...
     runtime = check_path(software.container_runtime, "container runtime")
     if runtime_kind(runtime) == "podman":
         where = ("--rootfs", image) if image.startswith("/") else (image,)
-        return (runtime, *PODMAN_RUN, *software.container_options, *where)
+        run = (runtime, *PODMAN_RUN, *software.container_options, *where)
+        return ("/bin/bash", "--noprofile", "--norc", "-c", PODMAN_GUARD, "factoryhub-podman", *run)
     return (runtime, "exec", *software.container_options, image)
 
 

@@ -1,97 +1,45 @@
-"""A container environment (site.toml `image`, `[software] container_runtime`) on the real
-Slurm, with rootless Podman where it is installed (Debian's podman, uidmap, runc; not installed
-by deploy/install.sh, see docs/admin-guide.md, "Container environments").
+"""The demo site's container environment (site.toml `environments.debian-12`: an image made of the
+host's own Debian packages by deploy/containers/build_rootfs.py, run by rootless Podman, both
+installed by deploy/install.sh) on the real Slurm:
 
-The image is the one deploy/containers/build_rootfs.py makes from this host's own Debian
-packages (nothing downloaded); a job of a test learner runs FactoryHub's own launcher of the
-environment (`jobscript.site_hooks`) and reports from inside the image. The second test is the
-reason the demo site does not offer the environment: on this site (proctrack/linuxproc) a
-container outlives its cancelled job, because conmon leaves the job's process tree and Slurm's
-signals kill Podman before it passes them on; it is expected to fail until that is solved.
+- a job of a test learner runs FactoryHub's own launcher of the environment and reports from
+  inside the image: its marker, the learner's uid, no node's /work, the hub's descriptor number
+  cleared, Slurm's commands working as the learner;
+- a session started from the hub in that environment runs its kernel inside the image, and once
+  stopped leaves no container behind;
+- a cancelled job leaves no container behind. conmon, which runs a container, leaves the job's
+  process tree, and Slurm's signals (proctrack/linuxproc) reach only `podman run`, which may die
+  before it passes them on: before the launcher's guard (software.PODMAN_GUARD) stopped and
+  removed the container by name, 6 cancels of 7 by hand left it running.
 """
 
-import dataclasses
 import pwd
 import shlex
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from realsite import REPO, wait_until
+from realsite import run_in_kernel, wait_until
 
 from factoryhub.jobscript import site_hooks
-from factoryhub.site import Environment, Site
-from factoryhub.software import SoftwareSettings
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not (shutil.which("podman") and shutil.which("runc") and shutil.which("newuidmap")),
-        reason="rootless Podman is not installed (apt-get install podman uidmap runc catatonit)",
-    ),
-]
+pytestmark = pytest.mark.integration
 LEARNER = "tlearner3"
+ENVIRONMENT = "debian-12"
 VENV = "/opt/factoryhub/venv"
-# bound into the image: FactoryHub's environment, Slurm's configuration and munge's socket (the
-# session reports its port with scontrol, as the learner), the homes
-MOUNTS = (VENV, "/etc/slurm", "/run/munge")
-OPTIONS = (
-    "--volume=/home:/home",
-    *(f"--volume={m}:{m}" + (":ro" if m != "/run/munge" else "") for m in MOUNTS),
-)
-PACKAGES = ("python3", "python3.11", "bash", "dash", "coreutils", "slurm-client")
-# crun refuses hosts whose cgroup v2 tree has controllers next to v1's ("hybrid"): this one
-RUNTIME_CONF = '[engine]\nruntime = "runc"\n'
 
 
 @pytest.fixture(scope="module")
-def image():
-    """The demo image, built as deploy/containers/build_rootfs.py builds it, in a folder
-    every learner can read."""
-    base = Path(tempfile.mkdtemp(prefix="fh-image-", dir="/var/tmp"))
-    base.chmod(0o755)
-    rootfs = base / "demo.rootfs"
-    mounts = [f"--mount-point={m}" for m in MOUNTS]
-    subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            str(REPO / "deploy/containers/build_rootfs.py"),
-            str(rootfs),
-            *mounts,
-            *PACKAGES,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    conf = base / "containers.conf"
-    conf.write_text(RUNTIME_CONF)
-    conf.chmod(0o644)
-    yield rootfs, conf
-    shutil.rmtree(base)
+def image(real_hub) -> tuple[Path, tuple[str, ...]]:
+    """The environment's image and launcher, as the test site (the demo's site.toml) has them."""
+    rootfs = Path(real_hub.site.environments[ENVIRONMENT].image)
+    assert (rootfs / "etc/factoryhub-image").is_file(), "deploy/install.sh builds the image"
+    return rootfs, site_hooks(real_hub.site, ENVIRONMENT).launcher
 
 
-def _site(real_hub, rootfs: Path) -> Site:
-    software = SoftwareSettings(
-        container_runtime=shutil.which("podman") or "", container_options=OPTIONS
-    )
-    env = Environment(label="Debian image (Podman)", prefix=VENV, image=str(rootfs))
-    return dataclasses.replace(
-        real_hub.site, software=software, environments={**real_hub.site.environments, "image": env}
-    )
-
-
-def _as_learner(argv: list[str], conf: Path, **kwargs) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": "/usr/bin:/bin:/usr/sbin",
-        "CONTAINERS_CONF": str(conf),
-        "FACTORYHUB_READY_FD": "3",
-    }
+def _as_learner(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin", "FACTORYHUB_READY_FD": "3"}
     return subprocess.run(
         ["/usr/sbin/runuser", "-u", LEARNER, "--", *argv],
         env=env,
@@ -102,9 +50,9 @@ def _as_learner(argv: list[str], conf: Path, **kwargs) -> subprocess.CompletedPr
     )
 
 
-def _clean_up(conf: Path) -> None:
-    """Whatever containers the learner has left (the second test's leak)."""
-    _as_learner(["podman", "rm", "--force", "--all", "--time=1"], conf, timeout=60)
+def _clean_up() -> None:
+    """Whatever containers the learner has left (a failed test's)."""
+    _as_learner(["podman", "rm", "--force", "--all", "--time=1"], timeout=60)
 
 
 REPORT = (
@@ -118,16 +66,13 @@ REPORT = (
 )
 
 
-def test_a_job_of_the_image_environment_runs_inside_the_image(real_hub, image):
-    rootfs, conf = image
-    launcher = site_hooks(_site(real_hub, rootfs), "image").launcher
+def test_a_job_of_the_image_environment_runs_inside_the_image(image):
+    _, launcher = image
     srun = ["srun", "--partition=debug", "--time=2", "--mem=1G", "--immediate=60", "--quiet"]
     try:
-        done = _as_learner(
-            [*srun, *launcher, f"{VENV}/bin/python", "-c", REPORT], conf, timeout=180
-        )
+        done = _as_learner([*srun, *launcher, f"{VENV}/bin/python", "-c", REPORT], timeout=180)
     finally:
-        _clean_up(conf)
+        _clean_up()
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("FactoryHub demo image: Debian packages of the host"), lines
@@ -135,10 +80,6 @@ def test_a_job_of_the_image_environment_runs_inside_the_image(real_hub, image):
     assert "work False" in lines  # the image's file system, not the node's
     assert "ready fd ''" in lines  # the hub's descriptor number does not cross
     assert "comment True" in lines  # Slurm's commands work inside, as the learner
-
-
-class ContainerOutlivedItsJob(Exception):
-    """The one failure the second test expects (any other is a real failure)."""
 
 
 def _running_in(rootfs: Path) -> list[str]:
@@ -163,31 +104,23 @@ def _running_in(rootfs: Path) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: some runs every cancel wins it (the session's CI run), most not
-    raises=ContainerOutlivedItsJob,
-    reason="with proctrack/linuxproc a Podman container outlives its cancelled job: conmon"
-    " leaves the job's process tree and Slurm kills Podman before it forwards SIGTERM",
-)
-def test_a_cancelled_job_leaves_no_container_behind(real_hub, image):
-    """Whether Podman passes Slurm's SIGTERM on before Slurm's signal reaches the `runc kill`
-    it starts is a race (seen both ways by hand): a few cancels, each must leave nothing."""
-    rootfs, conf = image
-    launcher = site_hooks(_site(real_hub, rootfs), "image").launcher
+def test_a_cancelled_job_leaves_no_container_behind(image):
+    """Whether Podman passes Slurm's SIGTERM on before Slurm's signal ends it is a race (seen both
+    ways by hand): a few cancels, each must leave nothing."""
+    rootfs, launcher = image
     script = f"#!/bin/bash\nexec {shlex.join(launcher)} /usr/bin/sleep 600\n"
     for _ in range(CANCELS):
         try:
-            left = _cancel_and_look(rootfs, conf, script)
+            left = _cancel_and_look(rootfs, script)
         finally:
-            _clean_up(conf)
-        if left:
-            raise ContainerOutlivedItsJob(left)
+            _clean_up()
+        assert not left, left
 
 
 CANCELS = 4
 
 
-def _cancel_and_look(rootfs: Path, conf: Path, script: str) -> list[str]:
+def _cancel_and_look(rootfs: Path, script: str) -> list[str]:
     """Submit `script` as the learner, cancel it once its container runs, and say what of it
     still runs 5 s after the job has left RUNNING."""
     sbatch = [
@@ -198,7 +131,7 @@ def _cancel_and_look(rootfs: Path, conf: Path, script: str) -> list[str]:
         "--mem=1G",
         "--output=/dev/null",
     ]
-    job = _as_learner(sbatch, conf, input=script, timeout=60).stdout.strip()
+    job = _as_learner(sbatch, input=script, timeout=60).stdout.strip()
 
     def sleeping() -> bool:  # the container's own process, not Podman's command line
         return any(
@@ -218,3 +151,40 @@ def _cancel_and_look(rootfs: Path, conf: Path, script: str) -> list[str]:
     wait_until(ended, 60, "the job's end")
     time.sleep(5)
     return _running_in(rootfs)
+
+
+IN_THE_SESSION = (
+    "import os, sys; print(open('/etc/factoryhub-image').readline().strip());"
+    " print('uid', os.getuid()); print('work', os.path.exists('/work'));"
+    " print('prefix', sys.prefix); print('home', os.access(os.path.expanduser('~'), os.W_OK))"
+)
+
+
+def _containers() -> list[str]:
+    """The learner's containers, as Podman lists them."""
+    listed = _as_learner(["podman", "ps", "--all", "--format={{.Names}}"], timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+async def test_a_session_in_the_container_environment_runs_inside_the_image(hub_client, image):
+    """From the hub, as a learner would choose it in the form: the server and its kernel run
+    inside the image, and stopping the session removes the container."""
+    rootfs, _ = image
+    token = hub_client.login_token(LEARNER)
+    hub_client.start(LEARNER, token, name="ctr", options={"environment": ENVIRONMENT})
+    try:
+        job = hub_client.job_of(LEARNER, "ctr")
+        assert [n for n in _containers() if n.startswith(f"factoryhub-{job}.")], _containers()
+        out = await run_in_kernel(hub_client.base, f"/user/{LEARNER}/ctr/", token, IN_THE_SESSION)
+    finally:
+        hub_client.stop(LEARNER, token, name="ctr")
+    lines = out.splitlines()
+    assert lines[0].startswith("FactoryHub demo image: Debian packages of the host"), lines
+    assert lines[1:] == [
+        f"uid {pwd.getpwnam(LEARNER).pw_uid}",
+        "work False",
+        f"prefix {VENV}",
+        "home True",
+    ]
+    wait_until(lambda: not _containers() and not _running_in(rootfs), 30, "no container left")

@@ -6,12 +6,18 @@ so it is never what a session is started with."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from factoryhub.handshake import READY_FD_ENV
 from factoryhub.software import (
+    PODMAN_GUARD,
     SoftwareError,
     SoftwareSettings,
     container_launcher,
@@ -44,7 +50,15 @@ PODMAN = SoftwareSettings(
 
 def test_podman_runs_a_new_container_that_is_removed_when_the_server_ends():
     argv = container_launcher(PODMAN, "/opt/factoryhub/images/demo.rootfs")
-    assert argv[:4] == ("/usr/bin/podman", "run", "--rm", "--init")
+    assert argv[:6] == (
+        "/bin/bash",
+        "--noprofile",
+        "--norc",
+        "-c",
+        PODMAN_GUARD,
+        "factoryhub-podman",
+    )
+    assert argv[6:10] == ("/usr/bin/podman", "run", "--rm", "--init")
     assert "exec" not in argv
     assert argv[-3:] == ("--volume=/home:/home", "--rootfs", "/opt/factoryhub/images/demo.rootfs")
 
@@ -88,3 +102,88 @@ def test_no_runtime_no_image():
     with pytest.raises(SoftwareError, match="cannot be run on this site"):
         container_launcher(SoftwareSettings(), "/srv/x.sif")
     assert container_launcher(PODMAN, "") == ()
+
+
+# A stand-in for podman's command line, for the guard's own behaviour: it writes each call to
+# calls.log; `run` writes its pid and sleeps (ignoring SIGTERM when told to, as a `podman run`
+# that never passes the signal on), `stop NAME` ends that sleep as Podman would end the container,
+# and `run` exits with the status in run-status.
+FAKE_PODMAN = """#!/bin/bash
+here=$(dirname "$0")
+echo "$*" >> "$here/calls.log"
+case $1 in
+  run)
+    [ -e "$here/deaf" ] && trap '' TERM
+    echo $$ > "$here/run.pid"
+    [ -e "$here/run-status" ] && exit "$(cat "$here/run-status")"
+    sleep 60 & wait $!
+    exit 143 ;;
+  stop) kill -KILL "$(cat "$here/run.pid")" ;;
+esac
+"""
+
+
+def _guarded(tmp_path: Path, *command: str) -> tuple[str, ...]:
+    runtime = tmp_path / "podman"
+    runtime.write_text(FAKE_PODMAN)
+    runtime.chmod(0o755)
+    software = SoftwareSettings(container_runtime=str(runtime))
+    return (*container_launcher(software, "/srv/images/lab.rootfs"), *command)
+
+
+def _calls(tmp_path: Path) -> list[list[str]]:
+    return [line.split() for line in (tmp_path / "calls.log").read_text().splitlines()]
+
+
+def _name_of_run(call: list[str]) -> str:
+    (name,) = [a.split("=", 1)[1] for a in call if a.startswith("--name=")]
+    return name
+
+
+def test_the_guard_names_the_container_removes_it_and_exits_with_podmans_status(tmp_path):
+    (tmp_path / "run-status").write_text("7")
+    env = {**os.environ, "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0"}
+    done = subprocess.run(_guarded(tmp_path, "python", "-m", "lab"), env=env, timeout=30)
+    assert done.returncode == 7
+    run, rm = _calls(tmp_path)
+    assert run[0] == "run" and run[1].startswith("--name=factoryhub-4242.0-")
+    assert "--rm" in run and run[-5:] == [
+        "--rootfs",
+        "/srv/images/lab.rootfs",
+        "python",
+        "-m",
+        "lab",
+    ]
+    assert rm == ["rm", "--force", "--ignore", "--time=1", _name_of_run(run)]
+
+
+def _started(tmp_path: Path) -> subprocess.Popen:
+    guard = subprocess.Popen(_guarded(tmp_path, "sleep", "600"), start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "run.pid").exists():
+        assert time.monotonic() < deadline, "the guard never ran podman"
+        time.sleep(0.05)
+    return guard
+
+
+def test_a_signal_to_the_guard_stops_a_container_podman_did_not_pass_it_to(tmp_path):
+    """Slurm's SIGTERM reaches the guard; a `podman run` that does not pass it on (here: deaf
+    to it) would leave the container running: the guard stops it by name, then removes it."""
+    (tmp_path / "deaf").touch()
+    guard = _started(tmp_path)
+    guard.send_signal(signal.SIGTERM)
+    guard.wait(timeout=30)
+    run, stop, rm = _calls(tmp_path)
+    name = _name_of_run(run)
+    assert stop == ["stop", "--ignore", "--time=3", name]
+    assert rm[:1] == ["rm"] and rm[-1] == name
+
+
+def test_a_podman_killed_with_the_job_still_has_its_container_removed(tmp_path):
+    """Slurm signals every process of the step: `podman run` dies at once, conmon's container
+    would live on; the guard removes it by name."""
+    guard = _started(tmp_path)
+    os.killpg(guard.pid, signal.SIGTERM)
+    guard.wait(timeout=30)
+    run, *rest = _calls(tmp_path)
+    assert rest[-1] == ["rm", "--force", "--ignore", "--time=1", _name_of_run(run)]

@@ -69,7 +69,7 @@ def test_an_image_environment_runs_the_server_in_the_runtime(repo):
         ({"modules": ["python/3.11; id"]}, {}, "environments.bad.modules"),
         ({"modules": ["$(id)"]}, {}, "environments.bad.modules"),
         ({"modules": ["a"], "image": "/srv/x.sif"}, {}, "modules or an image, not both"),
-        ({"image": "/srv/x.sif"}, {}, "set software.container_runtime"),
+        ({"image": "/srv/x.sif"}, {"container_runtime": ""}, "set software.container_runtime"),
         ({"image": "http://evil/x"}, {"container_runtime": "/usr/bin/apptainer"}, "image"),
         ({}, {"module_path": ["relative"]}, "module_path"),
         ({}, {"container_runtime": "/usr/bin/x", "container_options": ["-v /:/x"]}, "options"),
