@@ -34,7 +34,13 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from factoryhub.handshake import PROOF_PATH, READY_FD_ENV, format_port_report, session_proof
+from factoryhub.handshake import (
+    PROOF_PATH,
+    READY_FD_ENV,
+    format_port_report,
+    session_proof,
+    wake_line,
+)
 
 SESSION_EXTENSION_ARG = "--ServerApp.jpserver_extensions=factoryhub.session=True"
 VERSION = {"version": "2.21.1"}  # jupyter-server's own answer at <prefix>api
@@ -115,7 +121,7 @@ async def report_port(port: int) -> None:
     fd = os.environ.pop(READY_FD_ENV, "")
     if fd.isdigit():
         with contextlib.suppress(OSError):
-            os.write(int(fd), b"port reported\n")
+            os.write(int(fd), wake_line(port))
             os.close(int(fd))
 
 

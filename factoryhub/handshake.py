@@ -5,6 +5,11 @@
   reads it in the same `squeue --json` it polls with and accepts only an exact match in the
   unprivileged port range. The host never comes from the job: the hub takes the node from Slurm
   and its address from the node's NodeAddr.
+- **The wake-up**: a session started as an immediate allocation's step also says the same
+  report, one line, on a descriptor to the hub (its step's output, `READY_FD_ENV`), once the
+  comment is set: the hub then need not ask Slurm again to read it (every look is an `squeue`
+  of the whole site). Both channels are the learner's own, so what either says is proven
+  before the hub routes to it.
 - **The proof**: a port says nothing of who listens on it; a learner could report any port of
   the node, another service's among them. So before the hub routes to it, the server proves it is
   this session's: the hub sends a fresh random challenge to ``<base_url>factoryhub/proof`` and
@@ -22,7 +27,7 @@ import re
 import secrets
 
 PREFIX = "fhport:"
-READY_FD_ENV = "FACTORYHUB_READY_FD"  # a descriptor to the hub: "the port is reported, look"
+READY_FD_ENV = "FACTORYHUB_READY_FD"  # a descriptor to the hub: "the port is reported: <it>"
 _REPORT = re.compile(r"fhport:(\d{4,5})", re.ASCII)
 LOWEST_PORT = 1024
 HIGHEST_PORT = 65535
@@ -44,6 +49,21 @@ def parse_port_report(comment: str) -> int | None:
         return None
     port = int(match.group(1))
     return port if LOWEST_PORT <= port <= HIGHEST_PORT else None
+
+
+def wake_line(port: int) -> bytes:
+    """What a session says on its wake-up descriptor once its port is in its comment."""
+    return f"{format_port_report(port)}\n".encode()
+
+
+def port_in_wake(line: bytes) -> int | None:
+    """The port in a wake-up line, or None for anything that is not exactly a port report
+    (the line is still a wake-up: look at Slurm)."""
+    try:
+        text = line.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    return parse_port_report(text)
 
 
 def new_challenge() -> str:

@@ -17,6 +17,7 @@ from factoryhub.capacity import Capacity
 from factoryhub.scheduler.slurm import Associations, SlurmClient, SlurmError
 
 CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
+NODE_ADDRESS_MAX_AGE = 30.0  # seconds one reading of the nodes' addresses serves every start
 ASSOCIATIONS_MAX_AGE = 60.0  # seconds a reading of everyone's accounts and QoS is trusted
 # (site.toml [limits] accounting_refresh_seconds; this is its default)
 UNLISTED_RECHECK = 5.0  # a user the reading lacks makes a new one, at most this often
@@ -25,25 +26,49 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class CapacityCache:
-    """The last `Capacity` reading of one Slurm client, refreshed when too old."""
+class SharedReading(Generic[T]):
+    """The last reading of one Slurm client, renewed when older than a caller bears: one
+    reading at a time, which every caller that needs a newer one shares (a room of 200 pressing
+    Start within seconds made a reading of its own per start before: 200 × three commands).
+    A reading the scheduler does not answer gives None and leaves the last one standing."""
 
-    def __init__(self, client: SlurmClient) -> None:
-        self.client = client
+    def __init__(self, fetch: Callable[[], Awaitable[T]], what: str) -> None:
+        self._fetch = fetch
+        self._what = what
         self._taken = 0.0
-        self._value: Capacity | None = None
+        self._value: T | None = None
+        self._reading: asyncio.Future[T | None] | None = None
 
-    async def get(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
-        """A reading at most `max_age` seconds old; None when the scheduler does not answer."""
+    async def get(self, max_age: float) -> T | None:
+        """A reading begun at most `max_age` seconds ago (or the one under way)."""
         if self._value is not None and time.monotonic() - self._taken < max_age:
             return self._value
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read())
+        return await asyncio.shield(self._reading)
+
+    async def _read(self) -> T | None:
+        started = time.monotonic()
         try:
-            self._value = await self.client.capacity()
+            value = await self._fetch()
         except SlurmError as exc:
-            _log.warning("live capacity unavailable: %s", exc)
+            _log.warning("%s unavailable: %s", self._what, exc)
             return None
-        self._taken = time.monotonic()
-        return self._value
+        finally:
+            self._reading = None
+        self._value, self._taken = value, started
+        return value
+
+
+class CapacityCache(SharedReading[Capacity]):
+    """The partitions' live capacity of one Slurm client (`SlurmClient.capacity`)."""
+
+    def __init__(self, client: SlurmClient) -> None:
+        super().__init__(client.capacity, "live capacity")
+        self.client = client
+
+    async def get(self, max_age: float = CAPACITY_MAX_AGE) -> Capacity | None:
+        return await super().get(max_age)
 
 
 class Refreshed(Generic[T]):
@@ -113,6 +138,7 @@ class AssociationCache:
 # client object itself, and `shared_client` gives each installation one client.
 _CACHES: WeakKeyDictionary[SlurmClient, CapacityCache] = WeakKeyDictionary()
 _ASSOCIATIONS: WeakKeyDictionary[SlurmClient, AssociationCache] = WeakKeyDictionary()
+_NODE_ADDRESSES: WeakKeyDictionary[SlurmClient, SharedReading[dict[str, str]]] = WeakKeyDictionary()
 _READINGS: WeakKeyDictionary[SlurmClient, dict[str, Refreshed]] = WeakKeyDictionary()
 
 
@@ -126,6 +152,14 @@ def shared_client(bin_dir: str, timeout: float) -> SlurmClient:
 def capacity_cache(client: SlurmClient) -> CapacityCache:
     """The process-wide cache for `client`."""
     return _CACHES.setdefault(client, CapacityCache(client))
+
+
+def node_addresses(client: SlurmClient) -> SharedReading[dict[str, str]]:
+    """The process-wide reading of `client`'s node addresses (NodeAddr): one `scontrol show
+    node` serves every start for `NODE_ADDRESS_MAX_AGE` seconds instead of one per start."""
+    return _NODE_ADDRESSES.setdefault(
+        client, SharedReading(client.node_addresses, "node addresses")
+    )
 
 
 def association_cache(client: SlurmClient) -> AssociationCache:
@@ -142,4 +176,5 @@ def forget_readings() -> None:
     """Drop every cached reading (tests that change what the scheduler says)."""
     _CACHES.clear()
     _ASSOCIATIONS.clear()
+    _NODE_ADDRESSES.clear()
     _READINGS.clear()

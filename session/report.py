@@ -8,7 +8,7 @@ import contextlib
 import os
 import shutil
 
-from factoryhub.handshake import READY_FD_ENV, format_port_report
+from factoryhub.handshake import READY_FD_ENV, format_port_report, wake_line
 from factoryhub.scheduler.slurm import SlurmClient, SlurmError
 
 
@@ -52,16 +52,16 @@ async def report_port(serverapp) -> None:
         serverapp.log.error("factoryhub: reporting the port failed: %s", str(exc)[:300])
         return
     serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
-    announce_ready()
+    announce_ready(port)
 
 
-def announce_ready(environ=os.environ) -> None:
-    """Tell a hub that waits on this session's step output that the port is in Slurm now
-    (a wake-up only: the hub still reads the port from Slurm). Done once; kernels started
-    later neither inherit the descriptor nor its number."""
+def announce_ready(port: int, environ=os.environ) -> None:
+    """Tell a hub that waits on this session's step output that the port is in Slurm now,
+    and which it is (the hub proves it before routing, as it would the comment's). Done once;
+    kernels started later neither inherit the descriptor nor its number."""
     fd = environ.pop(READY_FD_ENV, "")
     if not fd.isdigit():
         return
     with contextlib.suppress(OSError):
-        os.write(int(fd), b"port reported\n")
+        os.write(int(fd), wake_line(port))
         os.close(int(fd))

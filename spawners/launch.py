@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from factoryhub.handshake import port_in_wake
 from factoryhub.jobscript import (
     SessionJob,
     render_job_script,
@@ -62,14 +63,16 @@ def step_error(path: Path) -> str | None:
 
 
 class ReadyPipe:
-    """The hub's end of a step's standard output: a wake-up, never data (bounded reads).
-    Each descriptor is closed exactly once: a number closed twice may already belong to
-    another connection of the hub."""
+    """The hub's end of a step's standard output: a wake-up, and at most the port the session
+    says it reported (`port`; bounded reads, an exact port report or nothing). Each
+    descriptor is closed exactly once: a number closed twice may already belong to another
+    connection of the hub."""
 
     def __init__(self) -> None:
         self._read, self.write_fd = os.pipe()
         self._transport: asyncio.ReadTransport | None = None
         self._reader = asyncio.StreamReader(limit=4096)
+        self.port: int | None = None
 
     async def start(self) -> None:
         """Begin reading; call once the step holds its copy of `write_fd`."""
@@ -87,9 +90,10 @@ class ReadyPipe:
             await asyncio.sleep(timeout)
             return False
         try:
-            await asyncio.wait_for(self._reader.readline(), timeout)
+            line = await asyncio.wait_for(self._reader.readline(), timeout)
         except (TimeoutError, ValueError):  # nothing yet, or an over-long line: both just mean
             return False  # "look at Slurm as usual"
+        self.port = port_in_wake(line)
         return True
 
     def close(self) -> None:

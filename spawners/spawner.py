@@ -39,7 +39,13 @@ from factoryhub.request import (
     ResourceRequest,
     bounded_options,
 )
-from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, capacity_cache, shared_client
+from factoryhub.scheduler.livesite import (
+    CAPACITY_MAX_AGE,
+    NODE_ADDRESS_MAX_AGE,
+    capacity_cache,
+    node_addresses,
+    shared_client,
+)
 from factoryhub.scheduler.slurm import (
     JobInfo,
     QosLimits,
@@ -83,6 +89,9 @@ def _cached_site(path: str, mtime: float) -> Site:
 
 
 POSITION_MAX_AGE = 5.0  # seconds between queue-position queries of a waiting spawn
+# With a wake-up from the step, how often the job is looked at anyway: a session that cannot
+# write to it (a container's: the descriptor does not cross) is found at this look.
+WAKE_FALLBACK = 1.0
 
 
 class SlurmSpawner(Spawner):
@@ -321,9 +330,14 @@ class SlurmSpawner(Spawner):
         self.watcher.track(job_id, self.user.name, self.job_name())
 
     async def _wait_until_listening(self, ready: ReadyPipe | None) -> tuple[str, int]:
-        """Look at the job every `start_poll_interval`, and at once when its step says its
-        port is reported (`ready`, immediate allocations only)."""
+        """Look at the job every `start_poll_interval`; with a step that will say its port
+        (`ready`, immediate allocations only), every `WAKE_FALLBACK` seconds instead, and take
+        the port it says with the job's state of the last look. Every look is one `squeue` of
+        the whole site: 200 starts looking every quarter second, and again once woken to read
+        the comment, kept one running all the time (P7: ~200 in the 20 s of a room's starts,
+        17 s of CPU on a 2-core machine)."""
         interval, max_age = self.site.slurm.start_poll_interval, self.site.slurm.start_poll_interval
+        said: int | None = None  # the port the step said (proven like the comment's)
         while True:
             snap = await self.watcher.snapshot(max_age=max_age)
             info = snap.jobs.get(self.job_id)
@@ -334,14 +348,20 @@ class SlurmSpawner(Spawner):
                     " for you; please start again."
                 )
             if info is not None:
-                address = await self._address_if_ready(info)
+                address = await self._address_if_ready(info, said)
                 if address is not None:
                     return address
             elif not snap.ok:
                 self.progress_log.add(15, "The scheduler is not answering; still waiting")
-            if ready is not None and await ready.wait(interval):
+            if ready is not None and await ready.wait(max(interval, WAKE_FALLBACK)):
+                said = ready.port
                 ready.close()  # one wake-up is all it gives (closed once more by the caller)
-                ready, max_age = None, 0.0  # a fresh look now
+                ready = None
+                if said is not None and info is not None:
+                    address = await self._address_if_ready(info, said)
+                    if address is not None:
+                        return address
+                max_age = 0.0  # a fresh look now
             else:
                 max_age = interval
                 if ready is None:
@@ -358,7 +378,11 @@ class SlurmSpawner(Spawner):
             self._position = (time.monotonic(), value)
         return value
 
-    async def _address_if_ready(self, info: JobInfo) -> tuple[str, int] | None:
+    async def _address_if_ready(
+        self, info: JobInfo, said: int | None = None
+    ) -> tuple[str, int] | None:
+        """The server's address once the job runs and its port is known: the one its step
+        `said`, else its comment's; None while not yet."""
         phase = classify_state(info.state)
         position = await self._queue_position(info) if phase is Phase.QUEUED else None
         self.progress_log.add(*describe_job(info, phase, position))
@@ -369,12 +393,12 @@ class SlurmSpawner(Spawner):
                 f"Your session's Slurm job {info.job_id} ended ({info.state}, {info.reason})"
                 f" before JupyterLab was ready. The end of ~/{log}:\n{tail}"
             )
-        port = parse_port_report(info.comment)
+        port = said if said is not None else parse_port_report(info.comment)
         if phase is Phase.RUNNING and port is None:
             await self._fail_if_step_failed(info.job_id)
         if phase is not Phase.RUNNING or port is None:
             return None
-        host = (await self.slurm_client.node_addresses()).get(info.nodes)
+        host = await self._node_address(info.nodes)
         if host is None:  # never an address from the job: only a node Slurm lists has one
             self.log.warning(
                 "job %s runs on %.80r, a node Slurm lists no address for", info.job_id, info.nodes
@@ -384,6 +408,15 @@ class SlurmSpawner(Spawner):
         self.job_node = info.nodes
         self.progress_log.add(95, f"JupyterLab is listening on {info.nodes}")
         return host, port
+
+    async def _node_address(self, node: str) -> str | None:
+        """`node`'s address from the shared reading of every node's, read anew when the node
+        is not in it (a node added since)."""
+        shared = node_addresses(self.slurm_client)
+        for max_age in (NODE_ADDRESS_MAX_AGE, 0.0):
+            if (host := ((await shared.get(max_age)) or {}).get(node)) is not None:
+                return host
+        return None
 
     async def _require_proof(self, info: JobInfo, host: str, port: int) -> None:
         """No route to a port the session cannot prove is its own server (another service

@@ -51,10 +51,29 @@ async def test_the_session_wakes_a_waiting_hub_once_through_its_step_output():
     await pipe.start()
     assert not await pipe.wait(0.05)  # nothing said yet: look at Slurm as usual
     environ = {READY_FD_ENV: str(step_end)}
-    announce_ready(environ)
-    assert await pipe.wait(1.0)
+    announce_ready(45678, environ)
+    assert await pipe.wait(1.0) and pipe.port == 45678  # the port, as the comment has it
     assert READY_FD_ENV not in environ  # kernels started later do not get it
-    announce_ready(environ)  # a second call does nothing
+    announce_ready(45678, environ)  # a second call does nothing
+    pipe.close()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"port reported\n", b"fhport:80\n", b"fhport:45678 fhport:1\n", b"\xff\xfe\n", b"x" * 5000],
+)
+async def test_a_wake_up_that_is_not_exactly_a_port_report_gives_no_port(line):
+    import os
+
+    from factoryhub.spawners.launch import ReadyPipe
+
+    pipe = ReadyPipe()
+    step_end = os.dup(pipe.write_fd)
+    await pipe.start()
+    os.write(step_end, line)
+    os.close(step_end)
+    await pipe.wait(1.0)
+    assert pipe.port is None
     pipe.close()
 
 

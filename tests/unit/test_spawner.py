@@ -385,6 +385,88 @@ async def test_the_host_is_never_taken_from_the_job(starting, fake_slurm):
     assert await starting._address_if_ready(fake_slurm.jobs[job_id]) == ("10.0.0.1", 4444)
 
 
+async def test_node_addresses_are_read_once_for_many_starts_and_again_for_a_new_node(
+    starting, fake_slurm, monkeypatch
+):
+    reads = []
+    read = fake_slurm.node_addresses
+
+    async def counted() -> dict[str, str]:
+        reads.append(1)
+        return await read()
+
+    monkeypatch.setattr(fake_slurm, "node_addresses", counted)
+    assert [await starting._node_address("cn01") for _ in range(20)] == ["10.0.0.1"] * 20
+    assert len(reads) == 1  # one `scontrol show node` for twenty starts
+    fake_slurm.addresses["cn09"] = "10.0.0.9"  # a node added since the reading
+    assert await starting._node_address("cn09") == "10.0.0.9" and len(reads) == 2
+    assert await starting._node_address("nowhere") is None and len(reads) == 3
+
+
+class QuietStep:
+    """A step's wake-up pipe that stays quiet twice (records how long the spawner waited on
+    it each time), then wakes the spawner with `says` (a port, or None for a line that is not
+    one): what its session reports, in the job's comment and on the pipe."""
+
+    def __init__(self, fake_slurm, job_id: str, says: int | None) -> None:
+        self.waits: list[float] = []
+        self.fake_slurm, self.job_id, self.says = fake_slurm, job_id, says
+        self.port: int | None = None
+
+    async def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) < 3:
+            return False
+        self.fake_slurm.set_job(self.job_id, "RUNNING", nodes="cn01", comment="fhport:45678")
+        self.port = self.says
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def _quiet_start(starting, fake_slurm, says: int | None) -> QuietStep:
+    job_id = str(fake_slurm.next_id + 1)
+    fake_slurm.set_job(job_id, "RUNNING", nodes="cn01", comment="")
+    starting.job_id = job_id
+    starting.watcher.track(job_id)
+    return QuietStep(fake_slurm, job_id, says)
+
+
+def _looks(fake_slurm) -> int:
+    return len([kind for kind, _ in fake_slurm.calls if kind == "query"])
+
+
+async def test_a_start_with_a_wake_up_looks_every_second_and_takes_the_port_it_says(
+    starting, fake_slurm
+):
+    """Every look is an `squeue` of the whole site: with a wake-up to come, a start looks only
+    every WAKE_FALLBACK seconds (200 starts at a quarter second kept one running all the time),
+    and takes the port the step says without another look, proven before it is routed."""
+    from factoryhub.spawners.spawner import WAKE_FALLBACK
+
+    step = _quiet_start(starting, fake_slurm, 45678)
+    assert await starting._wait_until_listening(step) == ("10.0.0.1", 45678)
+    assert step.waits == [WAKE_FALLBACK] * 3 and WAKE_FALLBACK >= 1.0
+    # quiet waits (over at once here) found the first look under a second old: no new one
+    assert _looks(fake_slurm) == 1
+    assert starting.proofs == [("http://10.0.0.1:45678/user/alice/", "the-session-token")]
+
+
+async def test_a_wake_up_that_says_no_port_is_a_fresh_look_at_the_comment(starting, fake_slurm):
+    step = _quiet_start(starting, fake_slurm, None)
+    assert await starting._wait_until_listening(step) == ("10.0.0.1", 45678)
+    assert _looks(fake_slurm) == 2
+
+
+async def test_a_port_the_step_says_is_proven_like_the_comments(starting, fake_slurm):
+    starting.api_token = "not what the server holds"
+    step = _quiet_start(starting, fake_slurm, 45678)
+    with pytest.raises(SessionFailed, match="not this session's JupyterLab"):
+        await starting._wait_until_listening(step)
+    assert ("cancel", starting.job_id) in fake_slurm.calls
+
+
 def _kinds(fake_slurm) -> list[str]:
     return [kind for kind, _ in fake_slurm.calls if kind in ("salloc", "srun", "submit")]
 
