@@ -18,6 +18,7 @@ from factoryhub.scheduler.slurm import Associations, SlurmClient, SlurmError
 
 CAPACITY_MAX_AGE = 5.0  # seconds one reading serves every form, estimate and spawn
 NODE_ADDRESS_MAX_AGE = 30.0  # seconds one reading of the nodes' addresses serves every start
+CONTROLLER_MAX_AGE = 1.0  # seconds one `scontrol ping` tells every start the controller is up
 ASSOCIATIONS_MAX_AGE = 60.0  # seconds a reading of everyone's accounts and QoS is trusted
 # (site.toml [limits] accounting_refresh_seconds; this is its default)
 UNLISTED_RECHECK = 5.0  # a user the reading lacks makes a new one, at most this often
@@ -138,6 +139,7 @@ class AssociationCache:
 # client object itself, and `shared_client` gives each installation one client.
 _CACHES: WeakKeyDictionary[SlurmClient, CapacityCache] = WeakKeyDictionary()
 _ASSOCIATIONS: WeakKeyDictionary[SlurmClient, AssociationCache] = WeakKeyDictionary()
+_CONTROLLER: WeakKeyDictionary[SlurmClient, SharedReading[bool]] = WeakKeyDictionary()
 _NODE_ADDRESSES: WeakKeyDictionary[SlurmClient, SharedReading[dict[str, str]]] = WeakKeyDictionary()
 _READINGS: WeakKeyDictionary[SlurmClient, dict[str, Refreshed]] = WeakKeyDictionary()
 
@@ -162,6 +164,12 @@ def node_addresses(client: SlurmClient) -> SharedReading[dict[str, str]]:
     )
 
 
+def controller_reading(client: SlurmClient) -> SharedReading[bool]:
+    """The process-wide reading of whether `client`'s controller answers (`scontrol ping`):
+    a room's starts within `CONTROLLER_MAX_AGE` share one ping instead of one each."""
+    return _CONTROLLER.setdefault(client, SharedReading(client.controller_up, "controller"))
+
+
 def association_cache(client: SlurmClient) -> AssociationCache:
     """The process-wide accounts-and-QoS cache for `client`."""
     return _ASSOCIATIONS.setdefault(client, AssociationCache(client))
@@ -177,4 +185,5 @@ def forget_readings() -> None:
     _CACHES.clear()
     _ASSOCIATIONS.clear()
     _NODE_ADDRESSES.clear()
+    _CONTROLLER.clear()
     _READINGS.clear()

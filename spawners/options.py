@@ -25,7 +25,13 @@ from factoryhub.request import (
     without_live_fields,
 )
 from factoryhub.scheduler.budgets import check_budget
-from factoryhub.scheduler.livesite import CAPACITY_MAX_AGE, association_cache, capacity_cache
+from factoryhub.scheduler.livesite import (
+    CAPACITY_MAX_AGE,
+    CONTROLLER_MAX_AGE,
+    association_cache,
+    capacity_cache,
+    controller_reading,
+)
 from factoryhub.scheduler.slurm import SlurmClient
 from factoryhub.site import Site
 
@@ -120,7 +126,8 @@ async def checked_request(options: object, ctx: RequestContext) -> ResourceReque
         refresh = site.limits.accounting_refresh_seconds
         associations = await association_cache(ctx.client).get(user, refresh)
         draft.resolve(access_for(site, user, (), associations), reservations_known=False)
-        if not await ctx.client.controller_up():  # milliseconds, not sbatch's ~18 s
+        # milliseconds, not sbatch's ~18 s; one ping for every start within a second
+        if not await controller_reading(ctx.client).get(CONTROLLER_MAX_AGE):
             raise refuse(user, 503, UNAVAILABLE, options, None)
         # a workshop's reservation may have just begun: read those fresh
         fresh = 0 if draft.reservation else CAPACITY_MAX_AGE

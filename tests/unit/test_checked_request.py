@@ -106,3 +106,23 @@ async def test_a_controller_that_does_not_answer_is_503(ctx, fake_slurm):
     with pytest.raises(RequestRefused) as refused:
         await checked_request({}, ctx)
     assert refused.value.status_code == 503
+
+
+async def test_a_rooms_starts_within_a_second_share_one_controller_ping(ctx, fake_slurm):
+    """Each start asks whether the controller answers before anything else of Slurm (a down
+    controller is refused in milliseconds, not sbatch's ~18 s); twenty starts at once ask it
+    once, as a room pressing Start would."""
+    import asyncio
+
+    pings = []
+    ping = fake_slurm.controller_up
+
+    async def counted() -> bool:
+        pings.append(1)
+        await asyncio.sleep(0.01)  # the ping takes a moment: the others arrive meanwhile
+        return await ping()
+
+    fake_slurm.controller_up = counted
+    starts = [checked_request({"partition": "cpu"}, ctx) for _ in range(20)]
+    assert len(await asyncio.gather(*starts)) == 20
+    assert len(pings) == 1
