@@ -161,7 +161,7 @@ def test_an_environment_the_site_does_not_list_is_refused(hub_client, environmen
 
 def test_the_form_offers_the_environments_and_refuses_another(hub_client):
     page = hub_client.spawn_page("tlearner3")
-    for name in ("default", "ai-cpu", "data-science"):
+    for name in ("default", "ai-cpu", "data-science", "debian-12"):
         assert f'<option value="{name}"' in page, name
     before = subprocess.run(["squeue", "-h", "-u", "tlearner3"], capture_output=True, text=True)
     with hub_client._logged_in("tlearner3") as web:
