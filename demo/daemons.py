@@ -24,8 +24,13 @@ def running_pid(pidfile: Path, owner: str | None = None) -> int | None:
         uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
-    if owner is not None and uid != pwd.getpwnam(owner).pw_uid:
-        return None
+    if owner is not None:
+        try:
+            owner_uid = pwd.getpwnam(owner).pw_uid
+        except KeyError:  # an account not made yet runs nothing
+            return None
+        if uid != owner_uid:
+            return None
     return None if stat.rsplit(")", 1)[1].split()[0] == "Z" else pid
 
 
