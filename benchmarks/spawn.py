@@ -171,11 +171,14 @@ async def _ready_through_hub(client: httpx.AsyncClient, hub: Hub, user: str) -> 
     return Ready(time.perf_counter() - started, messages)
 
 
-async def _wait_for_ready_event(client: httpx.AsyncClient, hub: Hub, user: str) -> tuple[str, int]:
+async def _wait_for_ready_event(
+    client: httpx.AsyncClient, hub: Hub, user: str, headers: dict[str, str] | None = None
+) -> tuple[str, int]:
     """The server's URL from the progress event stream's `ready` event, and the number of
-    messages before it."""
+    messages before it (asked with `headers`, else the client's)."""
     messages = 0
-    async with client.stream("GET", f"{hub.api}/users/{user}/server/progress") as events:
+    url = f"{hub.api}/users/{user}/server/progress"
+    async with client.stream("GET", url, headers=headers) as events:
         async for line in events.aiter_lines():
             if not line.startswith("data:"):
                 continue

@@ -77,6 +77,22 @@ class SlurmAPI(Protocol):
         """Start `command` as a detached step of allocation `job_id`."""
         ...
 
+    async def allocate_and_launch(
+        self,
+        allocation: list[str],
+        step: list[str],
+        command: list[str],
+        *,
+        user: str,
+        env: Mapping[str, str],
+        cwd: str,
+        log_path: str,
+        stdout: int | None = None,
+    ) -> tuple[str | None, bool]:
+        """Both of the above as one act: (job id, whether its step started), (None, False)
+        when it would wait; a job id with False is the caller's to cancel."""
+        ...
+
     async def cancel(self, job_id: str, user: str = "") -> None:
         """Cancel a job (as `user` when named); a job Slurm forgot is already cancelled."""
         ...

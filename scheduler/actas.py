@@ -17,8 +17,9 @@ LOGNAME: no variable of root's or the hub's. Each act and each refusal is writte
 learner could do themselves.
 
 It is installed as a copy of this file run by the system's Python with ``-I -S`` and imports
-only what Python starts with (os, sys, pwd, grp, time): it is on the spawn path twice per start,
-so it starts in about 10 ms, and it trusts no package outside the standard library.
+only what Python starts with (os, sys, pwd, grp, time): it is on the spawn path once per start
+(`ALLOCATE_THEN_STEP`), so it starts in about 10 ms, and it trusts no package outside the
+standard library.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ SUDO = "/usr/bin/sudo"
 CONFIG = "/etc/factoryhub/act-as.conf"  # root's: "group = …", "bin_dir = …", "audit_log = …"
 PROGRAMS = ("sbatch", "salloc", "srun", "scancel")  # from Slurm's bin_dir
 SYSTEM_PROGRAMS = {"tail": "/usr/bin/tail", "setsid": "/usr/bin/setsid"}
+# A session's immediate start in one act instead of two: `salloc --immediate --no-shell` with
+# the first N arguments, then, once granted, `setsid --fork srun --jobid=ID` with the rest.
+ALLOCATE_THEN_STEP = "salloc+srun"
+ALLOCATION_ENV = ("LANG", "LC_ALL", "TZ", "SLURM_CONF", "PATH", "HOME", "USER", "LOGNAME")
+GRANTED = "Granted job allocation "
+MAX_SALLOC_OUTPUT = 64 * 1024
 MAX_HEADER = 256 * 1024
 MAX_ARGS = 64
 MAX_ARG = 4096
@@ -65,10 +72,11 @@ class Rules:
 class Act:
     """One checked request."""
 
-    __slots__ = ("args", "cwd", "env", "program", "user")
+    __slots__ = ("args", "cwd", "env", "name", "program", "user")
 
-    def __init__(self, user, program: str, args: tuple, env: dict, cwd: str) -> None:
+    def __init__(self, user, program: str, args: tuple, env: dict, cwd: str, name: str = ""):
         self.user, self.program, self.args, self.env, self.cwd = user, program, args, env, cwd
+        self.name = name  # as asked: a program's, or ALLOCATE_THEN_STEP
 
 
 def load_rules(path: str = CONFIG) -> Rules:
@@ -161,6 +169,10 @@ def learner(name: str, rules: Rules):
 def program_path(name: str, args, rules: Rules) -> str:
     if name in PROGRAMS:
         return os.path.join(rules.bin_dir, name)
+    if name == ALLOCATE_THEN_STEP:
+        if not args or not args[0].isdigit() or int(args[0]) > len(args) - 1:
+            raise Refused(f"{ALLOCATE_THEN_STEP} takes the number of salloc's arguments first")
+        return os.path.join(rules.bin_dir, "salloc")
     if name == "setsid":  # only to detach a session's srun from the hub
         if list(args[:2]) != ["--fork", os.path.join(rules.bin_dir, "srun")]:
             raise Refused("setsid runs only --fork srun")
@@ -183,7 +195,7 @@ def check(argv, cwd: str, env: dict[str, str], rules: Rules) -> Act:
     if not cwd.startswith("/"):
         raise Refused("the working directory must be an absolute path")
     env = {**env, "HOME": account.pw_dir, "USER": name, "LOGNAME": name}
-    return Act(account, path, args, env, cwd)
+    return Act(account, path, args, env, cwd, program)
 
 
 _JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
@@ -203,7 +215,7 @@ def audit(rules: Rules, caller: str, act: Act | None = None, **refusal: object) 
     if act is not None:
         entry.update(
             user=act.user.pw_name,
-            program=act.program,
+            program=act.name if act.name == ALLOCATE_THEN_STEP else act.program,
             args=[a[:200] for a in act.args],
             env=sorted(act.env),
             cwd=act.cwd[:200],
@@ -227,6 +239,41 @@ def become(account) -> None:
         raise Refused("could not drop privileges")
 
 
+def allocate_then_step(act: Act, bin_dir: str) -> int:
+    """As the learner (after `become`): `salloc --immediate --no-shell` with the allocation's
+    arguments and only the `ALLOCATION_ENV` variables (no token in salloc's environment);
+    salloc's messages to our stderr (the hub's step log, where the hub reads the grant); once
+    granted, `setsid --fork srun --jobid=ID` with the step's arguments and the whole
+    environment in our place. Without a grant, salloc's status (1 when it had none)."""
+    count = int(act.args[0])
+    allocation, step = act.args[1 : 1 + count], act.args[1 + count :]
+    env = {key: value for key, value in act.env.items() if key in ALLOCATION_ENV}
+    read, write = os.pipe()
+    null = os.open(os.devnull, os.O_RDWR)
+    salloc = [act.program, "--immediate", "--no-shell", *allocation]
+    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)]
+    actions.append((os.POSIX_SPAWN_DUP2, write, 2))
+    pid = os.posix_spawn(act.program, salloc, env, file_actions=actions)
+    os.close(write)
+    os.close(null)
+    said = b""
+    while chunk := os.read(read, 65536):
+        said = (said + chunk)[:MAX_SALLOC_OUTPUT]
+    os.close(read)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    os.write(2, said)
+    text = said.decode(errors="replace")
+    at = text.find(GRANTED)
+    job_id = text[at + len(GRANTED) :].split(maxsplit=1)[0] if at >= 0 else ""
+    if status != 0 or not job_id.isdigit():
+        return status if status > 0 else 1
+    srun = os.path.join(bin_dir, "srun")
+    setsid = SYSTEM_PROGRAMS["setsid"]
+    argv = [setsid, "--fork", srun, f"--jobid={job_id}", *step]
+    os.execve(setsid, argv, act.env)  # noqa: S606 - argv, no shell
+    return 127  # not reached
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rules = load_rules()
@@ -245,6 +292,8 @@ def main(argv=None) -> int:
             except OSError:
                 pass
         return 126
+    if act.name == ALLOCATE_THEN_STEP:
+        return allocate_then_step(act, rules.bin_dir)
     os.execve(act.program, [act.program, *act.args], act.env)  # noqa: S606 - argv, no shell
     return 127  # not reached
 

@@ -97,6 +97,15 @@ DETACH_TIMEOUT = 60.0
 REAP_TIMEOUT = 5.0
 
 
+def _read_bounded(path: str, limit: int = 64 * 1024) -> str:
+    """The first `limit` bytes of a file of the hub's, as text ("" when it cannot be read)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def command_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a Slurm command that is given none: the allow-list above."""
     environ = os.environ if environ is None else environ
@@ -268,6 +277,57 @@ class SlurmClient:
         argv, head, run_env, run_cwd = self._as(user, "setsid", ["--fork", *srun], env, cwd)
         async with self._acts:
             await self._detach(argv, head, run_env, run_cwd, log_path, stdout)
+
+    async def allocate_and_launch(
+        self,
+        allocation: list[str],
+        step: list[str],
+        command: list[str],
+        *,
+        user: str,
+        env: Mapping[str, str],
+        cwd: str,
+        log_path: str,
+        stdout: int | None = None,
+    ) -> tuple[str | None, bool]:
+        """`allocate_now` then `launch_step` in one act as `user` (the helper's
+        `ALLOCATE_THEN_STEP`: one sudo and one helper per start instead of two). salloc gets
+        only the locale and `SLURM_CONF` of `env`; its messages, then srun's, go to
+        `log_path`, where the grant is read back. Returns (the job id, whether its step was
+        started): (None, False) when Slurm would not start it at once; a job id with False is
+        a job the caller must cancel."""
+        if not self.switch_user:  # in a learner's kernel: the two commands, as they are
+            allocation_env = {k: v for k, v in env.items() if k in actas.ALLOCATION_ENV}
+            job_id = await self.allocate_now(allocation, user=user, env=allocation_env, cwd=cwd)
+            if job_id is None:
+                return None, False
+            try:
+                await self.launch_step(
+                    job_id, step, command, user=user, env=env, cwd=cwd, log_path=log_path,
+                    stdout=stdout,
+                )  # fmt: skip
+            except SlurmError:
+                return job_id, False
+            return job_id, True
+        args = [str(len(allocation)), *allocation, *step, *command]
+        argv, head, run_env, run_cwd = self._as(user, actas.ALLOCATE_THEN_STEP, args, env, cwd)
+        try:
+            async with self._acts:
+                await self._detach(argv, head, run_env, run_cwd, log_path, stdout)
+        except SlurmError as exc:
+            said = _read_bounded(log_path)
+            if job_id := parse_allocation(said):
+                return job_id, False
+            if "did not detach" in str(exc):
+                raise SchedulerUnavailable("salloc did not answer in time") from None
+            failure = classify_failure(["salloc"], Completed(1, "", said))
+            if isinstance(failure, SchedulerUnavailable):
+                raise failure from None
+            return None, False  # "Requested nodes are busy", a limit, …: sbatch will say
+        job_id = parse_allocation(_read_bounded(log_path))
+        if job_id is None:
+            raise SlurmError("salloc+srun started a step but said no allocation")
+        return job_id, True
 
     async def _detach(
         self,

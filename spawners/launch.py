@@ -2,7 +2,8 @@
 
 - **Immediately** when the partition has room this instant: an allocation granted at once
   (`salloc --immediate --no-shell`), then the server as that allocation's step through a
-  detached `srun`. No wait for the controller's batch scheduling tick.
+  detached `srun`, both in one act as the learner. No wait for the controller's batch
+  scheduling tick.
 - **Queued** otherwise: a batch job (`sbatch`); the learner sees its place and Slurm's reason.
 
 `srun`'s own messages go to a file of the hub's (`step_log`): an error there before the server
@@ -122,35 +123,38 @@ class Launch:
     async def immediately(self, adopt: Adopt) -> tuple[str, ReadyPipe] | None:
         """The job id of an allocation granted this instant with the server started as its
         step, and the step's output; None when Slurm would not start it at once (the queue
-        decides and explains)."""
-        env = command_environment()  # no secret in `salloc`
-        job_id = await self.client.allocate_now(
-            salloc_options(self.job), user=self.user, env=env, cwd=self.home
-        )
-        if job_id is None:
-            return None
-        await adopt(job_id)
-        log = step_log(self.state_dir, job_id)
-        log.parent.mkdir(mode=0o700, exist_ok=True)
+        decides and explains). Allocation and step are one act as the learner; the id is
+        recorded as soon as it is known, and a job whose step did not start is cancelled."""
+        pending = step_log(self.state_dir, f"starting-{os.getpid()}-{id(self):x}")
+        pending.parent.mkdir(mode=0o700, exist_ok=True)
+        pending.touch(mode=0o600)
         script = render_step_script(self.job, os.path.join(self.bin_dir, "scancel"))
         pipe = ReadyPipe()
         try:
-            await self.client.launch_step(
-                job_id,
+            job_id, started = await self.client.allocate_and_launch(
+                salloc_options(self.job),
                 step_options(self.job),
                 ["/bin/bash", "--noprofile", "--norc", "-c", script],
                 user=self.user,
                 env=self.environment,
                 cwd=self.home,
-                log_path=str(log),
+                log_path=str(pending),
                 stdout=pipe.write_fd,
             )
+            if job_id is None:
+                return None
+            pending.rename(step_log(self.state_dir, job_id))
+            await adopt(job_id)
+            if not started:
+                with contextlib.suppress(SlurmError):
+                    await self.client.cancel(job_id, self.user)
+                raise SlurmError(step_error(step_log(self.state_dir, job_id)) or "srun failed")
             await pipe.start()
-        except SlurmError:
+        except BaseException:
             pipe.close()
-            with contextlib.suppress(SlurmError):
-                await self.client.cancel(job_id, self.user)
             raise
+        finally:
+            pending.unlink(missing_ok=True)
         return job_id, pipe
 
     async def queued(self, adopt: Adopt) -> str:

@@ -34,6 +34,7 @@ import pytest
 from factoryhub.budget import AccountBudget
 from factoryhub.capacity import Capacity, parse_partitions, parse_sinfo_nodes
 from factoryhub.jobrecords import JobTable
+from factoryhub.scheduler.actas import ALLOCATION_ENV
 from factoryhub.scheduler.slurm import (
     Associations,
     Completed,
@@ -197,6 +198,7 @@ class FakeSlurm:
         self.down = False
         self.next_id = 100
         self.room = True  # whether an immediate allocation is granted
+        self.step_says = ""  # what a step's srun writes to its log
         self.accounting: Associations | None = None  # sacctmgr's answer; None: no database
         self.listed = ("alice", "bob", "carol")  # the users a reading of everyone lists
         self.budgets: dict[str, AccountBudget] | None = None  # sshare's answer; None: no database
@@ -256,6 +258,21 @@ class FakeSlurm:
         self, job_id, options, command, *, user, env, cwd, log_path, stdout=None
     ) -> None:
         self.calls.append(("srun", (job_id, list(options), list(command), user, dict(env))))
+        if self.step_says:  # what srun writes to its log, as the real one would
+            with open(log_path, "a") as log:
+                log.write(self.step_says)
+
+    async def allocate_and_launch(
+        self, allocation, step, command, *, user, env, cwd, log_path, stdout=None
+    ) -> tuple[str | None, bool]:
+        allocation_env = {k: v for k, v in env.items() if k in ALLOCATION_ENV}  # as the helper
+        job_id = await self.allocate_now(allocation, user=user, env=allocation_env, cwd=cwd)
+        if job_id is None:
+            return None, False
+        await self.launch_step(
+            job_id, step, command, user=user, env=env, cwd=cwd, log_path=log_path
+        )
+        return job_id, True
 
     async def associations(self, user: str) -> Associations | None:
         self.calls.append(("sacctmgr", user))

@@ -24,6 +24,8 @@ import pytest
 import tomli_w
 from realsite import job_id_in, wait_until
 
+from factoryhub.spawners.hubconfig import ROUTE_CHECK_SECONDS
+
 pytestmark = pytest.mark.integration
 
 LEARNER = "tlearner3"
@@ -111,8 +113,10 @@ def test_a_busy_gpu_keeps_the_session_active_and_an_idle_one_does_not(real_hub, 
             return datetime.fromisoformat(server["last_activity"].replace("Z", "+00:00"))
 
         # 0 %: nothing else happens in the session (no kernel, terminal or request), so the
-        # hub's last_activity stays where the start left it
-        time.sleep(2 * REPORT_SECONDS)
+        # hub's last_activity stays where the start left it: once the hub has read the
+        # proxy's routes after the start (the new route's own time stamp comes in with the
+        # first route check, up to ROUTE_CHECK_SECONDS later)
+        time.sleep(max(2 * REPORT_SECONDS, ROUTE_CHECK_SECONDS + 2))
         idle_since = last_activity()
         time.sleep(4 * REPORT_SECONDS)
         assert last_activity() == idle_since, "activity without GPU use"

@@ -247,7 +247,7 @@ def test_no_learner_process_sees_a_secret_of_the_hub_proxy_or_service(hub_client
     token = hub_client.login_token(VICTIM)
     # every path that runs a command as the learner: estimates Slurm must answer (service and
     # form) and a queued start (sbatch) while both CPU nodes are full, a start at once (salloc
-    # + srun), stops (scancel), a failed start (the end of its log, read with tail)
+    # then srun, one act), stops (scancel), a failed start (the end of its log, read with tail)
     blockers = [_hold_node(ATTACKER, "cn01"), _hold_node(VICTIM, "cn02")]
     wait_until(
         lambda: all(squeue_row(j).get("state") == "RUNNING" for j in blockers),
@@ -278,7 +278,7 @@ def test_no_learner_process_sees_a_secret_of_the_hub_proxy_or_service(hub_client
     hub_client.stop(VICTIM, token)
     acts = _acts(VICTIM, since)
     programs = {Path(a["program"]).name for a in acts}
-    assert {"salloc", "setsid", "sbatch", "scancel", "tail"} <= programs, programs
+    assert {"salloc+srun", "sbatch", "scancel", "tail"} <= programs, programs
     estimates = [a for a in acts if "--test-only" in a["args"]]
     assert estimates
     for act in acts:

@@ -529,8 +529,7 @@ async def test_the_next_spawns_stream_never_replays_the_last_ones(starting, unix
 async def test_a_failed_step_ends_the_allocation_and_says_why(starting, fake_slurm, tmp_path):
     job_id = str(fake_slurm.next_id + 1)
     fake_slurm.set_job(job_id, "RUNNING", nodes="cn01")  # the server never reports a port
-    (tmp_path / "steps").mkdir()
-    (tmp_path / "steps" / f"job-{job_id}.log").write_text(
+    fake_slurm.step_says = (
         "srun: error: Unable to create step for job 101: Job/step already completing\n"
     )
     with pytest.raises(SessionFailed, match="Unable to create step"):
