@@ -94,7 +94,8 @@ def start_factoryhub(
         "apply_site(c, load_site(site), site)\n"
         f"c.JupyterHub.services.append({{'name': 'bench', 'api_token': {TOKEN!r}}})\n"
         "c.JupyterHub.load_roles.append({'name': 'bench', 'services': ['bench'], 'scopes':"
-        " ['admin:users', 'admin:servers', 'access:servers', 'read:users']})\n" + extra_config
+        " ['admin:users', 'admin:servers', 'access:servers', 'read:users', 'tokens']})\n"
+        + extra_config
     )
     instance = HubInstance(load_site(site_path), site_path, config)
     start_hub(instance)

@@ -192,7 +192,8 @@ def _minutes_or_none(text: str) -> int | None:
         return None
 
 
-_GRANTED = re.compile(r"Granted job allocation (\d+)")
+# salloc's own line, whole (as fh-act-as's `granted_job` reads it): the first such line wins
+_GRANTED = re.compile(r"^salloc: Granted job allocation ([0-9]+)$", re.MULTILINE)
 
 
 def parse_allocation(text: str) -> str | None:

@@ -170,7 +170,8 @@ def program_path(name: str, args, rules: Rules) -> str:
     if name in PROGRAMS:
         return os.path.join(rules.bin_dir, name)
     if name == ALLOCATE_THEN_STEP:
-        if not args or not args[0].isdigit() or int(args[0]) > len(args) - 1:
+        count = args[0] if args else ""
+        if not (count.isascii() and count.isdecimal()) or int(count) > len(args) - 1:
             raise Refused(f"{ALLOCATE_THEN_STEP} takes the number of salloc's arguments first")
         return os.path.join(rules.bin_dir, "salloc")
     if name == "setsid":  # only to detach a session's srun from the hub
@@ -239,7 +240,26 @@ def become(account) -> None:
         raise Refused("could not drop privileges")
 
 
-def allocate_then_step(act: Act, bin_dir: str) -> int:
+def granted_job(said: str) -> str:
+    """The job id of salloc's one line "salloc: Granted job allocation N" (ASCII digits), ""
+    when it is not there exactly so."""
+    for line in said.splitlines():
+        if line.startswith("salloc: " + GRANTED):
+            job_id = line[len("salloc: " + GRANTED) :]
+            if job_id.isascii() and job_id.isdecimal():
+                return job_id
+    return ""
+
+
+def allocation_pipes() -> tuple[int, int, int]:
+    """salloc's stderr pipe (read, write) and /dev/null, opened while still root: the pipe's
+    inode is then root's, and no other process of the learner's can reopen it through
+    /proc/<salloc>/fd/2 to write a grant of another job before salloc's own."""
+    read, write = os.pipe()
+    return read, write, os.open(os.devnull, os.O_RDWR)
+
+
+def allocate_then_step(act: Act, bin_dir: str, pipes: tuple[int, int, int]) -> int:
     """As the learner (after `become`): `salloc --immediate --no-shell` with the allocation's
     arguments and only the `ALLOCATION_ENV` variables (no token in salloc's environment);
     salloc's messages to our stderr (the hub's step log, where the hub reads the grant); once
@@ -248,8 +268,7 @@ def allocate_then_step(act: Act, bin_dir: str) -> int:
     count = int(act.args[0])
     allocation, step = act.args[1 : 1 + count], act.args[1 + count :]
     env = {key: value for key, value in act.env.items() if key in ALLOCATION_ENV}
-    read, write = os.pipe()
-    null = os.open(os.devnull, os.O_RDWR)
+    read, write, null = pipes
     salloc = [act.program, "--immediate", "--no-shell", *allocation]
     actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1)]
     actions.append((os.POSIX_SPAWN_DUP2, write, 2))
@@ -262,10 +281,8 @@ def allocate_then_step(act: Act, bin_dir: str) -> int:
     os.close(read)
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     os.write(2, said)
-    text = said.decode(errors="replace")
-    at = text.find(GRANTED)
-    job_id = text[at + len(GRANTED) :].split(maxsplit=1)[0] if at >= 0 else ""
-    if status != 0 or not job_id.isdigit():
+    job_id = granted_job(said.decode(errors="replace"))
+    if status != 0 or not job_id:
         return status if status > 0 else 1
     srun = os.path.join(bin_dir, "srun")
     setsid = SYSTEM_PROGRAMS["setsid"]
@@ -282,6 +299,7 @@ def main(argv=None) -> int:
         cwd, env = read_header()
         act = check(argv, cwd, env, rules)
         audit(rules, caller, act)
+        pipes = allocation_pipes() if act.name == ALLOCATE_THEN_STEP else None
         become(act.user)
         os.chdir(act.cwd)  # as the learner: their links are followed with their rights only
     except (Refused, OSError) as exc:
@@ -292,8 +310,8 @@ def main(argv=None) -> int:
             except OSError:
                 pass
         return 126
-    if act.name == ALLOCATE_THEN_STEP:
-        return allocate_then_step(act, rules.bin_dir)
+    if pipes is not None:
+        return allocate_then_step(act, rules.bin_dir, pipes)
     os.execve(act.program, [act.program, *act.args], act.env)  # noqa: S606 - argv, no shell
     return 127  # not reached
 

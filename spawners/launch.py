@@ -143,8 +143,8 @@ class Launch:
             )
             if job_id is None:
                 return None
+            await adopt(job_id)  # refuses another session's job: its step log stays its own
             pending.rename(step_log(self.state_dir, job_id))
-            await adopt(job_id)
             if not started:
                 with contextlib.suppress(SlurmError):
                     await self.client.cancel(job_id, self.user)

@@ -316,7 +316,18 @@ class SlurmSpawner(Spawner):
 
     async def _adopt(self, job_id: str) -> None:
         """Make `job_id` this server's job, persisted before anything else happens (I1); a job
-        whose id cannot be recorded is cancelled at once."""
+        whose id cannot be recorded is cancelled at once; an id that is already another
+        session's job is refused, and nothing of it recorded or cancelled."""
+        if self.watcher.owned_by_another(job_id, self.user.name, self.job_name()):
+            self.log.error(
+                "%s was said to be granted job %s, another session's job: refused",
+                self._log_name,
+                job_id,
+            )
+            raise SessionFailed(
+                "Slurm's answer to your session's start named another session's job; nothing"
+                " was started for you. Please start again, and tell the site's support."
+            )
         self.job_id = job_id
         try:
             self._persist_state()

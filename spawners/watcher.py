@@ -47,8 +47,16 @@ class JobWatcher:
         self._latest = Snapshot(taken=0.0, error="not queried yet")
         self._inflight: asyncio.Future[Snapshot] | None = None
 
+    def owned_by_another(self, job_id: str, user: str, name: str) -> bool:
+        """Whether `job_id` is watched already as another user's or another server's job."""
+        return self._owners.get(job_id, (user, name)) != (user, name)
+
     def track(self, job_id: str, user: str = "", name: str = "") -> None:
-        """Watch `job_id`; with `user` and `name`, only a record of that user and name counts."""
+        """Watch `job_id`; with `user` and `name`, only a record of that user and name counts.
+        A job watched as another's stays theirs (ValueError): a start that says an id it was
+        not granted must not take a job, and so a session, from its owner."""
+        if user and self.owned_by_another(job_id, user, name):
+            raise ValueError(f"job {job_id} is watched as another session's")
         self._tracked[job_id] = self._tracked.get(job_id, 0) + 1
         if user:
             self._owners[job_id] = (user, name)

@@ -15,6 +15,7 @@ from factoryhub.scheduler.actas import (
     Refused,
     Rules,
     allocate_then_step,
+    allocation_pipes,
     check,
     header,
     program_path,
@@ -153,7 +154,7 @@ def _allocate_then_step(tmp_path, salloc_says: str, salloc_exit: int = 0) -> tup
     if pid == 0:  # pragma: no cover - the child
         fd = os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
         os.dup2(fd, 2)
-        os._exit(allocate_then_step(act, str(bin_dir)))
+        os._exit(allocate_then_step(act, str(bin_dir), allocation_pipes()))
     status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     for _ in range(100):  # setsid --fork: srun runs on after the helper
         if (bin_dir / "srun.args").exists() or status != 0:

@@ -678,3 +678,24 @@ async def test_the_form_offers_the_effective_limits_of_partition_and_qos(
     assert table["by_qos"]["long"]["gpu"]["walltime_minutes"] == 1440
     assert table["by_qos"]["normal"]["gpu"]["walltime_minutes"] == 720
     assert table["by_qos"]["normal"]["debug"]["walltime_minutes"] == 30  # the lower: debug's
+
+
+async def test_a_start_said_to_be_granted_another_sessions_job_takes_nothing_of_it(
+    starting, fake_slurm, tmp_path
+):
+    """A start whose grant names a job the hub watches as another session's (a forged grant
+    line): refused before anything is recorded, renamed or cancelled; the job stays its
+    owner's (before: the watcher's owner was overwritten and the owner's session dropped)."""
+    job_id = str(fake_slurm.next_id + 1)
+    (tmp_path / "steps").mkdir()
+    theirs = tmp_path / "steps" / f"job-{job_id}.log"
+    theirs.write_text("the owner's step log\n")
+    starting.watcher.track(job_id, "bob", "fh:test:bob:")
+    with pytest.raises(SessionFailed, match="another session's job"):
+        await starting._submit_and_wait("/home/alice")
+    assert starting.job_id == ""
+    assert starting.watcher.owned_by_another(job_id, "alice", starting.job_name())
+    assert not starting.watcher.owned_by_another(job_id, "bob", "fh:test:bob:")
+    assert theirs.read_text() == "the owner's step log\n"
+    assert not any(kind == "cancel" for kind, *_ in fake_slurm.calls)
+    assert not list((tmp_path / "steps").glob("job-starting-*"))
