@@ -460,11 +460,15 @@ def p7_series(
         record.update(workshop=name, made=made)
         names = seat_names(name, seats)
         runs: dict[str, list[dict]] = {"floor": [], "factoryhub": []}
+        settles: list[float] = []
         for _ in range(repeat):
             proxy = (floor_api, floor_token)
+            settles.append(settle())
             runs["floor"].append(asyncio.run(floor_round(names, f"ws-{name}", proxy)))
+            settles.append(settle())
             runs["factoryhub"].append(asyncio.run(factoryhub_round(hub, names)))
         record["runs"] = runs
+        record["settle_s"] = settles
     finally:
         stop_hub(instance)
         stop_daemon(floor_pidfile)
@@ -473,6 +477,29 @@ def p7_series(
                 record["ended"] = end_workshop(instance.site_path, name)
     record["summary"] = summarise_p7(record)
     return record
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def settle(busy_below: float = 0.15, window_s: float = 2.0, limit_s: float = 120.0) -> float:
+    """Wait until the machine is quiet (under `busy_below` of its CPUs busy over `window_s`)
+    before a round: 200 servers just stopped leave slurmctld, slurmdbd and MariaDB writing
+    their accounting for a while, and a round started into that measured the floor's last
+    seat between 15.5 and 27.6 s in one run. Seconds waited (at most `limit_s`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        busy0, total0 = _cpu_ticks()
+        time.sleep(window_s)
+        busy1, total1 = _cpu_ticks()
+        if (busy1 - busy0) <= busy_below * max(total1 - total0, 1):
+            break
+    return round(time.monotonic() - started, 1)
 
 
 def machine_memory() -> dict[str, int]:

@@ -125,16 +125,17 @@ def ensure_folder(folder: StorageFolder) -> None:
 
 def ensure_project_groups(site: Site, everyone: Iterable[str]) -> None:
     """Each project's group exists with the users its Slurm account lists; the login group
-    (a project open to everyone) is the accounts' own and is not changed here."""
+    (a project open to everyone) is made when missing (a fresh machine before its first
+    learner) but its members are the accounts' own and are not changed here."""
     everyone = list(everyone)
     for project, group in site.storage.projects.items():
-        if group == site.hub.allowed_group:
-            continue
         try:
             present = set(grp.getgrnam(group).gr_mem)
         except KeyError:
             _run(["groupadd", group])
             present = set()
+        if group == site.hub.allowed_group:
+            continue
         for user in project_members(project, site.access.accounts, everyone):
             if user not in present and _user_exists(user):
                 _run(["usermod", "--append", "--groups", group, user])

@@ -96,3 +96,25 @@ def test_a_purge_of_a_tier_that_is_a_link_is_refused(tmp_path):
 def test_the_tier_model_defaults_describe_no_quota():
     storage = StorageSettings()
     assert storage.home == StorageTier(path="/home") and storage_plan(storage, ["a"]) == []
+
+
+def test_a_fresh_machine_gets_the_login_group_and_its_members_are_left_alone(
+    demo_site, monkeypatch
+):
+    """`slurm start` on a machine with no learner yet: the open project's folder is the
+    login group's, which did not exist (a KeyError stopped `make test` before this)."""
+    from factoryhub.demo import storage
+
+    made: list[list[str]] = []
+
+    def no_group(name):
+        raise KeyError(name)
+
+    monkeypatch.setattr(storage.grp, "getgrnam", no_group)
+    monkeypatch.setattr(storage, "_run", made.append)
+    monkeypatch.setattr(storage, "_user_exists", lambda user: True)
+    storage.ensure_project_groups(demo_site, ["alice"])
+    login = demo_site.hub.allowed_group
+    assert ["groupadd", login] in made
+    assert not any(argv[0] == "usermod" and argv[-2] == login for argv in made)
+    assert all(argv[0] in ("groupadd", "usermod") for argv in made)
