@@ -11,7 +11,7 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	deploy/install.sh --test
 	$(PY)/factoryhub slurm start --repo $(CURDIR)
 	$(MAKE) lint
-	FACTORYHUB_TESTS=all $(PY)/pytest -p no:cacheprovider --durations=30
+	FACTORYHUB_TESTS=all $(PY)/pytest -p no:cacheprovider --durations=30 --junitxml=reports/pytest.xml
 	$(PY)/factoryhub course check
 	$(PY)/factoryhub course validate --on slurm --reports reports
 	benchmarks/peer/install.sh
