@@ -13,7 +13,7 @@ test:            ## install what the tests need too, start Slurm, lint, run ever
 	$(MAKE) lint
 	FACTORYHUB_TESTS=all $(PY)/pytest -p no:cacheprovider --durations=30 --junitxml=reports/pytest.xml
 	$(PY)/factoryhub course check
-	$(PY)/factoryhub course validate --on slurm --reports reports
+	$(PY)/factoryhub course validate --on slurm --as ttrainer --reports reports  # the tests' trainer (made by pytest), never the demo's
 	benchmarks/peer/install.sh
 	$(PY)/python benchmarks/run.py --smoke --out reports/bench-smoke
 

@@ -104,13 +104,25 @@ def _folders(given: list[Path]) -> list[Path]:
 
 
 def _validating_user(args: argparse.Namespace, site: Site) -> str:
+    """The account the notebooks run as: --as, else (as root) the site's first trainer, else
+    whoever runs the command. An account missing on this machine, or root, is one sentence."""
     if args.user:
-        return args.user
-    if os.geteuid() == 0:
+        user = args.user
+    elif os.geteuid() == 0:
         if not site.hub.trainers:
             raise SystemExit("Running as root: name an account with --as (never root)")
-        return site.hub.trainers[0]
-    return getpass.getuser()
+        user = site.hub.trainers[0]
+    else:
+        user = getpass.getuser()
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise SystemExit(
+            f"error: no account {user!r} on this machine to validate as: name one with --as"
+        ) from None
+    if account.pw_uid == 0:
+        raise SystemExit("error: notebooks are never validated as root: name an account with --as")
+    return user
 
 
 def _duration_note(folder: Path) -> str:

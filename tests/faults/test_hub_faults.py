@@ -215,9 +215,15 @@ def test_f16_database_locked_for_seconds(hub_client, real_hub):
 def _fill(filler, leave: int) -> None:
     """Fill the hub's state file system (its own tmpfs, see conftest) up to `leave` bytes free."""
     filler.unlink(missing_ok=True)
-    size = shutil.disk_usage(filler.parent).free - leave
-    if size > 0:
-        subprocess.run(["fallocate", "-l", str(size), str(filler)], check=True)
+    for _ in range(10):  # the hub may write a block between the count and the fallocate
+        size = shutil.disk_usage(filler.parent).free - leave
+        if size <= 0:
+            return
+        run = subprocess.run(["fallocate", "-l", str(size), str(filler)], capture_output=True)
+        if run.returncode == 0:
+            return
+        filler.unlink(missing_ok=True)
+    raise AssertionError(f"could not fill {filler.parent}: {run.stderr.decode()}")
 
 
 def test_f17_disk_full_refuses_spawns_cleanly_and_recovers(hub_client, real_hub):

@@ -2,7 +2,9 @@
 
 import subprocess
 import sys
+from argparse import Namespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -50,3 +52,14 @@ def test_validate_outside_the_checkout_says_what_to_pass_without_a_traceback(tmp
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "pass --site /path/to/site.toml or set FACTORYHUB_SITE" in run.stderr
+
+
+def test_validating_as_an_account_this_machine_lacks_is_one_sentence(monkeypatch):
+    """On a new machine the site's trainer may not exist yet (make test before make demo)."""
+    site = SimpleNamespace(hub=SimpleNamespace(trainers=("fh-no-such-trainer",)))
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    with pytest.raises(SystemExit, match=r"no account 'fh-no-such-trainer' .* name one with --as"):
+        cli._validating_user(Namespace(user=None), site)
+    with pytest.raises(SystemExit, match=r"never validated as root"):
+        cli._validating_user(Namespace(user="root"), site)
+    assert cli._validating_user(Namespace(user="nobody"), site) == "nobody"
