@@ -217,6 +217,18 @@ def seat_jobs(seats: list[str]) -> dict[str, list[tuple[str, str]]]:
     return jobs
 
 
+def reported_jobs(seats: list[str], within_s: float = 15.0) -> dict[str, list[tuple[str, str]]]:
+    """`seat_jobs` once every seat's job has its port report: a session wakes the hub before
+    it writes its comment, so the last ones may still be writing when every seat is ready."""
+    deadline = time.monotonic() + within_s
+    while True:
+        jobs = seat_jobs(seats)
+        written = all(c.startswith("fhport:") for own in jobs.values() for _, c in own)
+        if written or time.monotonic() > deadline:
+            return jobs
+        time.sleep(0.5)
+
+
 def lost_and_duplicated(
     seats: list[str], ready: set[str], routes: dict[str, dict], jobs: dict[str, list]
 ) -> dict[str, list[str]]:
@@ -268,7 +280,7 @@ async def factoryhub_round(hub: Hub, seats: list[str]) -> dict[str, object]:
                 hub_memory = process_memory_kb(pid) if pid else {}
                 lean = lean_servers_rss_kb(set(seats))
                 routes = await _all_routes(client, hub)
-                jobs = await asyncio.to_thread(seat_jobs, seats)
+                jobs = await asyncio.to_thread(reported_jobs, seats)
             stalls = loop_stalls(log, log_start)
         finally:
             await _stop_all(client, hub, seats)

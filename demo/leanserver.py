@@ -10,10 +10,10 @@ It is a standard-library asyncio HTTP server that
   (the spawner appends JupyterHub's and FactoryHub's ``--ServerApp.*`` arguments);
 - when started with FactoryHub's session extension named
   (``--ServerApp.jpserver_extensions=factoryhub.session=True``, as the spawner does), does what
-  that extension does to be accepted (`factoryhub.handshake`): writes ``fhport:<port>`` into its
-  own job's comment with `scontrol` (as the learner) and then wakes the hub through
-  ``FACTORYHUB_READY_FD``. Without it (the floor of the benchmarks) it reports nothing, as a bare
-  jupyterhub-singleuser would not;
+  that extension does to be accepted (`factoryhub.handshake`): wakes the hub through
+  ``FACTORYHUB_READY_FD`` with its port, then writes ``fhport:<port>`` into its own job's
+  comment with `scontrol` (as the learner). Without it (the floor of the benchmarks) it
+  reports nothing, as a bare jupyterhub-singleuser would not;
 - answers ``<prefix>factoryhub/proof?challenge=…`` with the HMAC proof under the session's API
   token (`handshake.session_proof`), and every other GET under ``JUPYTERHUB_SERVICE_PREFIX``
   with 200 and jupyter-server's version JSON, which is what the hub and the proxy check.
@@ -106,23 +106,22 @@ async def _serve_one(
 
 
 async def report_port(port: int) -> None:
-    """The port into this job's comment, as the learner (`factoryhub.handshake`), then the
-    wake-up on the descriptor the hub gave the step."""
+    """As FactoryHub's session does (`factoryhub.session.report`): the wake-up on the
+    descriptor the hub gave the step, then the port into this job's comment, as the learner."""
     job_id = os.environ.get("SLURM_JOB_ID", "")
     if not job_id.isdigit():
         print("leanserver: not in a Slurm job; port not reported", file=sys.stderr)
-        return
-    scontrol = shutil.which("scontrol") or "/usr/bin/scontrol"
-    argv = [scontrol, "update", f"JobId={job_id}", f"Comment={format_port_report(port)}"]
-    done = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
-    if await done.wait() != 0:
-        print(f"leanserver: reporting port {port} failed", file=sys.stderr)
         return
     fd = os.environ.pop(READY_FD_ENV, "")
     if fd.isdigit():
         with contextlib.suppress(OSError):
             os.write(int(fd), wake_line(port))
             os.close(int(fd))
+    scontrol = shutil.which("scontrol") or "/usr/bin/scontrol"
+    argv = [scontrol, "update", f"JobId={job_id}", f"Comment={format_port_report(port)}"]
+    done = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
+    if await done.wait() != 0:
+        print(f"leanserver: reporting port {port} failed", file=sys.stderr)
 
 
 async def listen(settings: LeanSettings) -> tuple[asyncio.Server, int]:

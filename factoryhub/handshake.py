@@ -6,10 +6,12 @@
   unprivileged port range. The host never comes from the job: the hub takes the node from Slurm
   and its address from the node's NodeAddr.
 - **The wake-up**: a session started as an immediate allocation's step also says the same
-  report, one line, on a descriptor to the hub (its step's output, `READY_FD_ENV`), once the
-  comment is set: the hub then need not ask Slurm again to read it (every look is an `squeue`
-  of the whole site). Both channels are the learner's own, so what either says is proven
-  before the hub routes to it.
+  report, one line, on a descriptor to the hub (its step's output, `READY_FD_ENV`), just
+  before it sets the comment: the hub then need not ask Slurm again to read it (every look is
+  an `squeue` of the whole site), and the comment's `scontrol update` is not on the start's
+  path. The comment stays the record for a hub that was not waiting on the step (a queued
+  job, a look after the wake-up was missed). Both channels are the learner's own, so what
+  either says is proven before the hub routes to it.
 - **The proof**: a port says nothing of who listens on it; a learner could report any port of
   the node, another service's among them. So before the hub routes to it, the server proves it is
   this session's: the hub sends a fresh random challenge to ``<base_url>factoryhub/proof`` and
@@ -27,7 +29,7 @@ import re
 import secrets
 
 PREFIX = "fhport:"
-READY_FD_ENV = "FACTORYHUB_READY_FD"  # a descriptor to the hub: "the port is reported: <it>"
+READY_FD_ENV = "FACTORYHUB_READY_FD"  # a descriptor to the hub: "the server listens at <port>"
 _REPORT = re.compile(r"fhport:(\d{4,5})", re.ASCII)
 LOWEST_PORT = 1024
 HIGHEST_PORT = 65535
@@ -52,7 +54,7 @@ def parse_port_report(comment: str) -> int | None:
 
 
 def wake_line(port: int) -> bytes:
-    """What a session says on its wake-up descriptor once its port is in its comment."""
+    """What a session says on its wake-up descriptor once it listens (before the comment)."""
     return f"{format_port_report(port)}\n".encode()
 
 

@@ -1,5 +1,6 @@
 """The session's side of the handshake (`factoryhub.handshake`): once the server listens, its
-port goes into the job's own Slurm comment, as the learner."""
+port is said to a hub waiting on the step, then goes into the job's own Slurm comment, as
+the learner."""
 
 from __future__ import annotations
 
@@ -46,19 +47,20 @@ async def report_port(serverapp) -> None:
     if not port:
         serverapp.log.error("factoryhub: the server never bound a port; nothing reported")
         return
+    announce_ready(port)  # a hub waiting on the step first: the comment is not on its path
     try:
         await session_client().set_comment(job_id, format_port_report(port))
     except SlurmError as exc:
         serverapp.log.error("factoryhub: reporting the port failed: %s", str(exc)[:300])
         return
     serverapp.log.info("factoryhub: reported port %s to the hub via job %s", port, job_id)
-    announce_ready(port)
 
 
 def announce_ready(port: int, environ=os.environ) -> None:
-    """Tell a hub that waits on this session's step output that the port is in Slurm now,
-    and which it is (the hub proves it before routing, as it would the comment's). Done once;
-    kernels started later neither inherit the descriptor nor its number."""
+    """Tell a hub that waits on this session's step output which port the server listens on
+    (the hub proves it before routing, as it would the comment's), before the comment is
+    written: a room's 200 `scontrol update`s then come after each start, not inside it. Done
+    once; kernels started later neither inherit the descriptor nor its number."""
     fd = environ.pop(READY_FD_ENV, "")
     if not fd.isdigit():
         return

@@ -1,11 +1,13 @@
 import pytest
 
 from factoryhub.handshake import (
+    READY_FD_ENV,
     format_port_report,
     new_challenge,
     parse_port_report,
     proves_identity,
     session_proof,
+    wake_line,
 )
 
 
@@ -139,3 +141,35 @@ async def test_the_session_reports_the_port_jupyter_server_chose_once_it_listens
         writer.close()
     finally:
         app.http_server.stop()
+
+
+async def test_a_waiting_hub_is_woken_before_the_comment_is_written(monkeypatch):
+    """The wake-up first: a room's 200 `scontrol update`s of the comment come after each
+    start, not inside it (P7); the comment is still written."""
+    import logging
+    import os
+
+    from factoryhub.session import report
+
+    class App:
+        http_server, port, log = object(), 45678, logging.getLogger("test-serverapp")
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    said_first = []
+
+    class Client:
+        async def set_comment(self, job_id, comment):
+            try:
+                said_first.append(os.read(read_end, 100))
+            except BlockingIOError:
+                said_first.append(b"")
+
+    monkeypatch.setattr(report, "session_client", Client)
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    monkeypatch.setenv(READY_FD_ENV, str(write_end))
+    try:
+        await report.report_port(App())
+        assert said_first == [wake_line(45678)]
+    finally:
+        os.close(read_end)
