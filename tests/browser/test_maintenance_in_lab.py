@@ -19,6 +19,7 @@ import httpx
 import pytest
 from chromium import IMAGES
 from clock import clock
+from labkit import run_all
 from playwright.sync_api import expect
 from realsite import notebook_model
 
@@ -89,10 +90,7 @@ def test_a_maintenance_window_shows_in_the_form_and_the_gpu_widget(maintenance, 
         # ?reset: the learner's saved workspace (another test's notebook) is not restored
         page.goto(f"{hub_client.base}/user/{LEARNER}/lab/tree/maintenance.ipynb?reset")
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-        page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-        page.keyboard.press("Escape")
-        page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-        page.locator("li[data-command='runmenu:run-all']").click()
+        run_all(page)
         outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell-outputArea")
 
         # a job of the default hour ends before the window: when it would end

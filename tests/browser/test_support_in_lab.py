@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from chromium import IMAGES
+from labkit import run_all
 from playwright.sync_api import expect
 from realsite import FACTORYHUB, PASSWORDS, SMTP_PORT, notebook_model, wait_until
 
@@ -76,10 +77,7 @@ def test_a_learner_asks_from_jupyterlab_and_staff_see_the_ticket(page, hub_clien
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
         )
-        page.click(".jp-Notebook")
-        page.keyboard.press("Escape")
-        page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-        page.locator("li[data-command='runmenu:run-all']").click()
+        run_all(page)
         widget = page.locator(".jp-Cell-outputArea").nth(0)
         expect(widget).to_contain_text("This is exactly what will be sent", timeout=60_000)
         widget.locator("textarea").fill("My training notebook stops after the first epoch.")

@@ -4,6 +4,7 @@ each go to reports/screenshots/ (widget-*.png; docs/images/ with FACTORYHUB_REFR
 import httpx
 import pytest
 from chromium import IMAGES
+from labkit import run_all
 from playwright.sync_api import expect
 from realsite import PASSWORDS, notebook_model
 
@@ -42,11 +43,7 @@ def test_widgets_render_in_jupyterlab(page, hub_client):
     page.goto(f"{hub_client.base}/user/tlearner1/lab/tree/widgets-tour.ipynb?reset")
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    page.click(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    page.keyboard.press("Escape")
-    # The menu bar's own items (cell text such as "run_path" must not match).
-    page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
-    page.locator("li[data-command='runmenu:run-all']").click()
+    run_all(page)
 
     outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell-outputArea")
     gpu = outputs.nth(1)
