@@ -40,8 +40,9 @@ from spawn import (
     REPO,
     VENV,
     Hub,
-    _listening,
     _wait_for_ready_event,
+    floor_allocate,
+    floor_serve,
     loop_stalls,
     start_factoryhub,
     start_floor_proxy,
@@ -371,44 +372,17 @@ async def _floor_seat(
     await asyncio.sleep(delay)
     prefix, port = f"/floor/{seat}/", FLOOR_PORTS + index
     started = time.perf_counter()
-    as_seat = ["/usr/sbin/runuser", "-u", seat, "--"]
     request = ["--partition=training", f"--reservation={reservation}", f"--account={reservation}"]
     request += ["--nodes=1", "--ntasks=1", "--cpus-per-task=1", "--mem=1G"]
-    salloc = [*as_seat, "salloc", "--immediate", "--no-shell", "--time=10", *request, "-J", "floor"]
-    proc = await asyncio.create_subprocess_exec(*salloc, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    from factoryhub.scheduler.slurm import parse_allocation
-
-    job_id = parse_allocation(err.decode())
-    if not job_id:
-        raise RuntimeError(f"floor: no immediate allocation for {seat}: {err.decode()[:200]}")
+    job_id = await floor_allocate(seat, request)
     env = {
         "PATH": f"{VENV}:/usr/bin:/bin",
         "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
         "JUPYTERHUB_SERVICE_PREFIX": prefix,
     }
-    srun = ["srun", f"--jobid={job_id}", "--ntasks=1", "--input=none", "--output=/dev/null"]
     server = [str(VENV / "python"), *LEAN[1:], "--ServerApp.ip=127.0.0.1"]
     server.append(f"--ServerApp.port={port}")
-    step = await asyncio.create_subprocess_exec(
-        *as_seat, "setsid", "--fork", *srun, *server,
-        cwd=f"/home/{seat}", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    await step.wait()
-    deadline = time.monotonic() + 300
-    while not _listening(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"floor: {seat}'s server not listening after 300 s")
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(timeout=60) as client:
-        proxy_api, token = proxy
-        route = f"{proxy_api}/api/routes{prefix.rstrip('/')}"
-        headers = {"Authorization": f"token {token}"}
-        r = await client.post(route, json={"target": f"http://127.0.0.1:{port}"}, headers=headers)
-        r.raise_for_status()
-        r = await client.get(f"http://127.0.0.1:27000{prefix}api")
-        if r.status_code != 200:
-            raise RuntimeError(f"floor: {seat}'s server answered {r.status_code}")
+    await floor_serve(seat, job_id, server, port, prefix, proxy, env)
     return time.perf_counter() - started, job_id
 
 

@@ -265,15 +265,7 @@ async def _floor_one(
     endpoint (the one JupyterHub checks) through the proxy."""
     prefix = f"/floor/{user}/"
     started = time.perf_counter()
-    as_user = ["/usr/sbin/runuser", "-u", user, "--"]
-    salloc = [*as_user, "salloc", "--immediate", "--no-shell", "--time=10"]
-    proc = await asyncio.create_subprocess_exec(
-        *salloc, *SLURM_REQUEST, "--job-name=floor", stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await proc.communicate()
-    job_id = parse_allocation(err.decode())
-    if not job_id:
-        raise RuntimeError(f"floor: no immediate allocation for {user}: {err.decode()[:200]}")
+    job_id = await floor_allocate(user, SLURM_REQUEST)
     env = {
         "PATH": f"{VENV}:/usr/bin:/bin",
         "JUPYTERHUB_API_TOKEN": secrets.token_hex(16),
@@ -287,8 +279,38 @@ async def _floor_one(
         "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
         "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
     }
-    srun = ["srun", f"--jobid={job_id}", "--ntasks=1", "--input=none", "--output=/dev/null"]
     server = [str(VENV / "jupyterhub-singleuser"), "--ServerApp.ip=127.0.0.1"]
+    await floor_serve(user, job_id, server, port, prefix, proxy, env)
+    return time.perf_counter() - started, job_id
+
+
+async def floor_allocate(user: str, request: list[str]) -> str:
+    """An immediate allocation as `user` (runuser, no hub), named "floor": its job id."""
+    as_user = ["/usr/sbin/runuser", "-u", user, "--"]
+    salloc = [*as_user, "salloc", "--immediate", "--no-shell", "--time=10", *request]
+    proc = await asyncio.create_subprocess_exec(
+        *salloc, "--job-name=floor", stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    job_id = parse_allocation(err.decode())
+    if not job_id:
+        raise RuntimeError(f"floor: no immediate allocation for {user}: {err.decode()[:200]}")
+    return job_id
+
+
+async def floor_serve(
+    user: str,
+    job_id: str,
+    server: list[str],
+    port: int,
+    prefix: str,
+    proxy: tuple[str, str],
+    env: dict[str, str],
+) -> None:
+    """`server` as a detached step of `job_id` (as `user`, setsid --fork srun), then its proxy
+    route once it listens on `port`; done at its first 200 of `<prefix>api` through the proxy."""
+    as_user = ["/usr/sbin/runuser", "-u", user, "--"]
+    srun = ["srun", f"--jobid={job_id}", "--ntasks=1", "--input=none", "--output=/dev/null"]
     launch = [*as_user, "setsid", "--fork", *srun, *server]
     step = await asyncio.create_subprocess_exec(
         *launch, cwd=f"/home/{user}", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -308,7 +330,6 @@ async def _floor_one(
         r = await client.get(f"http://127.0.0.1:27000{prefix}api")
         if r.status_code != 200:
             raise RuntimeError(f"floor: {user}'s server answered {r.status_code}")
-    return time.perf_counter() - started, job_id
 
 
 def _listening(port: int) -> bool:
