@@ -92,15 +92,15 @@ runs from its own first press to the first 200 of its server through the proxy. 
   both sides run a standard-library asyncio HTTP server that does what a hub needs of a session
   and nothing else. It listens on one IPv4 socket at a port the system picks; when FactoryHub's
   session extension is named on its command line (the spawner names it; the floor does not, as
-  a bare jupyterhub-singleuser would report nothing) it reports the port in its job's comment
-  (`fhport:<port>`, with `scontrol`, as the seat) and wakes the hub through
-  `FACTORYHUB_READY_FD`; it answers the hub's proof challenge with the HMAC under the session's
-  token, and every other request under its prefix with jupyter-server's version JSON. The hub
-  runs it as `c.Spawner.cmd = {p7["lean_cmd"]!r}`, to which the spawner appends its
-  `--ServerApp.*` arguments (taken and ignored). It serves no files, runs no kernel and checks
-  no login. What it leaves out is left out on both sides, so the difference measured is the
-  hub's own: the request's checks, the allocation and step, the port report and proof, the
-  route, the progress stream.
+  a bare jupyterhub-singleuser would report nothing) it wakes the hub through
+  `FACTORYHUB_READY_FD` with its port, then writes the port into its job's comment
+  (`fhport:<port>`, with `scontrol`, as the seat); it answers the hub's proof challenge with
+  the HMAC under the session's token, and every other request under its prefix with
+  jupyter-server's version JSON. The hub runs it as `c.Spawner.cmd = {p7["lean_cmd"]!r}`,
+  to which the spawner appends its `--ServerApp.*` arguments (taken and ignored). It serves no
+  files, runs no kernel and checks no login. What it leaves out is left out on both sides, so
+  the difference measured is the hub's own: the request's checks, the allocation and step, the
+  port report and proof, the route, the progress stream.
 {P7_END}"""
 
 
