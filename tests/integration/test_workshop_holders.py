@@ -51,7 +51,11 @@ def holder_site(real_hub, hub_client, tmp_path):
 
 
 def _processes() -> list[str]:
-    found = subprocess.run(["pgrep", "-U", SEAT], capture_output=True, text=True)
+    # as `end` counts them: a zombie (reaped by init in its own time) runs nothing and holds nothing
+    states = "D,R,S,T,t,W,P,I"
+    found = subprocess.run(
+        ["pgrep", "-U", SEAT, "--runstates", states], capture_output=True, text=True
+    )
     return found.stdout.split()
 
 
