@@ -3,7 +3,7 @@
 from playwright.sync_api import Error as PlaywrightError
 
 VISIBLE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-NOT_RUN = "p => p && /^\\[ \\]/.test(p.textContent.trim())"
+RAN = "p => !/^\\[ \\]/.test(p.textContent.trim())"  # queued [*] or run [n]
 
 
 def run_all(page, tries: int = 3) -> None:
@@ -19,9 +19,7 @@ def run_all(page, tries: int = 3) -> None:
         page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
         page.locator("li[data-command='runmenu:run-all']").click()
         try:
-            page.wait_for_function(
-                f"p => !({NOT_RUN})(p)", arg=prompt.element_handle(), timeout=15_000
-            )
+            page.wait_for_function(RAN, arg=prompt.element_handle(), timeout=15_000)
             return
         except PlaywrightError:
             continue
